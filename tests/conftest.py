@@ -23,6 +23,14 @@ def _global_seeds():
     return [int(spec)]
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        help="also run tests marked slow (benchmarks cover them otherwise)",
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     has_gpu = cupy_or_none() is not None
     in_simulator = cuda_simulator_enabled()
@@ -30,7 +38,11 @@ def pytest_collection_modifyitems(config, items):
     skip_sim = pytest.mark.skip(
         reason="numba CUDA kernels: run with NUMBA_ENABLE_CUDASIM=1"
     )
+    skip_slow = pytest.mark.skip(reason="slow: run with --run-slow")
+    run_slow = config.getoption("--run-slow")
     for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(skip_slow)
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(skip_gpu)
         if "cudasim" in item.keywords and not (in_simulator or has_gpu):
