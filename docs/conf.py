@@ -56,3 +56,18 @@ sphinx_gallery_conf = {
     "plot_gallery": os.environ.get("SPARSESOLVE_DOCS_PLOT_GALLERY", "True"),
     "write_computation_times": False,
 }
+
+
+def _skip_metadata_routing(app, what, name, obj, skip, options):
+    """Hide scikit-learn's generated ``set_*_request`` methods.
+
+    They are added to every estimator by scikit-learn's metadata routing and
+    their docstrings cross-reference scikit-learn's own user guide.
+    """
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return skip
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_metadata_routing)

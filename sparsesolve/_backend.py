@@ -22,6 +22,7 @@ import importlib
 import os
 
 import array_api_compat
+import array_api_compat.numpy  # noqa: F401 - get_namespace returns it
 import numpy as np
 
 __all__ = [
@@ -52,7 +53,9 @@ cuda = None
 # Namespaces
 # --------------------------------------------------------------------------
 def _is_array(obj):
-    return hasattr(obj, "__array_namespace__") or isinstance(obj, np.ndarray)
+    # array-api-compat also recognises libraries (torch) whose arrays do not
+    # carry __array_namespace__ themselves.
+    return array_api_compat.is_array_api_obj(obj)
 
 
 def get_namespace(*arrays):
@@ -430,7 +433,7 @@ class ElementwiseKernel:
         flat = []
         for position, value in enumerate(params):
             array = xp.asarray(value, dtype=x.dtype, device=array_api_compat.device(x))
-            if array.ndim == 0:
+            if array.ndim == 0 or (array.ndim == 1 and array.shape[0] == 1):
                 array = xp.reshape(array, (1,))
             elif tuple(array.shape) == tuple(x.shape):
                 array = xp.reshape(array, (-1,))
@@ -519,6 +522,25 @@ def register_elementwise(name=None, *, n_params=1):
     return decorate
 
 
+def _import_kernel_modules():
+    """Import every family's ``_kernels`` module so its kernels register.
+
+    Kernels register themselves when their module is imported; a caller that
+    asks for one by name before importing its family still finds it.
+    """
+    import pkgutil
+
+    package = importlib.import_module("sparsesolve")
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.ispkg:
+            continue
+        try:
+            importlib.import_module(f"sparsesolve.{info.name}._kernels")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"sparsesolve.{info.name}._kernels":
+                raise
+
+
 def kernel(name, xp=None):
     """Return the registered elementwise kernel ``name``.
 
@@ -539,6 +561,8 @@ def kernel(name, xp=None):
     ElementwiseKernel
         Callable as ``kernel(x, *params)``.
     """
+    if name not in _REGISTRY:
+        _import_kernel_modules()
     if name not in _REGISTRY:
         raise KeyError(
             f"No kernel named {name!r}; registered kernels: {sorted(_REGISTRY)}."

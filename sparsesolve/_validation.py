@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numbers
 
+import array_api_compat
 import numpy as np
 from sklearn import get_config
 from sklearn.utils.validation import check_is_fitted
@@ -31,7 +32,7 @@ __all__ = [
 
 def _is_foreign_array(X):
     """True for arrays of another library (CuPy, array-api-strict, ...)."""
-    if not hasattr(X, "__array_namespace__") or isinstance(X, np.ndarray):
+    if isinstance(X, np.ndarray) or not array_api_compat.is_array_api_obj(X):
         return False
     return not is_numpy_namespace(get_namespace(X))
 
@@ -111,7 +112,10 @@ def _check_foreign(X, *, ensure_2d, allow_complex, ensure_all_finite, dtype):
             f"Found array with 0 sample(s) (shape={tuple(X.shape)}) while a "
             "minimum of 1 is required."
         )
-    if ensure_all_finite:
+    if ensure_all_finite == "allow-nan":
+        if bool(xp.any(xp.isinf(X))):
+            raise ValueError("Input X contains infinity.")
+    elif ensure_all_finite:
         check_finite(X, "X", xp)
     return X
 
@@ -206,7 +210,7 @@ def validate_data(
         )
         _set_or_check_n_features(estimator, X, reset)
         return X
-    if allow_complex and np.iscomplexobj(X) and not _is_foreign_array(X):
+    if allow_complex and not _is_foreign_array(X) and np.iscomplexobj(X):
         X = _check_complex_numpy(
             X, ensure_2d=ensure_2d, ensure_all_finite=ensure_all_finite
         )
@@ -251,8 +255,8 @@ def check_same_device(X, estimator, *, attribute, method):
     check_same_namespace(X, estimator, attribute=attribute, method=method)
     fitted = getattr(estimator, attribute)
     fitted_ns = get_namespace(fitted).__name__
-    if isinstance(X, (list, tuple, numbers.Number)) or not hasattr(
-        X, "__array_namespace__"
+    if isinstance(X, (list, tuple, numbers.Number)) or not (
+        array_api_compat.is_array_api_obj(X)
     ):
         x_ns = "array_api_compat.numpy"
     else:

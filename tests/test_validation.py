@@ -75,3 +75,12 @@ def test_progress_bar_counts_iterations(capsys):
     assert progress.n_updates == 2
     captured = capsys.readouterr()
     assert "iteration 2" in captured.out + captured.err
+
+
+def test_foreign_array_allow_nan_rejects_only_infinity():
+    est = BaseEstimator()
+    X = array_api_strict.asarray([[np.nan, 1.0]])
+    assert validate_data(est, X, ensure_all_finite="allow-nan").shape == (1, 2)
+    with pytest.raises(ValueError, match="infinity"):
+        validate_data(est, array_api_strict.asarray([[np.inf, 1.0]]),
+                      ensure_all_finite="allow-nan")

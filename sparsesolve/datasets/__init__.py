@@ -7,4 +7,18 @@ and return NumPy arrays (move them to the GPU yourself with ``cupy.asarray``);
 downloaded at run time.
 """
 
-__all__ = []
+from ._clustering import make_fewshot_episodes
+from ._coding import make_image_patches
+from ._completion import make_completion_problem
+from ._kronecker import make_kronecker_sparse
+from ._poisson import make_poisson_problem
+from ._unmixing import make_hyperspectral
+
+__all__ = [
+    "make_completion_problem",
+    "make_fewshot_episodes",
+    "make_hyperspectral",
+    "make_image_patches",
+    "make_kronecker_sparse",
+    "make_poisson_problem",
+]

@@ -1,0 +1,382 @@
+"""Benchmark of Kronecker-structured sparse Bayesian learning (issue 3).
+
+Methods on the same data (per seed the factors are drawn once and shared):
+KroneckerSBL with method="svd" and "am", classical SBL (method="classic",
+the in-house unstructured baseline on the dense dictionary), scikit-learn's
+ARDRegression (real data, sizes S and P only, dense dictionary) and oracle
+least squares on the true support. Sizes follow the spec (I = 3 modes):
+
+* S: A_i of shapes (4, 8), (5, 8), (6, 8): N = 512, M = 120, 2 nonzeros/mode
+* P: (8, 15), (12, 15), (15, 15): N = 3375, M = 1440, 3 nonzeros/mode (paper)
+* L: (16, 32) x 3: N = 32768, M = 4096, 3 nonzeros/mode (dense methods
+  would need a 1 GiB dictionary and are not run)
+
+Seeds follow the spec's protocol for the fast methods (T = 100 at S, 20 at
+P; 3 at L); classical SBL and ARDRegression run on fewer seeds (20 at S; 3
+and 1 at P) because one dense fit at P takes 10-100 s here. Support recovery
+is reported with the spec's definition (``srr``) and with the truth
+thresholded like the estimate (``srr_detectable``, see ``_srr``).
+
+The noise variance is given to the SBL methods (known-noise runs of the
+paper). Everything runs with one BLAS thread (threadpoolctl): on a loaded
+2-core machine two threads made dense SBL many times slower. Timings are the
+best of a few runs after a warm-up for the fast methods and a single run for
+the slow anchors.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from _harness import Report, peak_memory, time_call
+from threadpoolctl import threadpool_limits
+
+from sparsesolve.datasets import make_kronecker_sparse
+from sparsesolve.kronecker import KroneckerOperator, KroneckerSBL
+
+SIZES = {
+    "S": ([(4, 8), (5, 8), (6, 8)], 2),
+    "P": ([(8, 15), (12, 15), (15, 15)], 3),
+    "L": ([(16, 32), (16, 32), (16, 32)], 3),
+}
+# Support recovery: |x_n| > 1e-3 max |x| counts as detected (spec, SRR).
+_SRR_THRESHOLD = 1e-3
+
+
+def _nmse(estimate, truth):
+    return float(np.sum(np.abs(estimate - truth) ** 2) / np.sum(np.abs(truth) ** 2))
+
+
+def _srr(estimate, truth, *, detectable=False):
+    """Support recovery rate |S_hat & S| / |S_hat | S| (spec section 2.1).
+
+    ``S_hat`` keeps the estimated entries above ``1e-3 max |x_hat|``. With
+    ``detectable=False`` (the spec's definition) ``S`` is every nonzero of the
+    truth. Rank-1 values (products of one N(0, 1) draw per mode) often put
+    true entries far below ``1e-3 max |x|``, so that definition scores the
+    truth itself below 1; ``detectable=True`` applies the same relative
+    threshold to the truth (as the authors' PC-KroSBL ``recover_rate.m``
+    does), so that a perfect estimate scores exactly 1.
+    """
+    found = np.abs(estimate) > _SRR_THRESHOLD * np.max(np.abs(estimate))
+    if detectable:
+        true = np.abs(truth) > _SRR_THRESHOLD * np.max(np.abs(truth))
+    else:
+        true = truth != 0
+    return float(np.sum(found & true) / np.sum(found | true))
+
+
+def _db(value):
+    return float(10 * np.log10(value)) if value and value > 0 else None
+
+
+def _problem(size, seed, snr_db, complex_values=False):
+    shapes, n_nonzero = SIZES[size]
+    Y, factors, X = make_kronecker_sparse(shapes, n_nonzero, snr_db,
+                                          complex=complex_values,
+                                          random_state=seed)
+    clean = KroneckerOperator(factors).matvec(X[0])
+    noise_variance = float(np.mean(np.abs(clean) ** 2) * 10 ** (-snr_db / 10))
+    return Y, factors, X, noise_variance
+
+
+def _oracle(factors, y, truth):
+    """Least squares on the true (Kronecker) support: (⊗ A_i[:, S_i]) x_S = y."""
+    sizes = [f.shape[1] for f in factors]
+    support = (truth != 0).reshape(sizes)
+    modes = [np.flatnonzero(support.any(axis=tuple(j for j in range(len(sizes))
+                                                    if j != i)))
+             for i in range(len(sizes))]
+    sub = factors[0][:, modes[0]]
+    for factor, index in zip(factors[1:], modes[1:], strict=True):
+        sub = np.kron(sub, factor[:, index])
+    solution = np.linalg.lstsq(sub, y, rcond=None)[0]
+    estimate = np.zeros(truth.shape, dtype=solution.dtype)
+    grids = np.meshgrid(*modes, indexing="ij")
+    estimate[np.ravel_multi_index([g.ravel() for g in grids], sizes)] = solution
+    return estimate
+
+
+def _fit_sbl(method, factors, Y, noise_variance):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # non-convergence is recorded as n_iter
+        model = KroneckerSBL(factors, method=method,
+                             noise_variance=noise_variance).fit(Y)
+    return model
+
+
+def _fit_ard(A, y):
+    from sklearn.linear_model import ARDRegression
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ARDRegression(fit_intercept=False).fit(A, y)
+
+
+def _measure(report, size, seed, snr_db, method, function, truth, *, repeat,
+             memory=False, **extra):
+    warmup = 1 if repeat > 1 else 0
+    result, seconds = time_call(function, repeat=repeat, warmup=warmup)
+    estimate, n_iter = result
+    row = dict(size=size, seed=seed, snr_db=snr_db, method=method,
+               nmse=_nmse(estimate, truth), srr=_srr(estimate, truth),
+               srr_detectable=_srr(estimate, truth, detectable=True),
+               seconds=seconds, n_iter=n_iter, **extra)
+    if memory:
+        _, peak = peak_memory(function)
+        row["peak_mib"] = peak / 2**20
+    return report.add(**row)
+
+
+def _run_case(report, size, seed, snr_db, methods, *, memory=False):
+    Y, factors, X, noise_variance = _problem(size, seed, snr_db)
+    truth = X[0]
+    for method in methods:
+        if method in ("svd", "am", "classic"):
+            def function(method=method):
+                model = _fit_sbl(method, factors, Y, noise_variance)
+                return model.coef_[0], model.n_iter_
+            repeat = 1 if method == "classic" else 3
+        elif method == "ard":
+            A = KroneckerOperator(factors).todense()
+
+            def function(A=A):
+                model = _fit_ard(A, Y[0])
+                return model.coef_, getattr(model, "n_iter_", None)
+            repeat = 1
+        else:  # oracle least squares
+            def function():
+                return _oracle(factors, Y[0], truth), None
+            repeat = 3
+        _measure(report, size, seed, snr_db, method, function, truth,
+                 repeat=repeat, memory=memory and method in ("svd", "am", "oracle"))
+
+
+def _estep_check():
+    """Fast E-step vs a dense N x N posterior on the S size (relative errors)."""
+    from sparsesolve._backend import get_namespace
+    from sparsesolve.kronecker._posterior import kron_vector, kronecker_posterior
+
+    xp = get_namespace(np.ones(1))
+    errors = {}
+    for complex_values in (False, True):
+        rng = np.random.RandomState(0)
+        shapes = SIZES["S"][0]
+        factors = [rng.standard_normal(s) + (1j * rng.standard_normal(s)
+                                             if complex_values else 0)
+                   for s in shapes]
+        gammas = [rng.uniform(0.05, 2.0, n) for _, n in shapes]
+        y = rng.standard_normal((1, 120))
+        mean, variance = kronecker_posterior(factors, gammas, 0.3, y, xp)
+        A = KroneckerOperator(factors).todense()
+        precision = A.conj().T @ A / 0.3 + np.diag(1 / kron_vector(gammas, xp))
+        # Two refinement steps with extended-precision residuals make the
+        # dense reference accurate far below the 1e-10 being checked.
+        wide = np.clongdouble if complex_values else np.longdouble
+        precision_wide = precision.astype(wide)
+        Sigma = np.linalg.inv(precision)
+        rhs = (A.conj().T @ y[0] / 0.3)
+        ref_mean = Sigma @ rhs
+        identity = np.eye(len(precision), dtype=wide)
+        for _ in range(2):
+            Sigma = Sigma + Sigma @ (identity - precision_wide @ Sigma.astype(wide)
+                                     ).astype(Sigma.dtype)
+            ref_mean = ref_mean + Sigma @ (rhs.astype(wide) - precision_wide
+                                           @ ref_mean.astype(wide)).astype(rhs.dtype)
+        ref_variance = np.real(np.diag(Sigma))
+        kind = "complex" if complex_values else "real"
+        errors[f"estep_mean_rel_error_{kind}"] = float(
+            np.linalg.norm(mean[0] - ref_mean) / np.linalg.norm(ref_mean))
+        errors[f"estep_variance_rel_error_{kind}"] = float(
+            np.linalg.norm(variance - ref_variance) / np.linalg.norm(ref_variance))
+    return errors
+
+
+def _stats(rows, size, method, snr_db=25):
+    picked = [r for r in rows if r["size"] == size and r["method"] == method
+              and r["snr_db"] == snr_db]
+    if not picked:
+        return None
+    nmse = np.array([r["nmse"] for r in picked])
+    stats = {
+        "n_seeds": len(picked),
+        "median_nmse_db": _db(np.median(nmse)),
+        "mean_nmse_db": _db(np.mean(nmse)),
+        "mean_srr": float(np.mean([r["srr"] for r in picked])),
+        "mean_srr_detectable": float(np.mean([r["srr_detectable"]
+                                              for r in picked])),
+        "median_seconds": float(np.median([r["seconds"] for r in picked])),
+    }
+    peaks = [r["peak_mib"] for r in picked if "peak_mib" in r]
+    if peaks:
+        stats["max_peak_mib"] = float(max(peaks))
+    return stats
+
+
+def _summary(report):
+    rows = report.rows
+    summary = {}
+    for size in SIZES:
+        for method in ("svd", "am", "classic", "ard", "oracle"):
+            stats = _stats(rows, size, method)
+            if stats is not None:
+                summary[f"{size}_{method}"] = stats
+    svd_p, oracle_p = summary.get("P_svd"), summary.get("P_oracle")
+    if svd_p and oracle_p:
+        summary["P_svd_median_gap_to_oracle_db"] = (
+            svd_p["median_nmse_db"] - oracle_p["median_nmse_db"])
+        summary["P_svd_srr"] = svd_p["mean_srr"]
+        summary["P_svd_srr_detectable"] = svd_p["mean_srr_detectable"]
+        # The truth scored against itself with the spec's SRR: the ceiling
+        # any estimator can reach on these draws.
+        truths = [_problem("P", seed, 25)[2][0] for seed in
+                  sorted({r["seed"] for r in rows if r["size"] == "P"
+                          and r["method"] == "svd" and r["snr_db"] == 25})]
+        summary["P_truth_srr_ceiling"] = float(np.mean(
+            [_srr(x, x) for x in truths]))
+    for anchor in ("classic", "ard"):
+        other = [r for r in rows if r["size"] == "P" and r["method"] == anchor
+                 and r["snr_db"] == 25]
+        if not (svd_p and other):
+            continue
+        # Compare on the seeds the (slow) anchor ran on, so means see the
+        # same problems.
+        seeds = {r["seed"] for r in other}
+        mine = [r for r in rows if r["size"] == "P" and r["method"] == "svd"
+                and r["snr_db"] == 25 and r["seed"] in seeds]
+        summary[f"P_{anchor}_seeds"] = sorted(seeds)
+        summary[f"P_svd_mean_gain_over_{anchor}_db"] = (
+            _db(np.mean([r["nmse"] for r in other]))
+            - _db(np.mean([r["nmse"] for r in mine])))
+        summary[f"P_speedup_svd_vs_{anchor}"] = report.ratio(
+            float(np.median([r["seconds"] for r in other])),
+            float(np.median([r["seconds"] for r in mine])))
+    fails = [r for r in rows if r["size"] == "P" and r["method"] == "svd"
+             and r["snr_db"] == 25]
+    oracle = {r["seed"]: r["nmse"] for r in rows if r["size"] == "P"
+              and r["method"] == "oracle" and r["snr_db"] == 25}
+    if fails:
+        # Failure: NMSE more than 10x the oracle's on the same seed (spec).
+        summary["P_svd_failure_rate"] = float(np.mean(
+            [r["nmse"] > 10 * oracle[r["seed"]] for r in fails]))
+        # Paired view: per seed, SVD-KroSBL's NMSE minus the oracle's (dB);
+        # the issue's figure compares the two medians, which one failed seed
+        # shifts.
+        summary["P_svd_paired_median_gap_to_oracle_db"] = float(np.median(
+            [_db(r["nmse"]) - _db(oracle[r["seed"]]) for r in fails]))
+    svd_l = summary.get("L_svd")
+    if svd_l:
+        summary["L_svd_seconds"] = svd_l["median_seconds"]
+        summary["L_svd_peak_mib"] = svd_l.get("max_peak_mib")
+    return summary
+
+
+def _figure(report):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colours = {"svd": "C0", "am": "C1", "classic": "C2", "ard": "C3", "oracle": "k"}
+    for size, marker in zip(SIZES, "os^", strict=True):
+        for method, colour in colours.items():
+            picked = [r for r in report.rows if r["size"] == size
+                      and r["method"] == method]
+            snrs = sorted({r["snr_db"] for r in picked})
+            if len(snrs) > 1:
+                medians = [_db(np.median([r["nmse"] for r in picked
+                                          if r["snr_db"] == s])) for s in snrs]
+                axes[0].plot(snrs, medians, marker=marker, color=colour,
+                             label=f"{method} ({size})")
+            at25 = [r for r in picked if r["snr_db"] == 25]
+            if at25:
+                axes[1].scatter([np.median([r["seconds"] for r in at25])],
+                                [_db(np.median([r["nmse"] for r in at25]))],
+                                marker=marker, color=colour,
+                                label=f"{method} ({size})")
+    axes[0].set(xlabel="SNR (dB)", ylabel="median NMSE (dB)",
+                title="Accuracy vs SNR")
+    axes[1].set(xscale="log", xlabel="seconds per fit (1 BLAS thread)",
+                ylabel="median NMSE (dB) at 25 dB", title="Accuracy vs time")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def run(quick=False, device="cpu"):
+    """Run the benchmark and write ``results/kronecker.json`` and ``.png``.
+
+    Parameters
+    ----------
+    quick : bool, default=False
+        Few seeds, no dense method at size P (CI smoke test, < 1 min).
+    device : {"cpu", "gpu"}, default="cpu"
+        Only "cpu" is measured here (no XL GPU run in this benchmark yet).
+
+    Returns
+    -------
+    Report
+    """
+    report = Report("kronecker", quick, device)
+    if device != "cpu":
+        report.notes.append(
+            "GPU run requested: this benchmark only times the CPU path; the XL "
+            "CuPy comparison of the issue was not measured (no GPU lent).")
+    try:
+        import sklearn.linear_model  # noqa: F401
+        have_ard = True
+    except ImportError:  # pragma: no cover - scikit-learn is a core dependency
+        have_ard = False
+        report.notes.append("scikit-learn missing: ARDRegression rows skipped")
+    ard = ["ard"] if have_ard else []
+    plan = {
+        # size: (seeds for fast methods, seeds for dense methods, dense methods)
+        # Spec section 4.2: T = 100 seeds at S and T = 20 at P for the fast
+        # methods; the dense baselines run on fewer seeds to keep the full
+        # run within a few minutes on 2 cores.
+        "S": (range(3) if quick else range(100), range(3) if quick else range(20),
+              ["classic", *ard]),
+        "P": (range(2) if quick else range(20), [] if quick else range(3),
+              ["classic"]),
+        "L": (range(1) if quick else range(3), [], []),
+    }
+    ard_p_seeds = [] if quick else range(1)
+    with threadpool_limits(1):
+        if not quick:
+            report.summary.update(_estep_check())
+        for size, (seeds, dense_seeds, dense_methods) in plan.items():
+            for seed in seeds:
+                methods = ["svd", "am", "oracle"]
+                if seed in dense_seeds:
+                    methods += dense_methods
+                if size == "P" and seed in ard_p_seeds and have_ard:
+                    methods.append("ard")
+                _run_case(report, size, seed, 25, methods, memory=size == "L")
+        sweep_seeds = range(2) if quick else range(10)
+        for size in ("S", "P"):
+            for snr_db in (5, 15):
+                for seed in sweep_seeds:
+                    _run_case(report, size, seed, snr_db, ["svd", "am", "oracle"])
+    report.summary.update(_summary(report))
+    report.notes.append(
+        "Known noise variance for the SBL methods; ARDRegression learns its own "
+        "(fit_intercept=False, defaults otherwise). 1 BLAS thread everywhere.")
+    report.notes.append(
+        "peak_mib is tracemalloc's peak of NumPy allocations during one fit (a "
+        "lower bound: BLAS/LAPACK workspaces are not traced).")
+    if quick:
+        report.notes.append("quick run: classical SBL and ARDRegression only at S.")
+    report.save_figure(_figure(report))
+    report.write()
+    return report
+
+
+if __name__ == "__main__":
+    import sys
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = run(quick="--quick" in sys.argv)
+    for key, value in result.summary.items():
+        print(f"{key}: {value}")

@@ -1,0 +1,694 @@
+"""scikit-learn estimators: Laplacian K-means and transductive few-shot inference."""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, ClusterMixin, _fit_context
+from sklearn.cluster import kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from threadpoolctl import threadpool_limits
+
+from .._backend import get_namespace, numba_threads, to_namespace, to_numpy
+from .._progress import Progress
+from .._validation import check_is_fitted, check_same_device, validate_data
+from ._affinity import knn_affinity, psd_shift
+from ._algorithm import (
+    _PARALLEL_ABOVE,
+    default_bandwidth,
+    laplacian_kprototypes,
+    unary_costs,
+)
+
+__all__ = ["LaplacianKMeans", "TransductiveFewShotClassifier"]
+
+
+def _graph_in_namespace(X, n_neighbors, method, random_state, n_jobs, xp):
+    """Build the kNN affinity on the host; return (CSR arrays in xp, matrix)."""
+    W = knn_affinity(
+        to_numpy(X),
+        n_neighbors,
+        method=method,
+        random_state=random_state,
+        n_jobs=n_jobs,
+    )
+    dtype = to_numpy(X[:1, :1]).dtype
+    host = (W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data.astype(dtype))
+    return tuple(to_namespace(np.ascontiguousarray(a), xp, like=X) for a in host), W
+
+
+def _shift_value(psd, W, laplacian_weight):
+    if laplacian_weight == 0 or psd is False:
+        return 0.0
+    if psd is True:
+        return psd_shift(W)
+    return float(psd)
+
+
+def _prepare(estimator, X, xp):
+    """The graph (in ``xp``), its PSD shift and the mode bandwidth, built once."""
+    graph, W = _graph_in_namespace(
+        X,
+        estimator.n_neighbors,
+        estimator.neighbors_method,
+        getattr(estimator, "random_state", None),
+        estimator.n_jobs,
+        xp,
+    )
+    self_weight = _shift_value(estimator.psd_shift, W, estimator.laplacian_weight)
+    bandwidth = default_bandwidth(X, W) if estimator.prototype == "mode" else 1.0
+    return graph, self_weight, bandwidth
+
+
+def _solve(estimator, X, clamp, initial_centers, prepared, xp, desc):
+    """Run the block-coordinate solve for ``estimator`` on a prepared graph."""
+    graph, self_weight, bandwidth = prepared
+    clamp = to_namespace(np.ascontiguousarray(clamp, dtype=np.int64), xp, like=X)
+    # The BLAS calls inside the loop are thin (n_samples x n_clusters x
+    # n_features); multi-threaded OpenBLAS fought numba's threads for the
+    # cores and made a 20,000-point fit 3x slower, so BLAS runs on one thread
+    # while the parallel numba kernel uses the cores. (Small problems skip the
+    # limit: threadpoolctl's library scan costs milliseconds per call.)
+    n_entries = X.shape[0] * initial_centers.shape[0]
+    blas_limit = (
+        threadpool_limits(1, user_api="blas")
+        if n_entries >= _PARALLEL_ABOVE
+        else contextlib.nullcontext()
+    )
+    with (
+        numba_threads(estimator.n_jobs),
+        blas_limit,
+        Progress(estimator.max_iter, estimator.verbose, desc) as progress,
+    ):
+        result = laplacian_kprototypes(
+            X,
+            graph,
+            initial_centers,
+            clamp,
+            laplacian_weight=float(estimator.laplacian_weight),
+            self_weight=self_weight,
+            prototype=estimator.prototype,
+            bandwidth=bandwidth,
+            max_iter=estimator.max_iter,
+            max_inner_iter=estimator.max_inner_iter,
+            tol=estimator.tol,
+            inner_tol=estimator.inner_tol,
+            progress=progress,
+        )
+    result["self_weight"] = self_weight
+    result["bandwidth"] = bandwidth
+    return result
+
+
+_COMMON_CONSTRAINTS = {
+    "laplacian_weight": [Interval(numbers.Real, 0, None, closed="left")],
+    "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+    "prototype": [StrOptions({"mean", "mode"})],
+    "neighbors_method": [StrOptions({"auto", "exact", "approximate"})],
+    "psd_shift": ["boolean", Interval(numbers.Real, 0, None, closed="left")],
+    "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+    "max_inner_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+    "tol": [Interval(numbers.Real, 0, None, closed="left")],
+    "inner_tol": [Interval(numbers.Real, 0, None, closed="left")],
+    "verbose": ["verbose"],
+    "n_jobs": [numbers.Integral, None],
+}
+
+
+class LaplacianKMeans(ClusterMixin, BaseEstimator):
+    """K-means (or K-modes) with a Laplacian k-NN graph term, solved by bound sweeps.
+
+    Minimises, over soft assignments ``Y`` (rows on the simplex) and
+    prototypes ``m_k``, the relaxed energy
+
+    ``sum_p y_p . (log y_p + a_p) - (lambda / 2) tr(Y^T (W + delta I) Y)``,
+
+    where ``a_pk = ||x_p - m_k||^2`` (``prototype="mean"``) or
+    ``-exp(-||x_p - m_k||^2 / (2 sigma^2))`` (``prototype="mode"``) and ``W`` is
+    the symmetrised k-NN graph. Each bound sweep updates every point
+    independently (``y_p <- softmax(-a_p + lambda ((W + delta I) Y)_p)``), in
+    parallel: a numba kernel on the CPU, a CUDA kernel for CuPy input. Points
+    with a label in ``y`` are clamped to it (semi-supervised clustering, as
+    scikit-learn's ``LabelSpreading`` takes ``y`` with ``-1`` for unlabelled).
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters. With labels in ``y`` it must be at least the
+        number of classes; cluster ``k`` then starts at class ``k``'s mean.
+    laplacian_weight : float, default=1.0
+        ``lambda``: weight of the graph term. ``0`` gives K-means (with
+        labelled points clamped). Its useful range depends on the scale of
+        ``X`` because the squared distances act as an inverse temperature.
+    n_neighbors : int, default=5
+        Neighbours of each point in the graph (the point itself not counted).
+    prototype : {"mean", "mode"}, default="mean"
+        ``"mean"``: cluster means (Laplacian K-means). ``"mode"``: cluster
+        modes by mean shift with a Gaussian kernel whose width is the RMS
+        length of the graph's edges (Laplacian K-modes).
+    neighbors_method : {"auto", "exact", "approximate"}, default="auto"
+        How the k-NN graph is found (see :func:`knn_affinity`).
+    psd_shift : bool or float, default=True
+        Diagonal shift ``delta`` making ``W + delta I`` positive
+        semi-definite, under which every sweep lowers the energy. ``True``
+        computes it (:func:`psd_shift`), a float sets it, ``False`` uses ``0``.
+    init : {"k-means++", "random"} or array of shape (n_clusters, n_features), \
+default="k-means++"
+        Starting prototypes of clusters that no label seeds.
+    n_init : int, default=1
+        Number of starts; the run with the lowest final energy is kept.
+    max_iter : int, default=100
+        Maximum number of prototype (outer) iterations.
+    max_inner_iter : int, default=300
+        Maximum number of bound sweeps per outer iteration.
+    tol : float, default=1e-4
+        Relative energy change that ends the outer loop (it also ends when
+        no hard label changes).
+    inner_tol : float, default=1e-6
+        Relative energy change that ends the bound sweeps.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the starts (drawn on the host, then moved to the device).
+    verbose : int, default=0
+        Progress bar over outer iterations when positive.
+    n_jobs : int or None, default=None
+        Threads of the numba sweep and the neighbour search.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+        Cluster of each training point.
+    transduction_ : ndarray of shape (n_samples,)
+        Class of each training point: ``classes_[labels_]`` when ``y`` held
+        labels (``-1`` for points in clusters no class seeds), else
+        ``labels_``.
+    label_distributions_ : ndarray of shape (n_samples, n_clusters)
+        Soft assignments ``Y`` at the end.
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        Prototypes.
+    classes_ : ndarray
+        Labels found in ``y`` (empty without labels).
+    energy_ : ndarray
+        Relaxed energy ``R`` of the assignments entering every bound sweep
+        (the kernel computes it while sweeping), all outer iterations in a
+        row; non-increasing within each outer iteration.
+    n_sweeps_ : ndarray of shape (n_outer_iterations,)
+        Bound sweeps of each outer iteration (splits ``energy_``); its length
+        is ``n_iter_``.
+    psd_shift_ : float
+        The shift ``delta`` used.
+    n_iter_ : int
+        Outer iterations run.
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    See Also
+    --------
+    TransductiveFewShotClassifier : The same solver for few-shot episodes.
+    sklearn.cluster.KMeans : The ``laplacian_weight=0`` special case.
+    sklearn.semi_supervised.LabelSpreading : Graph-based label propagation.
+
+    References
+    ----------
+    .. [1] I. M. Ziko, E. Granger, I. Ben Ayed, "Scalable Laplacian K-modes",
+       NeurIPS 2018.
+    .. [2] I. M. Ziko, M. Boudiaf, J. Dolz, E. Granger, I. Ben Ayed,
+       "Transductive Few-Shot Learning: Clustering is All You Need?",
+       arXiv:2106.09516, 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve.clustering import LaplacianKMeans
+    >>> X = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1],
+    ...               [5.0, 5.0], [5.1, 5.0], [5.0, 5.1]])
+    >>> model = LaplacianKMeans(n_clusters=2, n_neighbors=2, random_state=0).fit(X)
+    >>> bool(model.labels_[0] != model.labels_[3])
+    True
+    >>> y = np.array([0, -1, -1, 1, -1, -1])           # two labelled points
+    >>> LaplacianKMeans(n_clusters=2, n_neighbors=2).fit(X, y).transduction_
+    array([0, 0, 0, 1, 1, 1])
+    """
+
+    _parameter_constraints: dict = {
+        **_COMMON_CONSTRAINTS,
+        "n_clusters": [Interval(numbers.Integral, 1, None, closed="left")],
+        "init": [StrOptions({"k-means++", "random"}), "array-like"],
+        "n_init": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        laplacian_weight=1.0,
+        n_neighbors=5,
+        prototype="mean",
+        neighbors_method="auto",
+        psd_shift=True,
+        init="k-means++",
+        n_init=1,
+        max_iter=100,
+        max_inner_iter=300,
+        tol=1e-4,
+        inner_tol=1e-6,
+        random_state=None,
+        verbose=0,
+        n_jobs=None,
+    ):
+        self.n_clusters = n_clusters
+        self.laplacian_weight = laplacian_weight
+        self.n_neighbors = n_neighbors
+        self.prototype = prototype
+        self.neighbors_method = neighbors_method
+        self.psd_shift = psd_shift
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.max_inner_iter = max_inner_iter
+        self.tol = tol
+        self.inner_tol = inner_tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+    def _labels_to_clamp(self, y, n_samples):
+        """Map ``y`` (with -1 for unlabelled) to cluster indices to clamp."""
+        if y is None:
+            return np.full(n_samples, -1, dtype=np.int64), np.array([], dtype=int)
+        y = np.asarray(to_numpy(y))
+        if y.ndim != 1 or y.shape[0] != n_samples:
+            raise ValueError(
+                f"y must be 1-D with one label per sample ({n_samples}), -1 for "
+                f"unlabelled points; got shape {y.shape}."
+            )
+        if not np.issubdtype(y.dtype, np.integer):
+            if (
+                np.issubdtype(y.dtype, np.floating)
+                and np.all(np.isfinite(y))
+                and np.all(y == np.round(y))
+            ):
+                y = y.astype(np.int64)
+            else:
+                raise ValueError(
+                    "y must hold integer class labels, with -1 for unlabelled points."
+                )
+        labelled = y != -1
+        classes = np.unique(y[labelled])
+        if classes.size > self.n_clusters:
+            raise ValueError(
+                f"y holds {classes.size} classes but n_clusters={self.n_clusters}; "
+                "n_clusters must be at least the number of classes."
+            )
+        clamp = np.full(n_samples, -1, dtype=np.int64)
+        clamp[labelled] = np.searchsorted(classes, y[labelled])
+        return clamp, classes
+
+    def _initial_centers(self, X_host, clamp, n_classes, random_state):
+        """Class means for labelled clusters, then k-means++ / random / given."""
+        n_clusters = self.n_clusters
+        if not isinstance(self.init, str):
+            centers = np.asarray(self.init, dtype=X_host.dtype)
+            if centers.shape != (n_clusters, X_host.shape[1]):
+                raise ValueError(
+                    f"init must have shape (n_clusters, n_features) = "
+                    f"({n_clusters}, {X_host.shape[1]}); got {centers.shape}."
+                )
+            centers = centers.copy()
+        else:
+            centers = np.empty((n_clusters, X_host.shape[1]), dtype=X_host.dtype)
+            n_free = n_clusters - n_classes
+            if n_free:
+                pool = X_host[clamp < 0] if np.any(clamp < 0) else X_host
+                if self.init == "k-means++" and pool.shape[0] >= n_free:
+                    seeds, _ = kmeans_plusplus(pool, n_free, random_state=random_state)
+                else:
+                    chosen = random_state.choice(
+                        pool.shape[0], n_free, replace=pool.shape[0] < n_free
+                    )
+                    seeds = pool[chosen]
+                centers[n_classes:] = seeds
+        for k in range(n_classes):
+            centers[k] = X_host[clamp == k].mean(axis=0)
+        return centers
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Cluster ``X``, clamping the points labelled in ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points (NumPy on the CPU, CuPy on the GPU).
+        y : array-like of shape (n_samples,), default=None
+            Integer class labels, ``-1`` for unlabelled points; ``None`` for
+            plain clustering.
+
+        Returns
+        -------
+        self : LaplacianKMeans
+            The fitted estimator.
+        """
+        X = validate_data(self, X)
+        xp = get_namespace(X)
+        n_samples = X.shape[0]
+        if n_samples < self.n_clusters:
+            raise ValueError(
+                f"n_samples={n_samples} should be >= n_clusters={self.n_clusters}."
+            )
+        clamp, classes = self._labels_to_clamp(y, n_samples)
+        random_state = check_random_state(self.random_state)
+        X_host = np.asarray(to_numpy(X))
+        prepared = _prepare(self, X, xp)
+        best = None
+        for _ in range(self.n_init):
+            centers = to_namespace(
+                self._initial_centers(X_host, clamp, classes.size, random_state),
+                xp,
+                like=X,
+            )
+            result = _solve(self, X, clamp, centers, prepared, xp, "LaplacianKMeans")
+            final = result["energy"][-1] if result["energy"] else np.inf
+            if best is None or final < best[0]:
+                best = (final, result)
+        result = best[1]
+        if not result["converged"] and not result["emptied"]:
+            warnings.warn(
+                f"LaplacianKMeans did not converge in max_iter={self.max_iter} outer "
+                "iterations; increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        labels = result["labels"]
+        self.labels_ = labels
+        self.label_distributions_ = result["assignments"]
+        self.cluster_centers_ = result["centers"]
+        self.classes_ = to_namespace(classes, xp, like=X)
+        if classes.size:
+            host_labels = np.asarray(to_numpy(labels))
+            lookup = np.append(classes, -1)
+            mapped = lookup[np.minimum(host_labels, classes.size)]
+            self.transduction_ = to_namespace(mapped, xp, like=X)
+        else:
+            self.transduction_ = labels
+        # Histories mirror the input namespace like every fitted array.
+        self.energy_ = to_namespace(
+            np.asarray(result["energy"], dtype=np.float64), xp, like=X
+        )
+        self.n_sweeps_ = to_namespace(
+            np.asarray(result["sweeps"], dtype=np.int64), xp, like=X
+        )
+        self.psd_shift_ = result["self_weight"]
+        self.bandwidth_ = result["bandwidth"]
+        self.n_iter_ = result["n_iter"]
+        return self
+
+    def predict(self, X):
+        """Assign new points to the nearest prototype (no graph term).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New points, on the device the estimator was fitted on.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Cluster index of each point.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        check_same_device(X, self, attribute="cluster_centers_", method="predict")
+        xp = get_namespace(X)
+        centers = xp.astype(self.cluster_centers_, X.dtype)
+        return xp.argmin(unary_costs(X, centers, "mean", 1.0, xp), axis=1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        return tags
+
+
+class TransductiveFewShotClassifier(ClassifierMixin, BaseEstimator):
+    """Few-shot classification of a whole query batch by Laplacian K-means.
+
+    ``fit`` stores the labelled support set; ``predict`` / ``predict_proba``
+    then cluster support and query points together (one cluster per class,
+    seeded by the class means, support points clamped to their class) with a
+    Laplacian k-NN graph term, so the queries inform each other (transductive
+    inference, the "SLK" method). Features are centred and L2-normalised first
+    ("CL2N") and the query batch is shifted to the support mean.
+
+    Parameters
+    ----------
+    laplacian_weight : float, default=0.7
+        ``lambda``: weight of the graph term (``0`` gives constrained K-means).
+        Tuned for L2-normalised features; re-tune for other scalings.
+    n_neighbors : int, default=2
+        Neighbours of each point in the graph (the point itself not counted).
+    prototype : {"mean", "mode"}, default="mean"
+        Class prototypes: means (SLK-means) or mean-shift modes (SLK-MS).
+    feature_mean : array-like of shape (n_features,) or None, default=None
+        Mean subtracted before normalising: the mean of the base (training)
+        classes when available; ``None`` uses the mean of the episode itself
+        (support and queries together).
+    normalize : bool, default=True
+        L2-normalise every feature vector after centring.
+    shift_query : bool, default=True
+        Add ``mean(support) - mean(query)`` to the queries (reduces the
+        shift between the two sets).
+    neighbors_method : {"auto", "exact", "approximate"}, default="auto"
+        How the k-NN graph is found (see :func:`knn_affinity`).
+    psd_shift : bool or float, default=True
+        Diagonal shift that makes every bound sweep lower the energy.
+    max_iter : int, default=50
+        Prototype (outer) iterations.
+    max_inner_iter : int, default=100
+        Bound sweeps per outer iteration.
+    tol : float, default=1e-4
+        Relative energy change that ends the outer loop.
+    inner_tol : float, default=1e-6
+        Relative energy change that ends the bound sweeps.
+    verbose : int, default=0
+        Progress bar over outer iterations when positive.
+    n_jobs : int or None, default=None
+        Threads of the numba sweep and the neighbour search.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Support classes.
+    support_ : ndarray of shape (n_support, n_features)
+        The support points.
+    support_labels_ : ndarray of shape (n_support,)
+        Index into ``classes_`` of each support point.
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    See Also
+    --------
+    LaplacianKMeans : The clustering estimator behind it.
+
+    Notes
+    -----
+    Predictions depend on the whole query batch (that is the point of
+    transductive inference): predicting queries one at a time gives other
+    answers than predicting them together.
+
+    References
+    ----------
+    .. [1] I. M. Ziko, M. Boudiaf, J. Dolz, E. Granger, I. Ben Ayed,
+       "Transductive Few-Shot Learning: Clustering is All You Need?",
+       arXiv:2106.09516, 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve.clustering import TransductiveFewShotClassifier
+    >>> support = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> queries = np.array([[0.9, 0.2], [0.8, 0.1], [0.1, 1.1], [0.2, 0.9]])
+    >>> model = TransductiveFewShotClassifier().fit(support, ["cat", "dog"])
+    >>> model.predict(queries)
+    array(['cat', 'cat', 'dog', 'dog'], dtype='<U3')
+    """
+
+    _parameter_constraints: dict = {
+        **_COMMON_CONSTRAINTS,
+        "feature_mean": ["array-like", None],
+        "normalize": ["boolean"],
+        "shift_query": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        laplacian_weight=0.7,
+        n_neighbors=2,
+        prototype="mean",
+        feature_mean=None,
+        normalize=True,
+        shift_query=True,
+        neighbors_method="auto",
+        psd_shift=True,
+        max_iter=50,
+        max_inner_iter=100,
+        tol=1e-4,
+        inner_tol=1e-6,
+        verbose=0,
+        n_jobs=None,
+    ):
+        self.laplacian_weight = laplacian_weight
+        self.n_neighbors = n_neighbors
+        self.prototype = prototype
+        self.feature_mean = feature_mean
+        self.normalize = normalize
+        self.shift_query = shift_query
+        self.neighbors_method = neighbors_method
+        self.psd_shift = psd_shift
+        self.max_iter = max_iter
+        self.max_inner_iter = max_inner_iter
+        self.tol = tol
+        self.inner_tol = inner_tol
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Store the labelled support set.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_support, n_features)
+            Support features.
+        y : array-like of shape (n_support,)
+            Support labels (any hashable labels).
+
+        Returns
+        -------
+        self : TransductiveFewShotClassifier
+            The fitted estimator.
+        """
+        if y is None:
+            name = type(self).__name__
+            raise ValueError(
+                f"{name} requires y to be passed, but the target y is None."
+            )
+        X = validate_data(self, X)
+        y_host = np.asarray(to_numpy(y) if hasattr(y, "__array_namespace__") else y)
+        if y_host.ndim == 2 and y_host.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected; "
+                "please change its shape to (n_samples,).",
+                DataConversionWarning,
+                stacklevel=2,
+            )
+            y_host = y_host.ravel()
+        if y_host.ndim != 1 or y_host.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"y must be 1-D with one label per support point ({X.shape[0]}); "
+                f"got shape {y_host.shape}."
+            )
+        check_classification_targets(y_host)
+        classes, support_labels = np.unique(y_host, return_inverse=True)
+        xp = get_namespace(X)
+        # Numeric classes mirror the input namespace; other labels (strings)
+        # can only live in NumPy.
+        numeric = np.issubdtype(classes.dtype, np.number) or classes.dtype == bool
+        self.classes_ = to_namespace(classes, xp, like=X) if numeric else classes
+        self.support_labels_ = to_namespace(support_labels.astype(np.int64), xp, like=X)
+        self.support_ = X
+        if self.feature_mean is not None:
+            mean = np.asarray(to_numpy(self.feature_mean), dtype=float).ravel()
+            if mean.shape[0] != X.shape[1]:
+                raise ValueError(
+                    f"feature_mean must have n_features={X.shape[1]} entries; got "
+                    f"{mean.shape[0]}."
+                )
+        return self
+
+    def _features(self, support, queries, xp):
+        """Centre, L2-normalise and shift the queries to the support mean."""
+        episode = xp.concat([support, queries], axis=0)
+        if self.feature_mean is None:
+            mean = xp.mean(episode, axis=0)
+        else:
+            host = np.asarray(
+                to_numpy(self.feature_mean), dtype=to_numpy(queries[:1]).dtype
+            )
+            mean = to_namespace(host.ravel(), xp, like=queries)
+        episode = episode - mean[None, :]
+        if self.normalize:
+            norms = xp.sqrt(xp.sum(episode * episode, axis=1))
+            episode = episode / xp.where(norms > 0, norms, xp.ones_like(norms))[:, None]
+        n_support = support.shape[0]
+        if self.shift_query:
+            support_part, query_part = episode[:n_support, :], episode[n_support:, :]
+            shift = xp.mean(support_part, axis=0) - xp.mean(query_part, axis=0)
+            episode = xp.concat([support_part, query_part + shift[None, :]], axis=0)
+        return episode
+
+    def _transduce(self, X, method):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        check_same_device(X, self, attribute="support_", method=method)
+        xp = get_namespace(X)
+        support = xp.astype(self.support_, X.dtype)
+        episode = self._features(support, X, xp)
+        n_support = support.shape[0]
+        n_classes = self.classes_.shape[0]
+        support_labels = np.asarray(to_numpy(self.support_labels_))
+        clamp = np.concatenate([support_labels, np.full(X.shape[0], -1, np.int64)])
+        one_hot = np.eye(n_classes, dtype=to_numpy(X[:1, :1]).dtype)[support_labels]
+        one_hot = to_namespace(one_hot, xp, like=X)
+        counts = xp.sum(one_hot, axis=0)
+        centers = (one_hot.T @ episode[:n_support, :]) / counts[:, None]
+        prepared = _prepare(self, episode, xp)
+        result = _solve(
+            self, episode, clamp, centers, prepared, xp, "TransductiveFewShot"
+        )
+        return result["assignments"][n_support:, :], result["labels"][n_support:]
+
+    def predict_proba(self, X):
+        """Class probabilities of every query, inferred jointly.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            The query batch.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_queries, n_classes)
+            Soft assignments (rows sum to one), columns in ``classes_`` order.
+        """
+        return self._transduce(X, "predict_proba")[0]
+
+    def predict(self, X):
+        """Class of every query, inferred jointly.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            The query batch.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_queries,)
+            Predicted classes.
+        """
+        labels = self._transduce(X, "predict")[1]
+        if isinstance(self.classes_, np.ndarray):
+            return self.classes_[np.asarray(to_numpy(labels))]
+        xp = get_namespace(labels)
+        return xp.take(self.classes_, labels, axis=0)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        return tags

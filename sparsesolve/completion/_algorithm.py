@@ -1,0 +1,287 @@
+"""Alternating minimisation for low-rank matrix completion, written once for NumPy/CuPy.
+
+Model: ``M ~ U V^T`` with ``U`` (n_rows x k) and ``V`` (n_cols x k), fitted on
+the observed set Omega by
+
+    min  sum_{(i,j) in Omega} w_ij (m_ij - <u_i, v_j>)^2
+         + alpha * s * (sum_i n_i ||u_i||^2 + sum_j n_j ||v_j||^2)
+
+where ``n_i``/``n_j`` count the observations of row i / column j (ALS-WR,
+Zhou et al. 2008), ``s`` is the root mean square of the observed values (so
+``alpha`` does not depend on the units of the data) and ``w_ij`` are 1 for
+the squared loss or iteratively reweighted Huber weights. Every half-sweep
+solves all rows (then all columns) independently with the kernels of
+:mod:`._kernels`; the array namespace ``xp`` (NumPy or CuPy) decides which
+compiled driver runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.utils.extmath import randomized_svd
+
+from .._backend import is_cupy_namespace, to_namespace
+from . import _kernels
+
+__all__ = ["alternating_minimization", "fold_in_rows", "predict_entries", "HUBER_K"]
+
+# Huber's tuning constant for 95% efficiency under Gaussian noise, in units of
+# the robust noise scale 1.4826 * MAD.
+HUBER_K = 1.345
+_MAD_TO_SIGMA = 1.4826
+
+
+def kernels_for(xp):
+    """The compiled row-pass drivers matching namespace ``xp``."""
+    if is_cupy_namespace(xp):
+        return _kernels.cuda_kernels()
+    return _kernels.cpu_kernels()
+
+
+def predict_entries(xp, rows, cols, left, right):
+    """``<left[rows[e]], right[cols[e]]>`` for every entry ``e``."""
+    out = xp.empty(rows.shape, dtype=left.dtype, device=_device(left))
+    if rows.shape[0]:
+        kernels_for(xp)["predict"](rows, cols, left, right, out)
+    return out
+
+
+def _device(array):
+    import array_api_compat
+
+    return array_api_compat.device(array)
+
+
+def spectral_init(csr_host, rank, dtype, random_state, robust=False):
+    """Top-``rank`` SVD of the zero-filled observations rescaled by 1/p.
+
+    Jain, Netrapalli and Sanghavi's initialisation: ``E[P_Omega(M) / p] = M``
+    under uniform sampling, so its leading singular subspaces are close to
+    those of ``M``. The singular values are split evenly between the factors.
+    With ``robust=True`` the values are first winsorised at 3 robust standard
+    deviations from their median, so gross outliers cannot steer the SVD.
+    """
+    if robust and csr_host.nnz:
+        csr_host = csr_host.copy()
+        median = np.median(csr_host.data)
+        spread = _MAD_TO_SIGMA * np.median(np.abs(csr_host.data - median))
+        if spread > 0:
+            np.clip(csr_host.data, median - 3 * spread, median + 3 * spread,
+                    out=csr_host.data)
+    n_rows, n_cols = csr_host.shape
+    density = max(csr_host.nnz, 1) / (n_rows * n_cols)
+    left, singular, right_t = randomized_svd(
+        csr_host.astype(np.float64) / density,
+        rank,
+        n_oversamples=10,
+        n_iter=4,
+        random_state=random_state,
+    )
+    scale = np.sqrt(singular)
+    return (left * scale).astype(dtype), (right_t.T * scale).astype(dtype)
+
+
+def random_init(shape_rows, shape_cols, rank, dtype, scale, random_state):
+    """Small Gaussian factors with ``<u_i, v_j>`` of the data's magnitude."""
+    std = math.sqrt(scale / math.sqrt(rank))
+    left = random_state.standard_normal((shape_rows, rank)) * std
+    right = random_state.standard_normal((shape_cols, rank)) * std
+    return left.astype(dtype), right.astype(dtype)
+
+
+def balance_factors(xp, left, right):
+    """Rotate and rescale so that ``left^T left = right^T right`` is diagonal.
+
+    The product ``left @ right.T`` is unchanged; the columns come out ordered
+    by decreasing singular value of the completed matrix.
+    """
+    q_left, r_left = xp.linalg.qr(left)
+    q_right, r_right = xp.linalg.qr(right)
+    u, s, vt = xp.linalg.svd(r_left @ r_right.T)
+    root = xp.sqrt(s)
+    return (q_left @ u) * root, (q_right @ vt.T) * root
+
+
+def _robust_scale(xp, residual):
+    """1.4826 * median absolute deviation, via a sort (in the array API)."""
+    sorted_residual = xp.sort(residual)
+    median = sorted_residual[residual.shape[0] // 2]
+    deviation = xp.sort(xp.abs(residual - median))
+    return float(deviation[residual.shape[0] // 2]) * _MAD_TO_SIGMA
+
+
+def _huber_weights(xp, residual, dtype):
+    """IRLS weights ``min(1, delta / |r|)``, Huber loss and ``delta``."""
+    scale = _robust_scale(xp, residual)
+    delta = HUBER_K * scale if scale > 0 else float("inf")
+    magnitude = xp.abs(residual)
+    inside = magnitude <= delta
+    data_term = xp.where(inside, 0.5 * residual * residual,
+                         delta * (magnitude - 0.5 * delta))
+    weights = xp.where(inside, xp.ones_like(residual),
+                       delta / xp.where(inside, 1.0, magnitude))
+    return xp.astype(weights, dtype), data_term, delta
+
+
+def _row_pass(kernels, solver, indptr, indices, values, weights, other, reg, x,
+              cg_steps, cg_tol, bucket, sign, sketch_size):
+    if solver == "exact":
+        kernels["exact"](indptr, indices, values, weights, other, reg, x)
+    elif solver == "cg":
+        kernels["cg"](indptr, indices, values, weights, other, reg, x, cg_steps, cg_tol)
+    else:
+        kernels["sketch"](indptr, indices, values, weights, other, reg, x, cg_steps,
+                          cg_tol, bucket, sign, sketch_size)
+
+
+def alternating_minimization(
+    xp,
+    observed,
+    left,
+    right,
+    *,
+    solver,
+    alpha,
+    value_scale,
+    loss,
+    max_iter,
+    tol,
+    cg_steps,
+    sketch_size,
+    random_state,
+    progress,
+):
+    """Run AltMin sweeps from ``(left, right)``; return factors and history.
+
+    Parameters
+    ----------
+    xp : module
+        Namespace of the device arrays in ``observed``, ``left`` and ``right``.
+    observed : ObservedEntries
+        CSR/CSC structure of the observations on the device.
+    left, right : arrays of shape (n_rows, k) and (n_cols, k)
+        Starting factors (updated in place and returned).
+    solver : {"exact", "cg", "sketch"}
+        Per-row least-squares solver.
+    alpha : float
+        Relative ridge strength (see module docstring).
+    value_scale : float
+        Root mean square of the observed training values (``s`` above).
+    loss : {"squared", "huber"}
+        Data-fit term; Huber is solved by iteratively reweighted ALS.
+    max_iter : int
+        Most sweeps (one row pass plus one column pass each).
+    tol : float
+        Stop when the training loss changes by less than ``tol`` relative, or
+        when the root mean square residual is below ``tol`` times the data's.
+    cg_steps : int
+        CG iterations per row and half-sweep (``"cg"`` and ``"sketch"``).
+    sketch_size : int
+        Rows of the CountSketch (``"sketch"``).
+    random_state : numpy.random.RandomState
+        Source of the sketch hashes (drawn once on the host).
+    progress : Progress
+        Receives one update per sweep.
+
+    Returns
+    -------
+    left, right : arrays
+        Fitted factors.
+    history : list of float
+        Training loss after every sweep.
+    converged : bool
+        Whether the ``tol`` criterion was met.
+    huber_delta : float or None
+        Final Huber threshold (None for the squared loss).
+    """
+    kernels = kernels_for(xp)
+    dtype = left.dtype
+    values = observed.values
+    n_observed = observed.n_observed
+    rms = value_scale
+    # ALS-WR: the ridge of a row grows with its number of observations, so
+    # heavy and cold rows are shrunk alike relative to their data term.
+    reg_rows = to_namespace(
+        (alpha * rms * np.maximum(observed.counts, 1)).astype(dtype), xp, like=values
+    )
+    reg_cols = to_namespace(
+        (alpha * rms * np.maximum(observed.counts_t, 1)).astype(dtype), xp, like=values
+    )
+    weights = xp.ones(values.shape, dtype=dtype, device=_device(values))
+    weights_t = weights
+    bucket = bucket_t = sign = sign_t = None
+    if solver == "sketch":
+        # Hashes are drawn once, on the host, so CPU and GPU runs agree and
+        # results do not depend on the number of threads.
+        host_bucket = random_state.randint(0, sketch_size, size=n_observed)
+        host_sign = random_state.choice(np.array([-1.0, 1.0], dtype=dtype), n_observed)
+        bucket = to_namespace(host_bucket.astype(np.int32), xp, like=values)
+        sign = to_namespace(host_sign, xp, like=values)
+        bucket_t = xp.take(bucket, observed.transpose_order)
+        sign_t = xp.take(sign, observed.transpose_order)
+
+    cg_tol = 1e-10 if dtype == np.float64 else 1e-5
+    # Below this mean loss the residuals are round-off of the data's scale:
+    # relative changes there are noise, so the fit counts as converged.
+    round_off_loss = (10 * float(np.finfo(dtype).eps) * value_scale) ** 2
+    # On (nearly) exact data the loss falls geometrically, so its relative
+    # change never drops below tol; a fit whose residuals are below tol times
+    # the data's scale is converged as well.
+    fitted_loss = max(round_off_loss, 0.5 * (tol * value_scale) ** 2)
+    history = []
+    converged = False
+    huber_delta = None
+    if loss == "huber" and n_observed:
+        # Weight the very first solves already: the initial factors come from
+        # winsorised data, so their residuals flag the outliers.
+        residual = values - predict_entries(xp, observed.rows, observed.indices,
+                                            left, right)
+        weights, _, huber_delta = _huber_weights(xp, residual, dtype)
+        weights_t = xp.take(weights, observed.transpose_order)
+    for _ in range(max_iter):
+        _row_pass(kernels, solver, observed.indptr, observed.indices, values, weights,
+                  right, reg_rows, left, cg_steps, cg_tol, bucket, sign, sketch_size)
+        _row_pass(kernels, solver, observed.indptr_t, observed.indices_t,
+                  observed.values_t, weights_t, left, reg_cols, right, cg_steps,
+                  cg_tol, bucket_t, sign_t, sketch_size)
+        residual = values - predict_entries(xp, observed.rows, observed.indices,
+                                            left, right)
+        if loss == "huber" and n_observed:
+            weights, data_term, huber_delta = _huber_weights(xp, residual, dtype)
+            weights_t = xp.take(weights, observed.transpose_order)
+        else:
+            data_term = 0.5 * residual * residual
+        current = float(xp.mean(data_term)) if n_observed else 0.0
+        progress.update(loss=current)
+        previous = history[-1] if history else None
+        history.append(current)
+        change = None if previous is None else abs(previous - current)
+        if change is not None and change <= tol * max(previous, 1e-300):
+            converged = True
+            break
+        if current <= fitted_loss:
+            converged = True
+            break
+    return left, right, history, converged, huber_delta
+
+
+def fold_in_rows(xp, observed, right, alpha, value_scale):
+    """Row factors of new rows by an exact ridge solve against ``right``.
+
+    Each new row is one small least-squares problem, so the exact solver is
+    always used here; the ridge follows the same ALS-WR rule as in fitting.
+    """
+    dtype = right.dtype
+    values = observed.values
+    reg_rows = to_namespace(
+        (alpha * value_scale * np.maximum(observed.counts, 1)).astype(dtype), xp,
+        like=right,
+    )
+    left = xp.zeros((observed.shape[0], right.shape[1]), dtype=dtype,
+                    device=_device(right))
+    weights = xp.ones(values.shape, dtype=dtype, device=_device(right))
+    kernels_for(xp)["exact"](observed.indptr, observed.indices, values, weights,
+                             right, reg_rows, left)
+    return left

@@ -1,0 +1,161 @@
+"""Synthetic low-rank matrix-completion problems."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+
+__all__ = ["make_completion_problem"]
+
+
+def _sample_entries(n_rows, n_cols, n_wanted, sampling, random_state):
+    """Distinct linear indices ``i * n_cols + j``, uniform or power-law."""
+    total = n_rows * n_cols
+    if n_wanted > total:
+        raise ValueError(
+            f"Asked for {n_wanted} observed plus test entries but the matrix only "
+            f"has {total}; lower density or n_test."
+        )
+    if sampling == "uniform" and 2 * n_wanted > total:
+        # Dense regime: a permutation is cheap and exact.
+        return random_state.permutation(total)[:n_wanted].astype(np.int64)
+    if sampling == "uniform":
+        row_p = col_p = None
+    else:
+        # Pareto activity per row and column (exponent 1.5): a few heavy
+        # users/items and many cold ones, as in ratings data.
+        row_p = random_state.pareto(1.5, n_rows) + 1.0
+        col_p = random_state.pareto(1.5, n_cols) + 1.0
+        row_p /= row_p.sum()
+        col_p /= col_p.sum()
+    found = np.empty(0, dtype=np.int64)
+    for _ in range(50):
+        draw = int((n_wanted - found.size) * 1.2) + 16
+        rows = random_state.choice(n_rows, draw, p=row_p)
+        cols = random_state.choice(n_cols, draw, p=col_p)
+        linear = rows.astype(np.int64) * n_cols + cols
+        found = np.unique(np.concatenate([found, linear]))
+        if found.size >= n_wanted:
+            break
+    else:
+        raise ValueError(
+            "Could not draw enough distinct entries with power-law sampling; "
+            "lower density."
+        )
+    return random_state.permutation(found)[:n_wanted]
+
+
+@validate_params(
+    {
+        "n_rows": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_cols": [Interval(numbers.Integral, 1, None, closed="left")],
+        "rank": [Interval(numbers.Integral, 1, None, closed="left")],
+        "density": [Interval(numbers.Real, 0, 1, closed="right")],
+        "noise": [Interval(numbers.Real, 0, None, closed="left")],
+        "sampling": [StrOptions({"uniform", "power-law"})],
+        "outlier_fraction": [Interval(numbers.Real, 0, 1, closed="both")],
+        "n_test": [Interval(numbers.Integral, 0, None, closed="left"), None],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_completion_problem(
+    n_rows,
+    n_cols,
+    rank,
+    density,
+    noise=0.0,
+    sampling="uniform",
+    outlier_fraction=0.0,
+    n_test=None,
+    random_state=None,
+):
+    """Generate a partially observed low-rank matrix with held-out entries.
+
+    The truth is ``M = U V^T`` with ``U`` and ``V`` standard normal, scaled so
+    that the entries of ``M`` have unit variance. ``density * n_rows * n_cols``
+    distinct entries are observed (plus Gaussian noise of standard deviation
+    ``noise``); a disjoint set of ``n_test`` entries is held out with its clean
+    values. Only the sampled entries are ever formed, so large sparse
+    problems are cheap.
+
+    Parameters
+    ----------
+    n_rows, n_cols : int
+        Shape of the matrix.
+    rank : int
+        Rank of the truth.
+    density : float in (0, 1]
+        Fraction of entries observed for training.
+    noise : float, default=0.0
+        Standard deviation of the Gaussian noise added to observed entries.
+    sampling : {"uniform", "power-law"}, default="uniform"
+        Uniform over entries, or proportional to Pareto row and column
+        activities (heavy and cold rows, like ratings data).
+    outlier_fraction : float, default=0.0
+        Fraction of the observed entries replaced by gross outliers: the
+        value plus a random sign times ``Uniform(5, 10)`` (in units of the
+        entries' standard deviation).
+    n_test : int, default=None
+        Held-out entries; ``None`` means ``min(100_000, number observed)``.
+    random_state : int, RandomState instance or None, default=None
+        Seed.
+
+    Returns
+    -------
+    problem : :class:`~sklearn.utils.Bunch`
+        ``X_train`` (CSR matrix of the observed entries), ``test_rows``,
+        ``test_cols``, ``test_values`` (clean values at held-out entries),
+        ``row_factors`` and ``col_factors`` (the truth is their product),
+        ``outlier_mask`` (bool, one per stored entry of ``X_train`` in CSR
+        order) and ``oversampling`` (``|Omega| / (rank (n_rows + n_cols -
+        rank))``, the ratio of observations to degrees of freedom).
+
+    Examples
+    --------
+    >>> from sparsesolve.datasets import make_completion_problem
+    >>> problem = make_completion_problem(100, 80, rank=3, density=0.3,
+    ...                                   random_state=0)
+    >>> problem.X_train.shape, problem.X_train.nnz
+    ((100, 80), 2400)
+    """
+    random_state = check_random_state(random_state)
+    n_observed = int(round(density * n_rows * n_cols))
+    if n_test is None:
+        n_test = min(100_000, n_observed)
+    scale = rank ** -0.25
+    row_factors = random_state.standard_normal((n_rows, rank)) * scale
+    col_factors = random_state.standard_normal((n_cols, rank)) * scale
+    linear = _sample_entries(n_rows, n_cols, n_observed + n_test, sampling,
+                             random_state)
+    rows, cols = np.divmod(linear, n_cols)
+    clean = np.einsum("ij,ij->i", row_factors[rows], col_factors[cols])
+    train_rows, test_rows = rows[:n_observed], rows[n_observed:]
+    train_cols, test_cols = cols[:n_observed], cols[n_observed:]
+    train_values = clean[:n_observed] + noise * random_state.standard_normal(n_observed)
+    outliers = random_state.random_sample(n_observed) < outlier_fraction
+    n_outliers = int(outliers.sum())
+    magnitude = random_state.uniform(5.0, 10.0, n_outliers)
+    sign = random_state.choice(np.array([-1.0, 1.0]), n_outliers)
+    train_values[outliers] += sign * magnitude
+    # Sort into CSR order so that outlier_mask lines up with X_train.data.
+    order = np.lexsort((train_cols, train_rows))
+    X_train = sp.csr_matrix(
+        (train_values[order], train_cols[order],
+         np.concatenate([[0], np.cumsum(np.bincount(train_rows, minlength=n_rows))])),
+        shape=(n_rows, n_cols),
+    )
+    return Bunch(
+        X_train=X_train,
+        test_rows=test_rows,
+        test_cols=test_cols,
+        test_values=clean[n_observed:],
+        row_factors=row_factors,
+        col_factors=col_factors,
+        outlier_mask=outliers[order],
+        oversampling=n_observed / (rank * (n_rows + n_cols - rank)),
+    )

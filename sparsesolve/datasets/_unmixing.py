@@ -1,0 +1,272 @@
+"""Synthetic hyperspectral scenes for unmixing: smooth spectra, mixed pixels."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+__all__ = ["make_hyperspectral"]
+
+# Wavelength range of a typical airborne VNIR-SWIR sensor (AVIRIS-like), in um.
+_FIRST_WAVELENGTH = 0.4
+_LAST_WAVELENGTH = 2.45
+# Atmospheric water vapour windows where real sensors record mostly noise.
+_WATER_WINDOWS = ((1.34, 1.46), (1.79, 1.96))
+_N_HOT_BANDS = 6
+
+
+def _bump(wavelengths, centre, width):
+    return np.exp(-0.5 * ((wavelengths - centre) / width) ** 2)
+
+
+def _sigmoid(wavelengths, centre, width):
+    return 1.0 / (1.0 + np.exp(-(wavelengths - centre) / width))
+
+
+def _archetype_spectra(wavelengths):
+    """Hand-built smooth reflectance curves shaped like common materials.
+
+    They are not measured spectra: each is a few Gaussian bumps and dips plus
+    sigmoid edges placed where the real materials have their features
+    (chlorophyll green peak and red edge near 0.55 and 0.7 um, liquid water
+    absorptions near 1.45 and 1.94 um, clay and cellulose features near 2.1-2.2
+    um), with reflectances in the usual 0.01-0.6 range.
+    """
+    w = wavelengths
+    water_dips = 0.6 * _bump(w, 1.45, 0.05) + 0.7 * _bump(w, 1.94, 0.06)
+    vegetation = (
+        0.04 + 0.05 * _bump(w, 0.55, 0.03) + 0.42 * _sigmoid(w, 0.715, 0.012)
+        - 0.22 * _sigmoid(w, 1.3, 0.08) + 0.08 * _bump(w, 1.65, 0.12)
+        + 0.04 * _bump(w, 2.2, 0.1) - 0.27 * water_dips
+    )
+    # Iron-rich soil: steep rise through the visible, ferric dip near 0.9 um,
+    # then a slow SWIR plateau with clay absorptions.
+    soil = (
+        0.05 + 0.3 * _sigmoid(w, 0.62, 0.06) - 0.05 * _bump(w, 0.9, 0.08)
+        + 0.08 * _sigmoid(w, 1.4, 0.2) - 0.06 * _bump(w, 1.41, 0.03)
+        - 0.08 * _bump(w, 1.91, 0.04) - 0.07 * _bump(w, 2.2, 0.03)
+    )
+    water = 0.01 + 0.06 * np.exp(-(w - 0.4) / 0.15)
+    # Asphalt: dark and nearly flat, slightly falling in the SWIR, with
+    # hydrocarbon dips at 1.73 and 2.31 um.
+    asphalt = 0.08 + 0.02 * _bump(w, 1.0, 0.4) - 0.02 * _sigmoid(w, 1.9, 0.2) - (
+        0.015 * _bump(w, 1.73, 0.04) + 0.02 * _bump(w, 2.31, 0.04)
+    )
+    # Metal roof: bright in the blue, decreasing steadily with wavelength.
+    roof = 0.45 * np.exp(-(w - 0.4) / 1.2) + 0.05 - 0.04 * _bump(w, 0.85, 0.1)
+    # Dry vegetation: no red edge, rising to a cellulose/lignin shoulder near
+    # 1.65 and 2.2 um with a deep 2.1 um dip.
+    dry_vegetation = (
+        0.06 + 0.25 * _sigmoid(w, 1.1, 0.25) - 0.12 * _bump(w, 2.1, 0.05)
+        - 0.05 * water_dips + 0.05 * _bump(w, 1.65, 0.1)
+    )
+    # Carbonate/clay mineral: bright, flat in the visible, strong narrow
+    # absorption near 2.34 um and a broad one near 1.0 um.
+    mineral = (
+        0.5 - 0.2 * _bump(w, 2.34, 0.04) - 0.1 * _bump(w, 1.0, 0.2)
+        - 0.15 * _sigmoid(-w, -0.55, 0.04)
+    )
+    return np.clip(
+        np.vstack([vegetation, soil, roof, asphalt, dry_vegetation, mineral, water]),
+        0.01,
+        None,
+    )
+
+
+def _random_smooth_spectrum(wavelengths, rng):
+    """Extra endmembers beyond the archetypes: bumps plus a sigmoid edge."""
+    spectrum = 0.05 + 0.2 * rng.rand() * _sigmoid(
+        wavelengths, rng.uniform(0.5, 1.2), rng.uniform(0.02, 0.2)
+    )
+    for _ in range(rng.randint(3, 7)):
+        spectrum = spectrum + rng.uniform(-0.08, 0.15) * _bump(
+            wavelengths, rng.uniform(0.4, 2.45), rng.uniform(0.03, 0.3)
+        )
+    return np.clip(spectrum, 0.02, 0.6)
+
+
+def _smooth_perturbation(wavelengths, rng):
+    """A slowly varying multiplicative change, so every seed differs a little."""
+    total = np.zeros_like(wavelengths)
+    for _ in range(3):
+        total += rng.uniform(-1, 1) * _bump(
+            wavelengths, rng.uniform(0.4, 2.45), rng.uniform(0.2, 0.6)
+        )
+    return 1.0 + 0.05 * total
+
+
+def _smooth_abundances(n_rows, n_cols, n_endmembers, rng):
+    from scipy.ndimage import gaussian_filter
+
+    fields = np.empty((n_rows, n_cols, n_endmembers))
+    # Width of the spatial structures: ~1/10 of the image, at least 2 px.
+    sigma = max(2.0, min(n_rows, n_cols) / 10.0)
+    for k in range(n_endmembers):
+        field = gaussian_filter(rng.standard_normal((n_rows, n_cols)), sigma)
+        fields[..., k] = field / (field.std() + 1e-12)
+    logits = 3.0 * fields
+    logits -= logits.max(axis=-1, keepdims=True)
+    weights = np.exp(logits)
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def _check_positive_int(value, name, minimum=1):
+    if not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+
+
+def make_hyperspectral(
+    n_rows=60,
+    n_cols=60,
+    n_endmembers=4,
+    n_bands=180,
+    snr_db=30.0,
+    *,
+    corrupted_bands=None,
+    corruption_scale=0.3,
+    abundance_model="smooth",
+    dirichlet_alpha=1.0,
+    random_state=None,
+):
+    """Make a synthetic hyperspectral cube under the linear mixing model.
+
+    Endmember spectra are smooth, physically plausible reflectance curves on
+    ``n_bands`` wavelengths evenly spaced over 0.4-2.45 um. The first seven
+    are hand-built to look like vegetation, soil, metal roof, asphalt, dry
+    vegetation, a clay/carbonate mineral and water (shaped after where the
+    real materials have their absorption features; they are **not** measured
+    library spectra), taken in that order and perturbed slightly per seed; more
+    endmembers are random smooth curves. Pixels are mixtures ``x = a^T E + noise`` with
+    abundances that are nonnegative and sum to one.
+
+    Parameters
+    ----------
+    n_rows, n_cols : int, default=60
+        Image size in pixels.
+    n_endmembers : int, default=4
+        Number of materials.
+    n_bands : int, default=180
+        Number of spectral bands.
+    snr_db : float or None, default=30.0
+        Signal-to-noise ratio of the white Gaussian noise, in dB (``None``:
+        no noise).
+    corrupted_bands : None, "water" or array-like of int, default=None
+        Bands replaced by outliers ``0.05 * signal + corruption_scale * |N(0,1)|``.
+        ``"water"`` corrupts the atmospheric water-vapour windows
+        (1.34-1.46 and 1.79-1.96 um) plus six random "hot" bands with three
+        times the outlier scale, as in real AVIRIS-type data.
+    corruption_scale : float, default=0.3
+        Standard deviation of the outliers (signal mean is about 0.2).
+    abundance_model : {"smooth", "dirichlet"}, default="smooth"
+        ``"smooth"``: spatially smooth fields (softmax of blurred noise) with
+        near-pure regions and mixed borders; ``"dirichlet"``: independent
+        Dirichlet draws per pixel.
+    dirichlet_alpha : float, default=1.0
+        Concentration of the Dirichlet model (< 1 gives purer pixels).
+    random_state : int, RandomState instance or None, default=None
+        Seed.
+
+    Returns
+    -------
+    cube : ndarray of shape (n_rows, n_cols, n_bands)
+        The observed image.
+    endmembers : ndarray of shape (n_endmembers, n_bands)
+        True endmember spectra.
+    abundances : ndarray of shape (n_rows, n_cols, n_endmembers)
+        True abundances (nonnegative, rows sum to one).
+    corrupted : ndarray of int
+        Sorted indices of the corrupted bands (empty when none).
+
+    Examples
+    --------
+    >>> from sparsesolve.datasets import make_hyperspectral
+    >>> cube, endmembers, abundances, corrupted = make_hyperspectral(
+    ...     10, 12, n_endmembers=3, n_bands=50, corrupted_bands="water",
+    ...     random_state=0)
+    >>> cube.shape, endmembers.shape, abundances.shape
+    ((10, 12, 50), (3, 50), (10, 12, 3))
+    >>> bool(abs(abundances.sum(axis=-1) - 1).max() < 1e-12)
+    True
+    """
+    _check_positive_int(n_rows, "n_rows")
+    _check_positive_int(n_cols, "n_cols")
+    _check_positive_int(n_endmembers, "n_endmembers")
+    _check_positive_int(n_bands, "n_bands", minimum=2)
+    if snr_db is not None and not isinstance(snr_db, numbers.Real):
+        raise ValueError(f"snr_db must be a number or None; got {snr_db!r}.")
+    if not isinstance(corruption_scale, numbers.Real) or corruption_scale < 0:
+        raise ValueError(
+            f"corruption_scale must be a nonnegative number; got {corruption_scale!r}."
+        )
+    if abundance_model not in ("smooth", "dirichlet"):
+        raise ValueError(
+            "abundance_model must be 'smooth' or 'dirichlet'; got "
+            f"{abundance_model!r}."
+        )
+    rng = check_random_state(random_state)
+    wavelengths = np.linspace(_FIRST_WAVELENGTH, _LAST_WAVELENGTH, n_bands)
+
+    archetypes = _archetype_spectra(wavelengths)
+    spectra = list(archetypes[:n_endmembers])
+    while len(spectra) < n_endmembers:
+        spectra.append(_random_smooth_spectrum(wavelengths, rng))
+    endmembers = np.vstack(
+        [s * _smooth_perturbation(wavelengths, rng) for s in spectra]
+    )
+
+    if abundance_model == "smooth":
+        abundances = _smooth_abundances(n_rows, n_cols, n_endmembers, rng)
+    else:
+        if not isinstance(dirichlet_alpha, numbers.Real) or dirichlet_alpha <= 0:
+            raise ValueError(
+                f"dirichlet_alpha must be positive; got {dirichlet_alpha!r}."
+            )
+        abundances = rng.dirichlet(
+            np.full(n_endmembers, float(dirichlet_alpha)), size=(n_rows, n_cols)
+        )
+
+    clean = abundances @ endmembers
+    cube = clean.copy()
+    if snr_db is not None:
+        noise_power = np.mean(clean**2) / 10.0 ** (float(snr_db) / 10.0)
+        cube += np.sqrt(noise_power) * rng.standard_normal(cube.shape)
+
+    if corrupted_bands is None:
+        corrupted = np.array([], dtype=np.intp)
+    elif isinstance(corrupted_bands, str):
+        if corrupted_bands != "water":
+            raise ValueError(
+                "corrupted_bands must be None, 'water' or band indices; got "
+                f"{corrupted_bands!r}."
+            )
+        in_window = np.zeros(n_bands, dtype=bool)
+        for low, high in _WATER_WINDOWS:
+            in_window |= (wavelengths >= low) & (wavelengths <= high)
+        water = np.flatnonzero(in_window)
+        remaining = np.flatnonzero(~in_window)
+        hot = rng.choice(
+            remaining, size=min(_N_HOT_BANDS, remaining.size), replace=False
+        )
+        for band in water:
+            cube[..., band] = 0.05 * clean[..., band] + corruption_scale * np.abs(
+                rng.standard_normal((n_rows, n_cols))
+            )
+        for band in hot:
+            cube[..., band] = 0.05 * clean[..., band] + 3 * corruption_scale * np.abs(
+                rng.standard_normal((n_rows, n_cols))
+            )
+        corrupted = np.sort(np.concatenate([water, hot])).astype(np.intp)
+    else:
+        corrupted = np.unique(np.asarray(corrupted_bands, dtype=np.intp))
+        if corrupted.size and (corrupted.min() < 0 or corrupted.max() >= n_bands):
+            raise ValueError(
+                f"corrupted_bands must be band indices in [0, {n_bands}); got "
+                f"{corrupted_bands!r}."
+            )
+        for band in corrupted:
+            cube[..., band] = 0.05 * clean[..., band] + corruption_scale * np.abs(
+                rng.standard_normal((n_rows, n_cols))
+            )
+    return cube, endmembers, abundances, corrupted

@@ -1,0 +1,246 @@
+"""The discrete Poisson operator on a cell grid with solid obstacles.
+
+The operator is stored on the *full* grid, one row per cell, in the layout of
+Kaneda et al. (2023): rows and columns of solid cells are entirely zero, so a
+vector lives on the same grid whatever the obstacle, and a convolutional
+network can read it as an image. Fluid rows hold the 7-point (3D) or 5-point
+(2D) Laplacian with unit spacing: ``-1`` towards every fluid neighbour and a
+diagonal that counts the faces through which pressure is exchanged
+(fluid neighbours plus Dirichlet faces). Faces towards solids are Neumann
+(no flux) and contribute nothing.
+
+A fluid region that touches no Dirichlet face has a constant null vector;
+:func:`floating_components` finds those regions from the matrix alone and
+:func:`project_to_range` makes a right-hand side compatible with them.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+__all__ = ["floating_components", "poisson_matrix", "project_to_range"]
+
+_BOUNDARIES = ("dirichlet", "neumann", "open_top")
+
+
+def _check_shape(shape):
+    if isinstance(shape, numbers.Integral) or not hasattr(shape, "__len__"):
+        raise TypeError(
+            f"shape must be a tuple of 2 or 3 positive ints; got {shape!r}."
+        )
+    shape = tuple(shape)
+    if len(shape) not in (2, 3) or not all(
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
+        for n in shape
+    ):
+        raise ValueError(
+            f"shape must be a tuple of 2 or 3 positive ints; got {shape!r}."
+        )
+    return tuple(int(n) for n in shape)
+
+
+def _check_solid(solid, shape):
+    if solid is None:
+        return np.zeros(shape, dtype=bool)
+    solid = np.asarray(solid)
+    if solid.shape != shape:
+        raise ValueError(
+            f"solid must be a boolean array of shape {shape}; got shape "
+            f"{solid.shape}."
+        )
+    if solid.dtype != bool:
+        raise TypeError(f"solid must be a boolean array; got dtype {solid.dtype}.")
+    return solid
+
+
+def poisson_matrix(shape, solid=None, boundary="dirichlet"):
+    """Return the cell-centred Poisson matrix ``-Laplacian`` on a 2D or 3D grid.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Grid shape, ``(nz, ny, nx)`` in 3D (7-point stencil) or ``(ny, nx)``
+        in 2D (5-point stencil). Cells are numbered in C order.
+    solid : ndarray of bool of shape ``shape``, default=None
+        True for solid cells (obstacles). Their rows and columns are zero and
+        the faces between fluid and solid cells are Neumann (no flux).
+    boundary : {"dirichlet", "neumann", "open_top"}, default="dirichlet"
+        Condition on the faces of the box: ``"dirichlet"`` (pressure zero
+        outside every face, an SPD matrix when every fluid region touches the
+        box), ``"neumann"`` (closed box: every fluid region has a constant
+        null vector) or ``"open_top"`` (closed walls, Dirichlet on the far
+        face of the first axis, as for a free surface above a tank).
+
+    Returns
+    -------
+    A : scipy.sparse.csr_matrix of shape (n_cells, n_cells)
+        Symmetric, positive semi-definite, float64. With no solid and
+        ``boundary="dirichlet"`` it equals ``pyamg.gallery.poisson(shape)``.
+
+    See Also
+    --------
+    floating_components : Fluid regions whose rows make ``A`` singular.
+    project_to_range : Make a right-hand side solvable for such regions.
+
+    Examples
+    --------
+    >>> from sparsesolve.poisson import poisson_matrix
+    >>> A = poisson_matrix((3, 3))
+    >>> A.shape
+    (9, 9)
+    >>> A.diagonal().tolist()
+    [4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+    >>> float(poisson_matrix((2, 2), boundary="neumann").sum())
+    0.0
+    """
+    shape = _check_shape(shape)
+    solid = _check_solid(solid, shape)
+    if boundary not in _BOUNDARIES:
+        raise ValueError(
+            f"boundary must be one of {_BOUNDARIES}; got {boundary!r}."
+        )
+    fluid = ~solid
+    n_cells = fluid.size
+    index = np.arange(n_cells).reshape(shape)
+    diagonal = np.zeros(shape)
+    rows, cols = [], []
+    for axis in range(len(shape)):
+        # Interior faces along this axis: a flux couples two fluid cells.
+        low = [slice(None)] * len(shape)
+        high = [slice(None)] * len(shape)
+        low[axis] = slice(None, -1)
+        high[axis] = slice(1, None)
+        low, high = tuple(low), tuple(high)
+        open_face = fluid[low] & fluid[high]
+        rows.append(index[low][open_face])
+        cols.append(index[high][open_face])
+        diagonal[low] += open_face
+        diagonal[high] += open_face
+        # Faces of the box along this axis: Dirichlet faces add one to the
+        # diagonal (pressure zero in the ghost cell), Neumann faces nothing.
+        first = [slice(None)] * len(shape)
+        last = [slice(None)] * len(shape)
+        first[axis] = 0
+        last[axis] = -1
+        first, last = tuple(first), tuple(last)
+        if boundary == "dirichlet":
+            diagonal[first] += fluid[first]
+            diagonal[last] += fluid[last]
+        elif boundary == "open_top" and axis == 0:
+            diagonal[last] += fluid[last]
+    rows = np.concatenate(rows)
+    cols = np.concatenate(cols)
+    off = -np.ones(rows.size)
+    A = sp.coo_matrix(
+        (
+            np.concatenate([off, off, diagonal.ravel()]),
+            (
+                np.concatenate([rows, cols, index.ravel()]),
+                np.concatenate([cols, rows, index.ravel()]),
+            ),
+        ),
+        shape=(n_cells, n_cells),
+    ).tocsr()
+    A.eliminate_zeros()
+    A.sort_indices()
+    return A
+
+
+def floating_components(A):
+    """Label the connected groups of rows of ``A`` whose rows sum to zero.
+
+    For a Poisson (graph-Laplacian-like) matrix, a connected fluid region
+    with no Dirichlet face has zero row sums and the constant vector on it is
+    a null vector; an all-zero row (a solid cell) is a trivial such region.
+
+    Parameters
+    ----------
+    A : sparse matrix of shape (n, n)
+        A symmetric Poisson matrix, as from :func:`poisson_matrix`.
+
+    Returns
+    -------
+    labels : ndarray of int of shape (n,)
+        Component label of every row, ``-1`` for rows in components that
+        touch a Dirichlet face (nothing to project there).
+    n_floating : int
+        Number of floating components, zero-row cells included.
+
+    Examples
+    --------
+    >>> from sparsesolve.poisson import floating_components, poisson_matrix
+    >>> labels, n = floating_components(poisson_matrix((4, 4), boundary="neumann"))
+    >>> n, sorted(set(labels.tolist()))
+    (1, [0])
+    """
+    A = sp.csr_matrix(A)
+    n_components, labels = connected_components(A, directed=False)
+    row_sums = np.abs(np.asarray(A.sum(axis=1)).ravel())
+    scale = np.abs(A).max() if A.nnz else 1.0
+    # A component is singular when every one of its rows sums to zero (up
+    # to rounding in the stored values).
+    leaky = np.zeros(n_components, dtype=bool)
+    np.logical_or.at(leaky, labels, row_sums > 1e-12 * max(scale, 1.0))
+    floating = ~leaky
+    relabel = -np.ones(n_components, dtype=np.int64)
+    relabel[floating] = np.arange(np.count_nonzero(floating))
+    return relabel[labels], int(np.count_nonzero(floating))
+
+
+def project_to_range(b, labels, n_floating, xp=None):
+    """Remove from ``b`` its mean over every floating component.
+
+    Parameters
+    ----------
+    b : array of shape (n,) or (n, k)
+        Right-hand side(s), NumPy or CuPy.
+    labels : ndarray of int of shape (n,)
+        From :func:`floating_components` (already in ``b``'s namespace or on
+        the host).
+    n_floating : int
+        From :func:`floating_components`.
+    xp : module, optional
+        Namespace of ``b``.
+
+    Returns
+    -------
+    b_projected : array
+        A new array, orthogonal to every null vector of the matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve.poisson import (floating_components, poisson_matrix,
+    ...                                  project_to_range)
+    >>> labels, n = floating_components(poisson_matrix((2, 2), boundary="neumann"))
+    >>> project_to_range(np.array([1.0, 2.0, 3.0, 6.0]), labels, n).tolist()
+    [-2.0, -1.0, 0.0, 3.0]
+    """
+    import array_api_compat
+
+    if xp is None:
+        xp = array_api_compat.array_namespace(b)
+    if n_floating == 0:
+        return xp.asarray(b, copy=True)
+    labels_host = np.asarray(labels)
+    inside = labels_host >= 0
+    # Dense one-hot of the floating components would be n x n_floating; the
+    # component sums go through a host-side sparse indicator instead, moved
+    # to b's device only as the small per-component means.
+    indicator = sp.csr_matrix(
+        (np.ones(np.count_nonzero(inside)),
+         (labels_host[inside], np.flatnonzero(inside))),
+        shape=(n_floating, labels_host.size),
+    )
+    counts = np.asarray(indicator.sum(axis=1)).ravel()
+    b_host = np.asarray(b.get() if hasattr(b, "get") else b, dtype=np.float64)
+    means = (indicator @ b_host) / (counts[:, None] if b_host.ndim == 2 else counts)
+    correction = indicator.T @ means
+    result = b_host - correction
+    if isinstance(b, np.ndarray):
+        return result.astype(b.dtype, copy=False)
+    return xp.asarray(result, dtype=b.dtype, device=array_api_compat.device(b))

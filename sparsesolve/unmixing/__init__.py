@@ -1,0 +1,22 @@
+"""Robust hyperspectral unmixing: endmembers and abundances of mixed pixels.
+
+:class:`RobustUnmixing` learns endmembers and abundances with an l_2,1 loss
+over bands (robust to corrupted bands), a sum-to-one penalty and a learned or
+uniform l_p sparsity; :func:`vca` picks endmembers among the pixels and
+:func:`fcls` computes exact fully constrained abundances, on the CPU (numba)
+or the GPU (CuPy + numba-cuda).
+"""
+
+from ._estimator import RobustUnmixing
+from ._fcls import fcls
+from ._metrics import cube_to_pixels, match_endmembers, spectral_angles
+from ._vca import vca
+
+__all__ = [
+    "RobustUnmixing",
+    "cube_to_pixels",
+    "fcls",
+    "match_endmembers",
+    "spectral_angles",
+    "vca",
+]
