@@ -16,7 +16,8 @@ Cases (full sizes; ``--quick`` shrinks them):
 
 fancyimpute 0.7 breaks on scikit-learn >= 1.8, so it runs in its own
 environment: set ``SPARSESOLVE_FANCYIMPUTE_PYTHON`` to a Python that imports
-fancyimpute (default ``/work/venv_fancyimpute/bin/python`` when it exists);
+fancyimpute, made for example with
+``python -m venv fi && fi/bin/pip install fancyimpute "scikit-learn<1.8"``;
 it is skipped with a note otherwise.
 """
 
@@ -135,8 +136,7 @@ def _trajectory(problem, solver, rank, alpha, n_sweeps, init="svd", test=True,
 
 
 def _fancyimpute_python():
-    candidate = os.environ.get("SPARSESOLVE_FANCYIMPUTE_PYTHON",
-                               "/work/venv_fancyimpute/bin/python")
+    candidate = os.environ.get("SPARSESOLVE_FANCYIMPUTE_PYTHON")
     if candidate and Path(candidate).exists():
         return candidate
     try:
