@@ -433,13 +433,15 @@ class ElementwiseKernel:
         flat = []
         for position, value in enumerate(params):
             array = xp.asarray(value, dtype=x.dtype, device=array_api_compat.device(x))
-            if array.ndim == 0 or (array.ndim == 1 and array.shape[0] == 1):
-                array = xp.reshape(array, (1,))
-            elif tuple(array.shape) == tuple(x.shape):
+            is_scalar = array.ndim == 0 or (array.ndim == 1 and array.shape[0] == 1)
+            # A per-column vector of a C-ordered array is used as it is: the
+            # drivers index it with i % n_columns.
+            is_per_column = (
+                array.ndim == 1 and x.ndim >= 1 and array.shape[0] == x.shape[-1]
+            )
+            if is_scalar or tuple(array.shape) == tuple(x.shape):
                 array = xp.reshape(array, (-1,))
-            elif array.ndim == 1 and x.ndim >= 1 and array.shape[0] == x.shape[-1]:
-                pass  # per-column vector of a C-ordered array: i % n_columns
-            else:
+            elif not is_per_column:
                 raise ValueError(
                     f"Parameter {position} of kernel {self.name!r} has shape "
                     f"{tuple(array.shape)}; expected a scalar, shape "

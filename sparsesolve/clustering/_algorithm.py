@@ -65,33 +65,19 @@ def bound_sweep(
     """
     xp = get_namespace(unary)
     if is_numpy_namespace(xp):
-        y_new = np.empty_like(y_old)
-        entropy_new = np.empty(y_old.shape[0], dtype=y_old.dtype)
-        energy_rows = np.empty(y_old.shape[0], dtype=y_old.dtype)
-        parallel = unary.size >= _PARALLEL_ABOVE
-        cpu_sweep(parallel)(
-            unary,
-            indptr,
-            indices,
-            weights,
-            y_old,
-            entropy_old,
-            y_new,
-            entropy_new,
-            float(laplacian_weight),
-            float(self_weight),
-            clamp,
-            energy_rows,
-        )
-        return y_new, entropy_new, energy_rows
-    if is_cupy_namespace(xp):
-        import cupy
-
-        y_new = cupy.empty_like(y_old)
-        entropy_new = cupy.empty(y_old.shape[0], dtype=y_old.dtype)
-        energy_rows = cupy.empty(y_old.shape[0], dtype=y_old.dtype)
+        sweep = cpu_sweep(unary.size >= _PARALLEL_ABOVE)
+    elif is_cupy_namespace(xp):
+        sweep = cuda_sweep()
+    else:
+        sweep = None
+    if sweep is not None:
+        # NumPy and CuPy arrays go straight to the compiled kernel, which
+        # writes the three outputs in place.
+        y_new = xp.empty_like(y_old)
+        entropy_new = xp.empty(y_old.shape[0], dtype=y_old.dtype)
+        energy_rows = xp.empty(y_old.shape[0], dtype=y_old.dtype)
         if y_old.shape[0]:
-            cuda_sweep()(
+            sweep(
                 unary,
                 indptr,
                 indices,
@@ -100,8 +86,8 @@ def bound_sweep(
                 entropy_old,
                 y_new,
                 entropy_new,
-                laplacian_weight,
-                self_weight,
+                float(laplacian_weight),
+                float(self_weight),
                 clamp,
                 energy_rows,
             )
