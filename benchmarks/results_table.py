@@ -102,6 +102,15 @@ HEADLINES = [
     ),
     (
         "completion",
+        "long rows: log-log slope of sweep time vs rank (cg / sketch / exact)",
+        "~1 / ~1 / ~2",
+        lambda s: " / ".join(
+            f"{s['S3_long_rows']['loglog_slope_vs_rank'][name]:.2f}"
+            for name in ("cg", "sketch", "exact")
+        ),
+    ),
+    (
+        "completion",
         "5% outliers: Huber error / clean error",
         "<= 2",
         "S6_huber_over_clean",

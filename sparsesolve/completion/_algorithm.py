@@ -25,7 +25,13 @@ from sklearn.utils.extmath import randomized_svd
 from .._backend import is_cupy_namespace, to_namespace
 from . import _kernels
 
-__all__ = ["alternating_minimization", "fold_in_rows", "predict_entries", "HUBER_K"]
+__all__ = [
+    "alternating_minimization",
+    "draw_sketch_hashes",
+    "fold_in_rows",
+    "predict_entries",
+    "HUBER_K",
+]
 
 # Huber's tuning constant for 95% efficiency under Gaussian noise, in units of
 # the robust noise scale 1.4826 * MAD.
@@ -136,6 +142,22 @@ def _row_pass(kernels, solver, indptr, indices, values, weights, other, reg, x,
                           cg_tol, bucket, sign, sketch_size)
 
 
+def draw_sketch_hashes(xp, observed, sketch_size, random_state, dtype):
+    """CountSketch bucket and sign of every observation, in CSR and CSC order.
+
+    The hashes are drawn once per fit, on the host, so CPU and GPU runs agree
+    and results do not depend on the number of threads.
+    """
+    values = observed.values
+    host_bucket = random_state.randint(0, sketch_size, size=observed.n_observed)
+    host_sign = random_state.choice(np.array([-1.0, 1.0], dtype=dtype),
+                                    observed.n_observed)
+    bucket = to_namespace(host_bucket.astype(np.int32), xp, like=values)
+    sign = to_namespace(host_sign, xp, like=values)
+    return (bucket, sign, xp.take(bucket, observed.transpose_order),
+            xp.take(sign, observed.transpose_order))
+
+
 def alternating_minimization(
     xp,
     observed,
@@ -152,6 +174,7 @@ def alternating_minimization(
     sketch_size,
     random_state,
     progress,
+    sketch_hashes=None,
 ):
     """Run AltMin sweeps from ``(left, right)``; return factors and history.
 
@@ -184,6 +207,9 @@ def alternating_minimization(
         Source of the sketch hashes (drawn once on the host).
     progress : Progress
         Receives one update per sweep.
+    sketch_hashes : tuple of arrays, optional
+        Output of :func:`draw_sketch_hashes` to reuse (``"sketch"``); drawn
+        from ``random_state`` when None.
 
     Returns
     -------
@@ -213,14 +239,10 @@ def alternating_minimization(
     weights_t = weights
     bucket = bucket_t = sign = sign_t = None
     if solver == "sketch":
-        # Hashes are drawn once, on the host, so CPU and GPU runs agree and
-        # results do not depend on the number of threads.
-        host_bucket = random_state.randint(0, sketch_size, size=n_observed)
-        host_sign = random_state.choice(np.array([-1.0, 1.0], dtype=dtype), n_observed)
-        bucket = to_namespace(host_bucket.astype(np.int32), xp, like=values)
-        sign = to_namespace(host_sign, xp, like=values)
-        bucket_t = xp.take(bucket, observed.transpose_order)
-        sign_t = xp.take(sign, observed.transpose_order)
+        if sketch_hashes is None:
+            sketch_hashes = draw_sketch_hashes(xp, observed, sketch_size,
+                                               random_state, dtype)
+        bucket, sign, bucket_t, sign_t = sketch_hashes
 
     cg_tol = 1e-10 if dtype == np.float64 else 1e-5
     # Below this mean loss the residuals are round-off of the data's scale:

@@ -33,7 +33,7 @@ import types
 import numpy as np
 from numba import prange
 
-__all__ = ["cpu_kernels", "cuda_kernels", "SOLVERS"]
+__all__ = ["cpu_kernels", "cuda_kernels", "uses_sketch", "SOLVERS"]
 
 SOLVERS = ("exact", "cg", "sketch")
 
@@ -42,6 +42,13 @@ SOLVERS = ("exact", "cg", "sketch")
 cuda = None
 
 _CUDA_THREADS_PER_BLOCK = 128
+
+# The sketch driver splits the rows into this many contiguous blocks (prange
+# iterations) and allocates its per-row workspaces once per block. numba
+# splits prange iterations evenly across threads either way; 256 blocks
+# amortise the allocations and keep that split as fine as it was per row
+# for any realistic thread count.
+_ROW_BLOCKS = 256
 
 
 # --------------------------------------------------------------------------
@@ -187,14 +194,23 @@ def cg_row(row, indptr, indices, values, weights, other, reg, x, n_steps, tol,
             residual, direction, precond, product, diag, factor, False)
 
 
+def uses_sketch(count, sketch_size):
+    """Whether ``sketch_row`` sketches a row of ``count`` observations.
+
+    Shorter rows (at most twice the sketch size) are solved exactly: their
+    sketch would hold nearly as much data as the row itself. Plain
+    comparisons only, so it also works elementwise on NumPy arrays of counts.
+    """
+    return count > 2 * sketch_size
+
+
 def sketch_row(row, indptr, indices, values, weights, other, reg, x, n_steps,
                tol, bucket, sign, sketched, factor, residual, direction,
                precond, product, diag):
     """Sketch-and-precondition: CountSketch, small Cholesky, then PCG."""
     k = other.shape[1]
     sketch_size = sketched.shape[0]
-    count = indptr[row + 1] - indptr[row]
-    if count <= 2 * sketch_size:
+    if not uses_sketch(indptr[row + 1] - indptr[row], sketch_size):
         # The sketch would be as large as the data: solve directly.
         exact_row(row, indptr, indices, values, weights, other, reg, x, factor,
                   residual)
@@ -208,13 +224,19 @@ def sketch_row(row, indptr, indices, values, weights, other, reg, x, n_steps,
         target = bucket[entry]
         for a in range(k):
             sketched[target, a] += scale * other[col, a]
-    largest = 0.0
+    # Lower triangle of (S A)^T (S A), accumulated one sketch row at a time
+    # so that the innermost loop walks contiguous memory (a column-wise dot
+    # product strides by k and made this O(s k^2) step dominate the sweep).
     for a in range(k):
         for b in range(a + 1):
-            value = 0.0
-            for s in range(sketch_size):
-                value += sketched[s, a] * sketched[s, b]
-            factor[a, b] = value
+            factor[a, b] = 0.0
+    for s in range(sketch_size):
+        for a in range(k):
+            value = sketched[s, a]
+            for b in range(a + 1):
+                factor[a, b] += value * sketched[s, b]
+    largest = 0.0
+    for a in range(k):
         factor[a, a] += reg[row]
         if factor[a, a] > largest:
             largest = factor[a, a]
@@ -236,7 +258,7 @@ def predict_entry(entry, rows, cols, left, right, out):
 # Order matters: each body is compiled after the bodies it calls.
 _BODIES = (
     "cholesky_factor", "cholesky_solve", "exact_row", "precondition", "pcg_row",
-    "cg_row", "sketch_row", "predict_entry",
+    "cg_row", "uses_sketch", "sketch_row", "predict_entry",
 )
 
 
@@ -286,13 +308,19 @@ def sketch_pass(indptr, indices, values, weights, other, reg, x, n_steps, tol,
                 bucket, sign, sketch_size):
     """Sketch-and-precondition CG on every row (CPU driver)."""
     k = other.shape[1]
-    for row in prange(x.shape[0]):
+    n_rows = x.shape[0]
+    # Workspaces are allocated once per block of rows, not once per row: the
+    # sketch buffer is s x k (128 KiB at k = 64), and allocating it for every
+    # row cost as much as the row's arithmetic when k is small.
+    n_blocks = min(n_rows, _ROW_BLOCKS)
+    for block in prange(n_blocks):
         sketched = np.empty((sketch_size, k), dtype=other.dtype)
         factor = np.empty((k, k), dtype=other.dtype)
         work = np.empty((5, k), dtype=other.dtype)
-        sketch_row(row, indptr, indices, values, weights, other, reg, x, n_steps,
-                   tol, bucket, sign, sketched, factor, work[0], work[1],
-                   work[2], work[3], work[4])
+        for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
+            sketch_row(row, indptr, indices, values, weights, other, reg, x,
+                       n_steps, tol, bucket, sign, sketched, factor, work[0],
+                       work[1], work[2], work[3], work[4])
 
 
 def predict_pass(rows, cols, left, right, out):

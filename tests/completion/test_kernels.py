@@ -103,3 +103,38 @@ def test_cuda_kernels_match_cpu_kernels():
     gpu = _run_all(_kernels.cuda_kernels(), *problem)
     for name in ("exact", "cg", "sketch", "predict"):
         np.testing.assert_allclose(gpu[name], cpu[name], rtol=1e-10, atol=1e-12)
+
+
+def test_sketch_path_taken_on_long_rows_and_fallback_on_short_rows():
+    # With zero CG steps a sketched row keeps its warm start (only the
+    # preconditioner is built), while a row at or below twice the sketch
+    # size is solved exactly: which rows moved tells which path ran.
+    rng = np.random.RandomState(3)
+    n_other, rank, sketch_size = 60, 4, 8
+    lengths = np.array([60, 17, 16, 5, 40, 0])
+    dense = np.zeros((lengths.size, n_other))
+    for row, length in enumerate(lengths):
+        columns = rng.choice(n_other, length, replace=False)
+        dense[row, columns] = rng.standard_normal(length)
+    csr = sp.csr_matrix(dense)
+    other = rng.standard_normal((n_other, rank))
+    reg = np.full(lengths.size, 0.1)
+    weights = np.ones(csr.nnz)
+    bucket = rng.randint(0, sketch_size, csr.nnz).astype(np.int32)
+    sign = rng.choice(np.array([-1.0, 1.0]), csr.nnz)
+    start = rng.standard_normal((lengths.size, rank))
+    x = start.copy()
+    _kernels.cpu_kernels()["sketch"](csr.indptr, csr.indices, csr.data, weights,
+                                     other, reg, x, 0, 1e-12, bucket, sign,
+                                     sketch_size)
+    sketched = _kernels.uses_sketch(np.diff(csr.indptr), sketch_size)
+    np.testing.assert_array_equal(sketched, [True, True, False, False, True, False])
+    np.testing.assert_array_equal(x[sketched], start[sketched])
+    expected = _dense_reference(csr, other, reg, weights)
+    np.testing.assert_allclose(x[~sketched], expected[~sketched], rtol=1e-10,
+                               atol=1e-12)
+    # Enough preconditioned CG steps take the sketched rows to the solution.
+    _kernels.cpu_kernels()["sketch"](csr.indptr, csr.indices, csr.data, weights,
+                                     other, reg, x, 3 * rank, 1e-14, bucket, sign,
+                                     sketch_size)
+    np.testing.assert_allclose(x, expected, rtol=1e-8, atol=1e-10)
