@@ -28,6 +28,9 @@ from sparsesolve.coding import LqDictionaryLearning, LqSparseCoder
 from sparsesolve.datasets import make_image_patches
 
 PENALTIES = ("l1", "l0", "l1/2", "cel0")
+# Non-convex penalties also swept with init="l1" (start from the lasso codes).
+NONCONVEX = ("l0", "l1/2", "cel0")
+INIT_L1 = " (init=l1)"
 # alpha grids wide enough to bracket 8-70 active atoms of 128-512 on these
 # patches (their squared norm is about 50).
 ALPHA_GRIDS = {
@@ -85,7 +88,7 @@ def _learn_dictionary(train, n_atoms, quick):
     return learner.fit(train).components_
 
 
-def _sweep(report, X, dictionary, penalty, alphas, xp_move, max_iter):
+def _sweep(report, X, dictionary, penalty, alphas, xp_move, max_iter, init=None):
     # The grids are written for 16x16 patches (squared norm about 50); alpha
     # scales with the squared norm of the signals.
     alphas = np.asarray(alphas) * float(np.mean(np.sum(X**2, axis=1))) / 50.0
@@ -93,15 +96,16 @@ def _sweep(report, X, dictionary, penalty, alphas, xp_move, max_iter):
     Xd, Dd = xp_move(X), xp_move(dictionary)
     for alpha in alphas:
         coder = LqSparseCoder(Dd, penalty=penalty, alpha=float(alpha),
-                              max_iter=max_iter, tol=1e-4)
+                              max_iter=max_iter, tol=1e-4, init=init)
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             codes = to_numpy(coder.transform(Xd))
         seconds = time.perf_counter() - start
         rows.append(report.add(
-            track="fixed_dictionary", method=f"sparsesolve {penalty}",
-            alpha=float(alpha), mean_nnz=_mean_nnz(codes),
+            track="fixed_dictionary",
+            method=f"sparsesolve {penalty}" + (INIT_L1 if init else ""),
+            init=init, alpha=float(alpha), mean_nnz=_mean_nnz(codes),
             nmse=_nmse(X, codes, dictionary), seconds=seconds,
             patches_per_s=X.shape[0] / seconds,
         ))
@@ -175,10 +179,11 @@ def _alpha_for(rows, target):
                         target)
 
 
-def _time_at(X, dictionary, penalty, alpha, xp_move, max_iter, device, n_jobs=None):
+def _time_at(X, dictionary, penalty, alpha, xp_move, max_iter, device, n_jobs=None,
+             init=None):
     Xd, Dd = xp_move(X), xp_move(dictionary)
     coder = LqSparseCoder(Dd, penalty=penalty, alpha=alpha, max_iter=max_iter,
-                          tol=1e-4, n_jobs=n_jobs)
+                          tol=1e-4, n_jobs=n_jobs, init=init)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         codes, seconds = time_call(coder.transform, Xd, repeat=2, device=device)
@@ -241,8 +246,10 @@ def _figure(report, sweeps, tolerance_rows, fixed, dl):
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, rows in sweeps.items():
         rows = sorted(rows, key=lambda r: r["mean_nnz"])
+        style = ("s--" if not name.startswith("sparsesolve")
+                 else ".:" if name.endswith(INIT_L1) else "o-")
         left.loglog([r["mean_nnz"] for r in rows], [r["nmse"] for r in rows],
-                    "o-" if name.startswith("sparsesolve") else "s--", label=name)
+                    style, label=name)
     rows = sorted(tolerance_rows, key=lambda r: r["mean_nnz"])
     left.loglog([r["mean_nnz"] for r in rows], [r["nmse"] for r in rows], "k^:",
                 label="sklearn omp (per-patch tol)")
@@ -302,6 +309,10 @@ def run(quick=False, device="cpu"):
         sweeps[f"sparsesolve {penalty}"] = _sweep(
             report, test, dictionary, penalty, ALPHA_GRIDS[penalty], xp_move,
             config["coder_iter"])
+    for penalty in NONCONVEX:
+        sweeps[f"sparsesolve {penalty}{INIT_L1}"] = _sweep(
+            report, test, dictionary, penalty, ALPHA_GRIDS[penalty], xp_move,
+            config["coder_iter"], init="l1")
     _log("sparsesolve sweeps done; scikit-learn coders")
     lars_test = test[: config["n_lars"]]
     lars_alphas = np.geomspace(0.1, 2.0, 5 if quick else 6) * float(
@@ -326,6 +337,18 @@ def run(quick=False, device="cpu"):
         if entry["sparsesolve cel0"] and entry["sklearn omp (per-patch tol)"]:
             entry["cel0_over_omp_tol"] = (entry["sparsesolve cel0"]
                                           / entry["sklearn omp (per-patch tol)"])
+        # The same checks with the non-convex coders started from l1 codes.
+        ours = [entry[f"sparsesolve {p}{INIT_L1}"] for p in ("cel0", "l1/2", "l0")]
+        ours.append(entry["sparsesolve l1"])
+        entry["order_cel0<=half<=hard<=soft (init=l1)"] = (
+            None if None in ours else bool(all(
+                a <= b for a, b in zip(ours, ours[1:], strict=False))))
+        cel0_l1 = entry[f"sparsesolve cel0{INIT_L1}"]
+        if cel0_l1 and entry["sparsesolve l1"]:
+            entry["l1_over_cel0 (init=l1)"] = entry["sparsesolve l1"] / cel0_l1
+        if cel0_l1 and entry["sklearn omp (per-patch tol)"]:
+            entry["cel0_over_omp_tol (init=l1)"] = (
+                cel0_l1 / entry["sklearn omp (per-patch tol)"])
         summary["targets"][str(target)] = entry
 
     _log("throughput")
@@ -344,6 +367,16 @@ def run(quick=False, device="cpu"):
                 track="throughput", method=label, alpha=alpha, mean_nnz=nnz,
                 nmse=nmse, patches_per_s=rate,
             )
+    # One row with init="l1" so that the cost of the l1 start is visible.
+    alpha = _alpha_for(sweeps[f"sparsesolve cel0{INIT_L1}"], target)
+    if alpha is not None:
+        nnz, nmse, rate = _time_at(test, dictionary, "cel0", alpha, xp_move,
+                                   config["coder_iter"], device, init="l1")
+        label = f"sparsesolve cel0{INIT_L1}"
+        throughput[label] = report.add(
+            track="throughput", method=label, init="l1", alpha=alpha,
+            mean_nnz=nnz, nmse=nmse, patches_per_s=rate,
+        )
     lars_alpha = _alpha_for(sweeps["sklearn lasso_lars"], target)
     if lars_alpha is not None:
         from sklearn.decomposition import SparseCoder
@@ -362,11 +395,12 @@ def run(quick=False, device="cpu"):
     rates = {k: (v or {}).get("patches_per_s") for k, v in throughput.items()}
     summary["throughput_patches_per_s"] = rates
     summary["throughput_target_nnz"] = target
-    for penalty in PENALTIES:
+    for penalty, key in (*((p, p) for p in PENALTIES),
+                         (f"cel0{INIT_L1}", "cel0_init_l1")):
         ours = rates.get(f"sparsesolve {penalty}")
-        summary[f"{penalty}_speedup_vs_lasso_lars"] = report.ratio(
+        summary[f"{key}_speedup_vs_lasso_lars"] = report.ratio(
             ours, rates.get("sklearn lasso_lars"))
-        summary[f"{penalty}_speedup_vs_omp_k{target}"] = report.ratio(
+        summary[f"{key}_speedup_vs_omp_k{target}"] = report.ratio(
             ours, rates.get("sklearn omp k"))
 
     _log("dictionary learning")

@@ -30,8 +30,8 @@ from ._kernels import fused_proximal_gradient, sparse_rows_times_dense
 from ._thresholding import apply_prox
 
 __all__ = [
-    "dictionary_lipschitz", "encode", "encode_batched", "gram_product", "objective",
-    "penalty_value",
+    "dictionary_lipschitz", "encode", "encode_batched", "gram_product",
+    "l1_start_alpha", "objective", "penalty_value",
 ]
 
 # Above this fraction of nonzero codes a dense BLAS product beats the
@@ -87,6 +87,52 @@ def gram_product(codes, gram, xp):
         if density <= _SPARSE_PRODUCT_MAX_DENSITY:
             return sparse_rows_times_dense(codes, gram)
     return codes @ gram
+
+
+def l1_start_alpha(penalty, alpha, step, atom_norms=None):
+    """l1 weight of the lasso solve that starts a non-convex coder.
+
+    The rule (the spec's pitfall 4, "warm start from the l1 solution"): take
+    the l1 weight ``tau`` whose zeroing threshold on the correlations
+    ``|x . d_i|`` equals the penalty's, then use ``tau / 2``.
+
+    * l0 and CEL0: ``tau = sqrt(2 alpha)`` (times the mean atom norm for
+      CEL0), the one-atom threshold below which the l0 minimiser is zero and
+      the width of CEL0's dead zone at zero. ``tau / 2`` is then the mean
+      slope of the penalty over the range where it rises from 0 to
+      ``alpha``: the l1 penalty that matches it on average there rather
+      than at its steepest point.
+    * l1/2: ``tau = (54**(1/3) / 4) (2 alpha)**(2/3) step**(-1/3)``, the
+      correlation at which the first half-thresholding step from zero
+      keeps a coefficient; the same factor 1/2 is applied.
+
+    The halved weight gives a denser l1 support, so the non-convex iteration
+    mostly prunes atoms instead of having to find new ones.
+
+    Parameters
+    ----------
+    penalty : {"l0", "l1/2", "cel0"}
+    alpha : float
+        Weight of the non-convex penalty.
+    step : float
+        Step of the iteration (``1 / ||D||_2**2``).
+    atom_norms : float, optional
+        Mean atom norm (CEL0 only); 1 when omitted.
+
+    Returns
+    -------
+    float
+    """
+    if penalty == "l1/2":
+        tau = (54.0 ** (1.0 / 3.0) / 4.0) * (2.0 * alpha) ** (2.0 / 3.0)
+        tau *= step ** (-1.0 / 3.0)
+    elif penalty in ("l0", "cel0"):
+        tau = math.sqrt(2.0 * alpha)
+        if penalty == "cel0" and atom_norms is not None:
+            tau *= float(atom_norms)
+    else:
+        raise ValueError(f"l1 start is for non-convex penalties; got {penalty!r}.")
+    return 0.5 * tau
 
 
 def default_step(lipschitz, dtype, xp):

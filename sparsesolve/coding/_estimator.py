@@ -28,7 +28,13 @@ from .._backend import (
 )
 from .._progress import Progress
 from .._validation import check_is_fitted, check_same_device, validate_data
-from ._algorithm import default_step, dictionary_lipschitz, encode, penalty_value
+from ._algorithm import (
+    default_step,
+    dictionary_lipschitz,
+    encode,
+    l1_start_alpha,
+    penalty_value,
+)
 from ._dictionary import dictionary_step, normalize_rows
 from ._thresholding import PENALTIES
 
@@ -131,7 +137,18 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     warm_start : bool, default=False
         Start :meth:`transform` from the codes of the previous call when it
         had the same number of samples (for example along a decreasing
-        ``alpha`` path on the same data).
+        ``alpha`` path on the same data). Those codes take precedence over
+        ``init``.
+    init : {None, "l1"}, default=None
+        Start of the non-convex penalties (l0, l1/2, CEL0). ``None`` starts
+        from zero codes (fastest). ``"l1"`` first solves the lasso with
+        half the l1 weight whose zeroing threshold equals the penalty's
+        (``sqrt(2 alpha) / 2`` for l0 and unit-norm CEL0; see
+        :ref:`the user guide <coding_l1_start>`) and starts from its codes.
+        Non-convex coders depend on their start; from the l1 codes they
+        usually stop at a lower objective and reach a lower error at the
+        same sparsity, at about 2-3x the coding time. Ignored for
+        ``penalty="l1"``.
     n_jobs : int, default=None
         Threads of the CPU coder (numba); ``None`` keeps numba's setting,
         ``-1`` uses all cores.
@@ -182,6 +199,7 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         **_COMMON_CONSTRAINTS,
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
+        "init": [StrOptions({"l1"}), None],
     }
 
     def __init__(
@@ -194,6 +212,7 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         tol=1e-4,
         algorithm="fista",
         warm_start=False,
+        init=None,
         n_jobs=None,
     ):
         self.dictionary = dictionary
@@ -203,6 +222,7 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.tol = tol
         self.algorithm = algorithm
         self.warm_start = warm_start
+        self.init = init
         self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -288,12 +308,21 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             and get_namespace(previous) is xp
         ):
             init = xp.astype(previous, X.dtype)
+        options = dict(max_iter=self.max_iter, tol=self.tol,
+                       algorithm=self.algorithm, gram=cache.gram, step=cache.step)
         with _cpu_threads(self.n_jobs, xp):
+            if init is None and self.init == "l1" and self.penalty != "l1":
+                # Its unconverged samples are not reported: the non-convex
+                # solve below refines them and is the one checked.
+                l1_alpha = l1_start_alpha(
+                    self.penalty, float(self.alpha), cache.step,
+                    float(xp.mean(cache.atom_norms)),
+                )
+                init, _, _ = encode(X, dictionary, "l1", l1_alpha, xp=xp,
+                                    atom_norms=cache.atom_norms, **options)
             codes, _, n_unconverged = encode(
-                X, dictionary, self.penalty, float(self.alpha), xp=xp,
-                max_iter=self.max_iter, tol=self.tol, algorithm=self.algorithm,
-                init=init, gram=cache.gram, step=cache.step,
-                atom_norms=cache.atom_norms,
+                X, dictionary, self.penalty, float(self.alpha), xp=xp, init=init,
+                atom_norms=cache.atom_norms, **options,
             )
         _warn_unconverged(n_unconverged, X.shape[0], self.max_iter, "LqSparseCoder")
         if self.warm_start:
