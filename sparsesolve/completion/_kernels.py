@@ -76,6 +76,20 @@ def cholesky_factor(gram, k, pivot_floor):
             gram[row, col] = value / diagonal
 
 
+def ridge_cholesky(gram, k, ridge):
+    """Add ``ridge`` to the diagonal of ``gram`` and factor it in place.
+
+    The pivot floor is relative, 1e-12 of the largest diagonal, which keeps
+    the factor finite for rows with fewer observations than the rank.
+    """
+    largest = 0.0
+    for a in range(k):
+        gram[a, a] += ridge
+        if gram[a, a] > largest:
+            largest = gram[a, a]
+    cholesky_factor(gram, k, largest * 1e-12 + 1e-300)
+
+
 def cholesky_solve(factor, rhs, out, k):
     """Solve ``L L^T out = rhs`` with the lower factor ``L`` in ``factor``."""
     for row in range(k):
@@ -106,14 +120,7 @@ def exact_row(row, indptr, indices, values, weights, other, reg, out, gram, rhs)
             rhs[a] += scaled * value
             for b in range(a + 1):
                 gram[a, b] += scaled * other[col, b]
-    largest = 0.0
-    for a in range(k):
-        gram[a, a] += reg[row]
-        if gram[a, a] > largest:
-            largest = gram[a, a]
-    # Relative floor: 1e-12 of the largest diagonal keeps the factor
-    # finite for rows with fewer observations than the rank.
-    cholesky_factor(gram, k, largest * 1e-12 + 1e-300)
+    ridge_cholesky(gram, k, reg[row])
     cholesky_solve(gram, rhs, out[row], k)
 
 
@@ -235,12 +242,7 @@ def sketch_row(row, indptr, indices, values, weights, other, reg, x, n_steps,
             value = sketched[s, a]
             for b in range(a + 1):
                 factor[a, b] += value * sketched[s, b]
-    largest = 0.0
-    for a in range(k):
-        factor[a, a] += reg[row]
-        if factor[a, a] > largest:
-            largest = factor[a, a]
-    cholesky_factor(factor, k, largest * 1e-12 + 1e-300)
+    ridge_cholesky(factor, k, reg[row])
     pcg_row(row, indptr, indices, values, weights, other, reg, x, n_steps, tol,
             residual, direction, precond, product, diag, factor, True)
 
@@ -257,8 +259,8 @@ def predict_entry(entry, rows, cols, left, right, out):
 
 # Order matters: each body is compiled after the bodies it calls.
 _BODIES = (
-    "cholesky_factor", "cholesky_solve", "exact_row", "precondition", "pcg_row",
-    "cg_row", "uses_sketch", "sketch_row", "predict_entry",
+    "cholesky_factor", "ridge_cholesky", "cholesky_solve", "exact_row",
+    "precondition", "pcg_row", "cg_row", "uses_sketch", "sketch_row", "predict_entry",
 )
 
 
