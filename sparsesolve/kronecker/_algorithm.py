@@ -16,6 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._backend import to_namespace, to_numpy
 from .._progress import Progress
+from ._moves import refine_support
 from ._mstep import (
     am_update,
     couple,
@@ -53,6 +54,7 @@ class SBLResult:
     n_iter: int
     converged: bool
     history: list
+    n_moves: int = 0
 
 
 def _take_columns(factors, kept, xp):
@@ -139,6 +141,7 @@ def sparse_bayesian_learning(
     couplings,
     verbose,
     xp,
+    refine=False,
 ):
     """Learn Kronecker-structured (or free) prior variances by EM.
 
@@ -162,6 +165,10 @@ def sparse_bayesian_learning(
         Pattern-coupling strength ``beta`` per mode (``None``: free mode).
     verbose : int
     xp : module
+    refine : bool, default=False
+        After EM, polish the support of the uncoupled modes by
+        marginal-likelihood slab moves (:func:`._moves.refine_support`).
+        Ignored for ``"classic"``.
 
     Returns
     -------
@@ -255,6 +262,14 @@ def sparse_bayesian_learning(
     kept, gammas, mode_couplings = _prune(
         kept, gammas, mode_couplings, prune_threshold, xp
     )
+    n_moves = 0
+    free_modes = [mode for mode, matrix in enumerate(mode_couplings)
+                  if matrix is None]
+    if refine and not dense and free_modes:
+        kept, gammas, n_moves = refine_support(
+            factors, kept, gammas, sigma2, Y, xp, free_modes=free_modes)
+        if all(float(xp.max(g)) > 0 for g in gammas):
+            gammas = normalise_scale(gammas, xp)
     mean, _ = e_step(kept, gammas, sigma2)
     return SBLResult(
         kept=kept,
@@ -264,6 +279,7 @@ def sparse_bayesian_learning(
         n_iter=n_iter,
         converged=converged,
         history=history,
+        n_moves=n_moves,
     )
 
 

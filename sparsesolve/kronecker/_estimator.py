@@ -84,6 +84,21 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         on the diagonal and ``beta`` beside it. A float couples every mode
         with that ``beta``; a list gives ``beta`` (or ``None``) per mode.
         Not available with ``method="classic"``.
+    refine : bool, default=True
+        After EM, polish the support by exact marginal-likelihood slab moves
+        (in the spirit of Tipping and Faul's fast marginal likelihood, at the
+        level of one grid point of one mode): a pruned slab is re-added when
+        it lowers the SBL cost by more than an extended-BIC penalty
+        ``log(n_obs) + log(sum n_i)``, a slab that does not pay for itself is
+        deleted, and a mode that keeps more slabs than its ``m_i``
+        measurements can identify (``2 |S_i| > m_i``) is rebuilt from an
+        empty support by a forward beam search. A change is kept only if the
+        penalised cost decreases. This recovers weak slabs that relative
+        pruning drops and escapes local optima with a wrong support in one
+        mode, at a small cost (typically a few milliseconds). The noise
+        variance stays at its EM value; coupled modes are left as EM learned
+        them. Has no effect with ``method="classic"``. See the
+        :ref:`User Guide <kronecker>`.
     random_state : int, RandomState instance or None, default=None
         Accepted for a uniform API; the EM iterations start from a fixed
         flat prior and draw no random numbers.
@@ -106,6 +121,9 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Grid points that survived pruning.
     n_iter_ : int
         Number of EM iterations run.
+    n_moves_ : int
+        Slab moves (and mode rebuilds) accepted by the refinement; ``0``
+        when ``refine=False`` or the EM result was already optimal for it.
     history_ : list of float
         Relative change of the variance vector at each iteration.
     n_features_in_ : int
@@ -122,6 +140,10 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     Y. He and G. Joseph, "Bayesian algorithms for Kronecker-structured sparse
     vector recovery with application to IRS-MIMO channel estimation", IEEE
     Transactions on Signal Processing, 2024 (arXiv:2307.14719).
+
+    M. E. Tipping and A. C. Faul, "Fast marginal likelihood maximisation for
+    sparse Bayesian models", AISTATS, 2003 (the add / delete / re-estimate
+    analysis that ``refine`` carries over to Kronecker slabs).
 
     Examples
     --------
@@ -148,6 +170,7 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             StrOptions({"auto"}),
         ],
         "coupling": [Interval(Real, 0, None, closed="left"), list, tuple, None],
+        "refine": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -162,6 +185,7 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         tol=1e-4,
         prune_threshold="auto",
         coupling=None,
+        refine=True,
         random_state=None,
         verbose=0,
     ):
@@ -172,6 +196,7 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.tol = tol
         self.prune_threshold = prune_threshold
         self.coupling = coupling
+        self.refine = refine
         self.random_state = random_state
         self.verbose = verbose
 
@@ -289,6 +314,7 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             couplings=couplings,
             verbose=self.verbose,
             xp=xp,
+            refine=self.refine,
         )
         self._dense = self.method == "classic"
         self._kept = result.kept
@@ -312,6 +338,7 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.support_ = to_namespace(support, xp, like=Y)
         self.noise_variance_ = float(result.noise_variance)
         self.n_iter_ = result.n_iter
+        self.n_moves_ = result.n_moves
         self.history_ = result.history
         self._n_features_out = math.prod(sizes)
         return self
