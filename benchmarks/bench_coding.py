@@ -4,9 +4,11 @@ Track A (fixed dictionary): one dictionary learned once (l1, our learner) on
 whitened patches of ``china.jpg``; test patches from ``flower.jpg``. Each
 penalty of :class:`~sparsesolve.coding.LqSparseCoder` sweeps ``alpha`` and
 its NMSE is interpolated (log-log) at a matched mean number of active
-coefficients; scikit-learn's ``SparseCoder`` (lasso_lars, lasso_cd, omp with
-fixed k) and ``orthogonal_mp_gram`` with a per-patch residual tolerance are
-run on the same data. Throughput is measured at about 16 active atoms.
+coefficients (non-convex penalties: the default lambda-continuation start,
+and also the zero start ``init=None`` and the lasso start ``init="l1"``);
+scikit-learn's ``SparseCoder`` (lasso_lars, lasso_cd, omp with fixed k) and
+``orthogonal_mp_gram`` with a per-patch residual tolerance are run on the
+same data. Throughput is measured at about 16 active atoms.
 
 Track B (dictionary learning): time of one epoch of
 :class:`~sparsesolve.coding.LqDictionaryLearning` vs scikit-learn's
@@ -28,17 +30,20 @@ from sparsesolve.coding import LqDictionaryLearning, LqSparseCoder
 from sparsesolve.datasets import make_image_patches
 
 PENALTIES = ("l1", "l0", "l1/2", "cel0")
-# Non-convex penalties also swept with init="l1" (start from the lasso codes).
+# Non-convex penalties are also swept from the other starts: zero codes
+# (init=None, the default before the continuation) and the lasso codes.
 NONCONVEX = ("l0", "l1/2", "cel0")
-INIT_L1 = " (init=l1)"
+OTHER_STARTS = {" (init=None)": None, " (init=l1)": "l1"}
 # alpha grids wide enough to bracket 8-70 active atoms of 128-512 on these
-# patches (their squared norm is about 50).
+# patches (their squared norm is about 50); the continuation gives sparser
+# codes at equal alpha, hence the low ends.
 ALPHA_GRIDS = {
     "l1": np.geomspace(0.05, 3.0, 9),
-    "l0": np.geomspace(0.005, 1.0, 9),
-    "l1/2": np.geomspace(0.01, 1.5, 9),
-    "cel0": np.geomspace(0.005, 1.0, 9),
+    "l0": np.geomspace(0.002, 1.0, 11),
+    "l1/2": np.geomspace(0.004, 1.5, 11),
+    "cel0": np.geomspace(0.002, 1.0, 11),
 }
+DEFAULT = "continuation"
 
 
 def _config(quick):
@@ -88,7 +93,8 @@ def _learn_dictionary(train, n_atoms, quick):
     return learner.fit(train).components_
 
 
-def _sweep(report, X, dictionary, penalty, alphas, xp_move, max_iter, init=None):
+def _sweep(report, X, dictionary, penalty, alphas, xp_move, max_iter, init=DEFAULT,
+           suffix=""):
     # The grids are written for 16x16 patches (squared norm about 50); alpha
     # scales with the squared norm of the signals.
     alphas = np.asarray(alphas) * float(np.mean(np.sum(X**2, axis=1))) / 50.0
@@ -104,8 +110,9 @@ def _sweep(report, X, dictionary, penalty, alphas, xp_move, max_iter, init=None)
         seconds = time.perf_counter() - start
         rows.append(report.add(
             track="fixed_dictionary",
-            method=f"sparsesolve {penalty}" + (INIT_L1 if init else ""),
-            init=init, alpha=float(alpha), mean_nnz=_mean_nnz(codes),
+            method=f"sparsesolve {penalty}{suffix}",
+            init=init if penalty != "l1" else None, alpha=float(alpha),
+            mean_nnz=_mean_nnz(codes),
             nmse=_nmse(X, codes, dictionary), seconds=seconds,
             patches_per_s=X.shape[0] / seconds,
         ))
@@ -180,7 +187,7 @@ def _alpha_for(rows, target):
 
 
 def _time_at(X, dictionary, penalty, alpha, xp_move, max_iter, device, n_jobs=None,
-             init=None):
+             init=DEFAULT):
     Xd, Dd = xp_move(X), xp_move(dictionary)
     coder = LqSparseCoder(Dd, penalty=penalty, alpha=alpha, max_iter=max_iter,
                           tol=1e-4, n_jobs=n_jobs, init=init)
@@ -246,8 +253,10 @@ def _figure(report, sweeps, tolerance_rows, fixed, dl):
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, rows in sweeps.items():
         rows = sorted(rows, key=lambda r: r["mean_nnz"])
+        if name.endswith(" (init=None)") and not name.endswith("cel0 (init=None)"):
+            continue  # keep the figure readable: CEL0's zero start only
         style = ("s--" if not name.startswith("sparsesolve")
-                 else ".:" if name.endswith(INIT_L1) else "o-")
+                 else ".:" if name.endswith(")") else "o-")
         left.loglog([r["mean_nnz"] for r in rows], [r["nmse"] for r in rows],
                     style, label=name)
     rows = sorted(tolerance_rows, key=lambda r: r["mean_nnz"])
@@ -309,10 +318,11 @@ def run(quick=False, device="cpu"):
         sweeps[f"sparsesolve {penalty}"] = _sweep(
             report, test, dictionary, penalty, ALPHA_GRIDS[penalty], xp_move,
             config["coder_iter"])
-    for penalty in NONCONVEX:
-        sweeps[f"sparsesolve {penalty}{INIT_L1}"] = _sweep(
-            report, test, dictionary, penalty, ALPHA_GRIDS[penalty], xp_move,
-            config["coder_iter"], init="l1")
+    for suffix, init in OTHER_STARTS.items():
+        for penalty in NONCONVEX:
+            sweeps[f"sparsesolve {penalty}{suffix}"] = _sweep(
+                report, test, dictionary, penalty, ALPHA_GRIDS[penalty], xp_move,
+                config["coder_iter"], init=init, suffix=suffix)
     _log("sparsesolve sweeps done; scikit-learn coders")
     lars_test = test[: config["n_lars"]]
     lars_alphas = np.geomspace(0.1, 2.0, 5 if quick else 6) * float(
@@ -328,27 +338,20 @@ def run(quick=False, device="cpu"):
         entry = {name: _matched(rows, target) for name, rows in sweeps.items()}
         entry["sklearn omp (per-patch tol)"] = _matched(tolerance_rows, target)
         entry["sklearn omp (fixed k)"] = fixed[target]["nmse"]
-        ours = [entry[f"sparsesolve {p}"] for p in ("cel0", "l1/2", "l0", "l1")]
-        entry["order_cel0<=half<=hard<=soft"] = (
-            None if None in ours else bool(all(
-                a <= b for a, b in zip(ours, ours[1:], strict=False))))
-        if entry["sparsesolve cel0"] and entry["sparsesolve l1"]:
-            entry["l1_over_cel0"] = entry["sparsesolve l1"] / entry["sparsesolve cel0"]
-        if entry["sparsesolve cel0"] and entry["sklearn omp (per-patch tol)"]:
-            entry["cel0_over_omp_tol"] = (entry["sparsesolve cel0"]
-                                          / entry["sklearn omp (per-patch tol)"])
-        # The same checks with the non-convex coders started from l1 codes.
-        ours = [entry[f"sparsesolve {p}{INIT_L1}"] for p in ("cel0", "l1/2", "l0")]
-        ours.append(entry["sparsesolve l1"])
-        entry["order_cel0<=half<=hard<=soft (init=l1)"] = (
-            None if None in ours else bool(all(
-                a <= b for a, b in zip(ours, ours[1:], strict=False))))
-        cel0_l1 = entry[f"sparsesolve cel0{INIT_L1}"]
-        if cel0_l1 and entry["sparsesolve l1"]:
-            entry["l1_over_cel0 (init=l1)"] = entry["sparsesolve l1"] / cel0_l1
-        if cel0_l1 and entry["sklearn omp (per-patch tol)"]:
-            entry["cel0_over_omp_tol (init=l1)"] = (
-                cel0_l1 / entry["sklearn omp (per-patch tol)"])
+        # The checks for the default start, then for the other two (the
+        # l1 coder is the same in all three).
+        for suffix in ("", *OTHER_STARTS):
+            ours = [entry[f"sparsesolve {p}{suffix}"] for p in ("cel0", "l1/2", "l0")]
+            ours.append(entry["sparsesolve l1"])
+            entry[f"order_cel0<=half<=hard<=soft{suffix}"] = (
+                None if None in ours else bool(all(
+                    a <= b for a, b in zip(ours, ours[1:], strict=False))))
+            cel0 = entry[f"sparsesolve cel0{suffix}"]
+            if cel0 and entry["sparsesolve l1"]:
+                entry[f"l1_over_cel0{suffix}"] = entry["sparsesolve l1"] / cel0
+            if cel0 and entry["sklearn omp (per-patch tol)"]:
+                entry[f"cel0_over_omp_tol{suffix}"] = (
+                    cel0 / entry["sklearn omp (per-patch tol)"])
         summary["targets"][str(target)] = entry
 
     _log("throughput")
@@ -367,16 +370,19 @@ def run(quick=False, device="cpu"):
                 track="throughput", method=label, alpha=alpha, mean_nnz=nnz,
                 nmse=nmse, patches_per_s=rate,
             )
-    # One row with init="l1" so that the cost of the l1 start is visible.
-    alpha = _alpha_for(sweeps[f"sparsesolve cel0{INIT_L1}"], target)
-    if alpha is not None:
-        nnz, nmse, rate = _time_at(test, dictionary, "cel0", alpha, xp_move,
-                                   config["coder_iter"], device, init="l1")
-        label = f"sparsesolve cel0{INIT_L1}"
-        throughput[label] = report.add(
-            track="throughput", method=label, init="l1", alpha=alpha,
-            mean_nnz=nnz, nmse=nmse, patches_per_s=rate,
-        )
+    # CEL0 and l1/2 from the other starts, so that their cost is visible.
+    for suffix, init in OTHER_STARTS.items():
+        for penalty in ("cel0", "l1/2"):
+            alpha = _alpha_for(sweeps[f"sparsesolve {penalty}{suffix}"], target)
+            if alpha is None:
+                continue
+            nnz, nmse, rate = _time_at(test, dictionary, penalty, alpha, xp_move,
+                                       config["coder_iter"], device, init=init)
+            label = f"sparsesolve {penalty}{suffix}"
+            throughput[label] = report.add(
+                track="throughput", method=label, init=init, alpha=alpha,
+                mean_nnz=nnz, nmse=nmse, patches_per_s=rate,
+            )
     lars_alpha = _alpha_for(sweeps["sklearn lasso_lars"], target)
     if lars_alpha is not None:
         from sklearn.decomposition import SparseCoder
@@ -395,8 +401,9 @@ def run(quick=False, device="cpu"):
     rates = {k: (v or {}).get("patches_per_s") for k, v in throughput.items()}
     summary["throughput_patches_per_s"] = rates
     summary["throughput_target_nnz"] = target
-    for penalty, key in (*((p, p) for p in PENALTIES),
-                         (f"cel0{INIT_L1}", "cel0_init_l1")):
+    others = [(f"{p}{suffix}", f"{p}_init_{init}".replace("l1/2", "half"))
+              for suffix, init in OTHER_STARTS.items() for p in ("cel0", "l1/2")]
+    for penalty, key in (*((p, p) for p in PENALTIES), *others):
         ours = rates.get(f"sparsesolve {penalty}")
         summary[f"{key}_speedup_vs_lasso_lars"] = report.ratio(
             ours, rates.get("sklearn lasso_lars"))
