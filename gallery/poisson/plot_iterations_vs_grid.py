@@ -4,9 +4,9 @@ Iterations against grid size
 
 Conjugate gradients need more iterations as the grid is refined (about
 ``6 n`` for an ``n^3`` cube). The deep conjugate-direction method with the
-shipped network (trained on a single 16^3 box) needs far fewer; this example
-measures how the counts grow from 8^3 to 24^3 on the empty box with
-Dirichlet walls, the domain class it was trained on. The benchmark
+shipped network (trained on a 16^3 box, then a 32^3 box) needs far fewer;
+this example measures how the counts grow from 8^3 to 24^3 on the empty box
+with Dirichlet walls, the domain class it was trained on. The benchmark
 (``python benchmarks/run.py poisson``) extends this to 32^3 and 64^3.
 """
 

@@ -43,7 +43,8 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
     ----------
     model : "default", str, os.PathLike or DirectionNetwork, default="default"
         The direction network: ``"default"`` is the model shipped with the
-        package (trained on a 16^3 Dirichlet box, see the user guide), a
+        package (trained on Dirichlet boxes of 16^3, then 32^3, see the user
+        guide), a
         path names an ``.npz`` written by :meth:`DirectionNetwork.save`.
     n_orthogonal : int, default=2
         Previous directions each new one is A-orthogonalised against.

@@ -37,7 +37,7 @@ _N_FULL, _N_HALF = 4, 6
 
 
 def default_model_path():
-    """Path of the model that ships with the package (trained on a 16^3 box)."""
+    """Path of the model that ships with the package (16^3, then 32^3 box)."""
     return Path(__file__).resolve().parent / "default_model.npz"
 
 

@@ -9,9 +9,10 @@ the best step along ``y`` in the A-norm,
 which does not change when ``y`` is rescaled. Training vectors are random
 combinations of eigenvectors of the one training matrix, the low end of the
 spectrum weighted more (the smooth error modes Krylov methods find hardest).
-The paper builds them from Lanczos Ritz vectors; on the small training grids
-used here a dense symmetric eigendecomposition gives the exact eigenvectors in
-seconds, so that is what this module uses.
+The paper builds them from Lanczos Ritz vectors. On small grids (16^3) a dense
+symmetric eigendecomposition gives the exact eigenvectors in seconds, so that
+is used when no ``n_ritz`` is asked for; on larger grids (32^3) the vectors
+come from Lanczos runs with full re-orthogonalisation, as in the paper.
 """
 
 from __future__ import annotations
@@ -42,14 +43,52 @@ def _require_torch():
     return torch
 
 
+def _lanczos_ritz(A, n_steps, rng):
+    """Ritz values and vectors of ``n_steps`` Lanczos steps on ``A``.
+
+    Full re-orthogonalisation (twice, against every earlier Lanczos vector)
+    keeps the basis orthonormal in floating point, as the paper's data
+    generator does. The start vector is ``A @ randn``, so the Krylov space
+    lies in the range of ``A`` (no null-space content).
+
+    Returns the Ritz values (ascending) and the Ritz vectors as the rows of an
+    array of shape (n_ritz, n); ``n_ritz < n_steps`` when the Krylov space is
+    exhausted early (an invariant subspace was found).
+    """
+    n = A.shape[0]
+    basis = np.zeros((n_steps, n))
+    alphas, betas = [], []
+    v = A @ rng.standard_normal(n)
+    v /= np.linalg.norm(v)
+    beta, previous = 0.0, np.zeros(n)
+    for step in range(n_steps):
+        basis[step] = v
+        w = A @ v - beta * previous
+        alpha = float(v @ w)
+        w -= alpha * v
+        for _ in range(2):
+            w -= basis[: step + 1].T @ (basis[: step + 1] @ w)
+        alphas.append(alpha)
+        beta = float(np.linalg.norm(w))
+        if step + 1 == n_steps or beta <= 1e-10 * abs(alpha):
+            break
+        betas.append(beta)
+        previous, v = v, w / beta
+    m = len(alphas)
+    values, vectors = scipy.linalg.eigh_tridiagonal(np.array(alphas),
+                                                    np.array(betas[: m - 1]))
+    return values, vectors.T @ basis[:m]
+
+
 def make_training_vectors(A, n_vectors, low_fraction=0.55, low_weight=9.0,
-                          random_state=None):
-    """Unit-norm random combinations of the eigenvectors of ``A``.
+                          random_state=None, *, n_ritz=None, n_lanczos_runs=1):
+    """Unit-norm random combinations of (Ritz) eigenvectors of ``A``.
 
     Parameters
     ----------
     A : sparse matrix of shape (n, n)
-        Symmetric positive semi-definite training matrix (at most 14,000 rows).
+        Symmetric positive semi-definite training matrix (at most 14,000 rows
+        unless ``n_ritz`` is given).
     n_vectors : int
         How many vectors to draw.
     low_fraction : float, default=0.55
@@ -59,22 +98,57 @@ def make_training_vectors(A, n_vectors, low_fraction=0.55, low_weight=9.0,
     low_weight : float, default=9.0
         Weight of the low part of the spectrum.
     random_state : int, RandomState instance or None, default=None
-        Seed of the random coefficients.
+        Seed of the random coefficients and Lanczos start vectors.
+    n_ritz : int, optional
+        Use ``n_ritz`` Lanczos Ritz vectors in total (the paper's recipe)
+        instead of all exact eigenvectors from a dense eigendecomposition;
+        needed above 14,000 unknowns.
+    n_lanczos_runs : int, default=1
+        Split the ``n_ritz`` Lanczos steps over this many runs from
+        independent random starts. One Krylov space holds a single direction
+        of every repeated eigenvalue, and the eigenvalues of a symmetric
+        domain (a cube) are repeated; several starts give the network all the
+        orientations of those modes.
 
     Returns
     -------
     vectors : ndarray of shape (n_vectors, n), float32
         Rows have unit norm and are orthogonal to the null space of ``A``.
+
+    Examples
+    --------
+    >>> from sparsesolve.poisson import make_training_vectors, poisson_matrix
+    >>> A = poisson_matrix((8, 8, 8))
+    >>> make_training_vectors(A, 20, random_state=0).shape
+    (20, 512)
+    >>> make_training_vectors(A, 20, random_state=0, n_ritz=60,
+    ...                       n_lanczos_runs=2).shape
+    (20, 512)
     """
     rng = check_random_state(random_state)
     A = sp.csr_matrix(A)
-    if A.shape[0] > _MAX_DENSE_UNKNOWNS:
-        raise ValueError(
-            f"make_training_vectors uses a dense eigendecomposition; A has "
-            f"{A.shape[0]} rows, more than {_MAX_DENSE_UNKNOWNS}. Train on a "
-            "smaller grid: the network is fully convolutional."
-        )
-    eigenvalues, eigenvectors = scipy.linalg.eigh(A.toarray())
+    if n_ritz is None:
+        if A.shape[0] > _MAX_DENSE_UNKNOWNS:
+            raise ValueError(
+                f"make_training_vectors uses a dense eigendecomposition; A has "
+                f"{A.shape[0]} rows, more than {_MAX_DENSE_UNKNOWNS}. Pass "
+                "n_ritz to use Lanczos Ritz vectors instead."
+            )
+        eigenvalues, eigenvectors = scipy.linalg.eigh(A.toarray())
+    else:
+        n_ritz, n_lanczos_runs = int(n_ritz), int(n_lanczos_runs)
+        if n_lanczos_runs < 1 or n_ritz < 2 * n_lanczos_runs:
+            raise ValueError(
+                f"need n_lanczos_runs >= 1 and n_ritz >= 2 * n_lanczos_runs; got "
+                f"n_ritz={n_ritz}, n_lanczos_runs={n_lanczos_runs}."
+            )
+        runs = [_lanczos_ritz(A, n_ritz // n_lanczos_runs, rng)
+                for _ in range(n_lanczos_runs)]
+        eigenvalues = np.concatenate([values for values, _ in runs])
+        order = np.argsort(eigenvalues, kind="stable")
+        eigenvalues = eigenvalues[order]
+        # Columns, like eigh's output.
+        eigenvectors = np.concatenate([vectors for _, vectors in runs])[order].T
     # Null vectors (solid cells, closed regions) carry no information and a
     # right-hand side never contains them after projection.
     keep = eigenvalues > 1e-8 * eigenvalues.max()
@@ -143,14 +217,17 @@ def _direction_loss(torch, A_torch, b, y):
 def train_direction_model(A, grid_shape, *, n_vectors=1000, epochs=15,
                           batch_size=10, learning_rate=1e-3, channels=16,
                           validation_fraction=0.1, time_budget=None,
-                          random_state=None, verbose=0):
+                          random_state=None, verbose=0, initial_network=None,
+                          n_ritz=None, n_lanczos_runs=1, checkpoint=None,
+                          checkpoint_every=None):
     """Train the direction CNN on one Poisson matrix with PyTorch.
 
     Parameters
     ----------
     A : sparse matrix of shape (n, n)
         Training matrix on the full grid (``poisson_matrix`` layout),
-        ``n = prod(grid_shape)``, at most 14,000 rows.
+        ``n = prod(grid_shape)``, at most 14,000 rows unless ``n_ritz`` is
+        given.
     grid_shape : tuple of 3 even ints
         The grid of ``A``.
     n_vectors : int, default=1000
@@ -171,6 +248,19 @@ def train_direction_model(A, grid_shape, *, n_vectors=1000, epochs=15,
         Seeds the data and PyTorch's initialisation.
     verbose : int, default=0
         Print one line per epoch when positive.
+    initial_network : DirectionNetwork, optional
+        Start from these weights instead of a random initialisation (for
+        example to continue training a 16^3 model on a 32^3 grid; the network
+        is fully convolutional). ``channels`` is then taken from it.
+    n_ritz, n_lanczos_runs : int, optional
+        Build the training vectors from Lanczos Ritz vectors (see
+        :func:`make_training_vectors`); needed above 14,000 unknowns.
+    checkpoint : str or os.PathLike, optional
+        Write the current weights there (``.npz``) after every epoch and, with
+        ``checkpoint_every``, every that many Adam steps, so a long run can be
+        stopped and still leave a usable model.
+    checkpoint_every : int, optional
+        Adam steps between checkpoints inside an epoch.
 
     Returns
     -------
@@ -191,19 +281,42 @@ def train_direction_model(A, grid_shape, *, n_vectors=1000, epochs=15,
     rng = check_random_state(random_state)
     torch.manual_seed(int(rng.randint(2**31 - 1)))
     start = time.perf_counter()
-    vectors = make_training_vectors(A, n_vectors, random_state=rng)
+    vectors = make_training_vectors(A, n_vectors, random_state=rng,
+                                    n_ritz=n_ritz, n_lanczos_runs=n_lanczos_runs)
+    data_seconds = time.perf_counter() - start
     n_validation = max(1, int(round(validation_fraction * n_vectors)))
     train = torch.tensor(vectors[n_validation:])
     validation = torch.tensor(vectors[:n_validation])
     A_torch = _sparse_to_torch(torch, A)
+    if initial_network is not None:
+        channels = initial_network.weights["conv_in.weight"].shape[0]
     model = _torch_network(torch, channels)
+    if initial_network is not None:
+        model.load_state_dict({k: torch.tensor(np.asarray(v, dtype=np.float32))
+                               for k, v in initial_network.weights.items()})
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
 
     def loss_of(batch):
         y = model(batch.reshape(-1, 1, *grid_shape)).reshape(batch.shape[0], -1)
         return _direction_loss(torch, A_torch, batch, y)
 
-    history = {"train_loss": [], "validation_loss": []}
+    history = {"train_loss": [], "validation_loss": [],
+               "data_seconds": data_seconds}
+
+    def export(n_epochs):
+        weights = {k: v.detach().numpy().copy()
+                   for k, v in model.state_dict().items()}
+        metadata = {
+            "grid_shape": "x".join(str(n) for n in grid_shape),
+            "epochs": n_epochs,
+            "n_vectors": n_vectors,
+            "final_validation_loss": (history["validation_loss"][-1]
+                                      if history["validation_loss"] else np.nan),
+            "training_seconds": time.perf_counter() - start,
+        }
+        return DirectionNetwork(weights, metadata)
+
+    steps = 0
     for epoch in range(epochs):
         order = torch.randperm(train.shape[0])
         total = 0.0
@@ -214,10 +327,18 @@ def train_direction_model(A, grid_shape, *, n_vectors=1000, epochs=15,
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * batch.shape[0]
+            steps += 1
+            if checkpoint is not None and checkpoint_every and \
+                    steps % checkpoint_every == 0:
+                # Fractional epochs in the metadata say where it stopped.
+                export(round(epoch + (first + batch_size) / train.shape[0],
+                             3)).save(checkpoint)
         with torch.no_grad():
             validation_loss = float(loss_of(validation))
         history["train_loss"].append(total / train.shape[0])
         history["validation_loss"].append(validation_loss)
+        if checkpoint is not None:
+            export(epoch + 1).save(checkpoint)
         elapsed = time.perf_counter() - start
         if verbose:
             print(f"epoch {epoch + 1}/{epochs}: train {history['train_loss'][-1]:.4g}"
@@ -225,12 +346,6 @@ def train_direction_model(A, grid_shape, *, n_vectors=1000, epochs=15,
         if time_budget is not None and elapsed > time_budget:
             break
     history["seconds"] = time.perf_counter() - start
-    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    metadata = {
-        "grid_shape": "x".join(str(n) for n in grid_shape),
-        "epochs": len(history["train_loss"]),
-        "n_vectors": n_vectors,
-        "final_validation_loss": history["validation_loss"][-1],
-        "training_seconds": history["seconds"],
-    }
-    return DirectionNetwork(weights, metadata), history
+    network = export(len(history["train_loss"]))
+    network.metadata["training_seconds"] = history["seconds"]
+    return network, history

@@ -78,7 +78,9 @@ def test_shipped_model_is_small_and_complete(tmp_path):
     net = DirectionNetwork.load(path)
     # 1->16 input conv, 14 inner 16->16 convs, 16->1 output conv.
     assert net.n_parameters == 16 * 27 + 16 + N_INNER_CONVS * (16 * 16 * 27 + 16) + 17
-    assert net.metadata["grid_shape"] == "16x16x16"
+    # Trained on a 16^3 box, then fine-tuned on a 32^3 box (user guide).
+    assert net.metadata["stage1_grid_shape"] == "16x16x16"
+    assert net.metadata["grid_shape"] == "32x32x32"
     net.save(tmp_path / "copy.npz")
     again = DirectionNetwork.load(tmp_path / "copy.npz")
     assert again.metadata == net.metadata
