@@ -23,17 +23,6 @@ from sparsesolve.datasets import make_image_patches
 NONCONVEX = ["l0", "l1/2", "cel0"]
 
 
-def _problem(seed, n_atoms=60, n_features=20, n_samples=30, n_active=6):
-    rng = np.random.RandomState(seed)
-    dictionary = rng.standard_normal((n_atoms, n_features))
-    dictionary /= np.linalg.norm(dictionary, axis=1, keepdims=True)
-    codes = np.zeros((n_samples, n_atoms))
-    for row in codes:
-        row[rng.choice(n_atoms, n_active, replace=False)] = rng.uniform(-2, 2, n_active)
-    X = codes @ dictionary + 0.1 * rng.standard_normal((n_samples, n_features))
-    return X, dictionary
-
-
 def test_weights_halve_down_to_alpha():
     assert_allclose(continuation_alphas(0.3), [2.4, 1.2, 0.6, 0.3])
     assert_allclose(continuation_alphas(0.3, stages=1), [0.3])
@@ -41,9 +30,9 @@ def test_weights_halve_down_to_alpha():
 
 
 @pytest.mark.parametrize("penalty", NONCONVEX)
-def test_default_is_the_warm_started_chain_of_stages(penalty):
+def test_default_is_the_warm_started_chain_of_stages(sparse_problem, penalty):
     # Independent of encode_continuation: chain the stages by hand.
-    X, dictionary = _problem(0)
+    X, dictionary = sparse_problem(0, n_samples=30)
     alpha = 0.1
     codes = None
     for position, weight in enumerate([8 * alpha, 4 * alpha, 2 * alpha, alpha]):
@@ -59,8 +48,8 @@ def test_default_is_the_warm_started_chain_of_stages(penalty):
     assert not np.allclose(default, cold)
 
 
-def test_l1_penalty_is_not_continued():
-    X, dictionary = _problem(1)
+def test_l1_penalty_is_not_continued(sparse_problem):
+    X, dictionary = sparse_problem(1, n_samples=30)
     expected, _, _ = encode(X, dictionary, "l1", 0.1, xp=xp_numpy, max_iter=500,
                             tol=1e-4)
     assert_allclose(LqSparseCoder(dictionary, penalty="l1", alpha=0.1).transform(X),
@@ -94,10 +83,10 @@ def test_continuation_lowers_the_cel0_objective_on_image_patches():
 
 
 @pytest.mark.parametrize("penalty", NONCONVEX)
-def test_fused_and_batched_continuations_agree(penalty):
+def test_fused_and_batched_continuations_agree(sparse_problem, penalty):
     # The CPU loop (without its refit) and the batched iteration of the GPU
     # path run the same stages and reach the same codes.
-    X, dictionary = _problem(2, n_samples=8)
+    X, dictionary = sparse_problem(2, n_samples=8)
     options = dict(max_iter=3000, tol=1e-11, stage_tol=1e-11)
     fused, _, _ = encode_continuation(X, dictionary, penalty, 0.1, xp=xp_numpy,
                                       refit=False, **options)
@@ -108,9 +97,9 @@ def test_fused_and_batched_continuations_agree(penalty):
     assert_allclose(fused, batched, atol=1e-7)
 
 
-def test_array_api_strict_runs_the_batched_continuation():
+def test_array_api_strict_runs_the_batched_continuation(sparse_problem):
     array_api_strict = pytest.importorskip("array_api_strict")
-    X, dictionary = _problem(4, n_samples=10)
+    X, dictionary = sparse_problem(4, n_samples=10)
     coder = LqSparseCoder(array_api_strict.asarray(dictionary), penalty="cel0",
                           alpha=0.1, tol=1e-10, max_iter=3000)
     with warnings.catch_warnings():
@@ -125,8 +114,8 @@ def test_array_api_strict_runs_the_batched_continuation():
     assert_allclose(_backend.to_numpy(codes), expected, atol=1e-7)
 
 
-def test_warm_start_codes_take_precedence_over_the_continuation():
-    X, dictionary = _problem(3)
+def test_warm_start_codes_take_precedence_over_the_continuation(sparse_problem):
+    X, dictionary = sparse_problem(3, n_samples=30)
     coder = LqSparseCoder(dictionary, penalty="cel0", alpha=0.3, warm_start=True)
     first = coder.transform(X)
     coder.set_params(alpha=0.1, max_iter=3)
@@ -138,8 +127,8 @@ def test_warm_start_codes_take_precedence_over_the_continuation():
     assert_allclose(second, expected)
 
 
-def test_unconverged_final_stage_warns_and_inputs_are_kept():
-    X, dictionary = _problem(5)
+def test_unconverged_final_stage_warns_and_inputs_are_kept(sparse_problem):
+    X, dictionary = sparse_problem(5, n_samples=30)
     saved = X.copy(), dictionary.copy()
     with pytest.warns(ConvergenceWarning, match="did not reach tol"):
         LqSparseCoder(dictionary, penalty="cel0", alpha=0.01, max_iter=2,

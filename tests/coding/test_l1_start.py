@@ -21,18 +21,6 @@ from sparsesolve.coding._algorithm import (
 NONCONVEX = ["l0", "l1/2", "cel0"]
 
 
-def _problem(seed, n_atoms=60, n_features=20, n_samples=40, n_active=6):
-    # Overcomplete and not very sparse, so that the start matters.
-    rng = np.random.RandomState(seed)
-    dictionary = rng.standard_normal((n_atoms, n_features))
-    dictionary /= np.linalg.norm(dictionary, axis=1, keepdims=True)
-    codes = np.zeros((n_samples, n_atoms))
-    for row in codes:
-        row[rng.choice(n_atoms, n_active, replace=False)] = rng.uniform(-2, 2, n_active)
-    X = codes @ dictionary + 0.1 * rng.standard_normal((n_samples, n_features))
-    return X, dictionary
-
-
 @pytest.mark.parametrize("penalty", NONCONVEX)
 def test_l1_weight_has_half_the_penalty_zeroing_threshold(penalty):
     # Independent of the rule's formula: find, with the proximal operator,
@@ -56,10 +44,10 @@ def test_l1_weight_has_half_the_penalty_zeroing_threshold(penalty):
     assert above[0] != 0
 
 
-def test_l1_start_lowers_the_cel0_objective_on_average():
+def test_l1_start_lowers_the_cel0_objective_on_average(sparse_problem):
     differences = []
     for seed in range(6):
-        X, dictionary = _problem(seed)
+        X, dictionary = sparse_problem(seed)
         norms = np.linalg.norm(dictionary, axis=1)
         for alpha in (0.05, 0.2):
             values = {}
@@ -75,8 +63,8 @@ def test_l1_start_lowers_the_cel0_objective_on_average():
 
 
 @pytest.mark.parametrize("penalty", NONCONVEX)
-def test_l1_start_equals_coding_from_the_lasso_codes(penalty):
-    X, dictionary = _problem(0)
+def test_l1_start_equals_coding_from_the_lasso_codes(sparse_problem, penalty):
+    X, dictionary = sparse_problem(0)
     alpha = 0.1
     step = 1 / np.linalg.norm(dictionary, 2) ** 2
     lasso = LqSparseCoder(dictionary, penalty="l1",
@@ -90,15 +78,15 @@ def test_l1_start_equals_coding_from_the_lasso_codes(penalty):
     assert not np.allclose(codes, cold)
 
 
-def test_l1_penalty_ignores_init():
-    X, dictionary = _problem(1)
+def test_l1_penalty_ignores_init(sparse_problem):
+    X, dictionary = sparse_problem(1)
     codes = LqSparseCoder(dictionary, penalty="l1", alpha=0.1, init="l1").transform(X)
     expected = LqSparseCoder(dictionary, penalty="l1", alpha=0.1).transform(X)
     assert_allclose(codes, expected)
 
 
-def test_float32_kept_and_inputs_not_modified():
-    X, dictionary = _problem(2)
+def test_float32_kept_and_inputs_not_modified(sparse_problem):
+    X, dictionary = sparse_problem(2)
     X, dictionary = X.astype(np.float32), dictionary.astype(np.float32)
     saved = X.copy(), dictionary.copy()
     for penalty in NONCONVEX:
@@ -114,8 +102,8 @@ def test_float32_kept_and_inputs_not_modified():
     np.testing.assert_array_equal(dictionary, saved[1])
 
 
-def test_warm_start_codes_take_precedence_over_the_l1_start():
-    X, dictionary = _problem(3)
+def test_warm_start_codes_take_precedence_over_the_l1_start(sparse_problem):
+    X, dictionary = sparse_problem(3)
     coder = LqSparseCoder(dictionary, penalty="cel0", alpha=0.3, warm_start=True,
                           init="l1")
     first = coder.transform(X)
@@ -130,9 +118,9 @@ def test_warm_start_codes_take_precedence_over_the_l1_start():
     assert_allclose(second, expected)
 
 
-def test_array_api_strict_runs_the_batched_l1_start():
+def test_array_api_strict_runs_the_batched_l1_start(sparse_problem):
     array_api_strict = pytest.importorskip("array_api_strict")
-    X, dictionary = _problem(4, n_samples=10)
+    X, dictionary = sparse_problem(4, n_samples=10)
     alpha = 0.1
     coder = LqSparseCoder(array_api_strict.asarray(dictionary), penalty="cel0",
                           alpha=alpha, init="l1", tol=1e-10, max_iter=3000)
@@ -150,7 +138,7 @@ def test_array_api_strict_runs_the_batched_l1_start():
     assert_allclose(_backend.to_numpy(codes), expected, atol=1e-7)
 
 
-def test_bad_init_is_rejected():
-    X, dictionary = _problem(5)
+def test_bad_init_is_rejected(sparse_problem):
+    X, dictionary = sparse_problem(5)
     with pytest.raises(ValueError, match="init"):
         LqSparseCoder(dictionary, init="lasso").fit(X)
