@@ -10,6 +10,7 @@ quotes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -93,6 +94,30 @@ def time_call(function, *args, repeat=3, warmup=1, device="cpu", **kwargs):
             _synchronize()
         best = min(best, time.perf_counter() - start)
     return result, best
+
+
+@contextlib.contextmanager
+def cpu_threads(n_threads):
+    """Run the CPU path with ``n_threads`` numba threads and BLAS threads.
+
+    ``None`` leaves both at their defaults (every core). The issues' figures
+    are stated for the reference machine (2 cores, 1 BLAS thread); a GPU
+    comparison reports the CPU path both ways, ``cpu_threads(2)`` with one
+    BLAS thread standing in for the reference machine.
+    """
+    if n_threads is None:
+        yield
+        return
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def peak_memory(function, *args, **kwargs):

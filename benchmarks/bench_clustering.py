@@ -19,11 +19,12 @@ B3  Scale: kNN graph construction (exact scikit-learn, approximate
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 
 import numpy as np
 import scipy.sparse as sp
-from _harness import Report, time_call
+from _harness import Report, cpu_threads, time_call
 
 FAMILY = "clustering"
 
@@ -297,7 +298,7 @@ def _reference_sweep_with_energy(unary, W, Y, lam):
     return logits, energy
 
 
-def _million_sweep(report, quick, device):
+def _million_sweep(report, quick, device, references=True):
     from sparsesolve._backend import require_cupy
     from sparsesolve.clustering._algorithm import (
         bound_sweep,
@@ -333,28 +334,36 @@ def _million_sweep(report, quick, device):
         _, kernel_seconds = time_call(
             bound_sweep, unary, *graph, Y, entropy, 1.0, 0.0, clamp, repeat=3
         )
-        _, numpy_seconds = time_call(
-            _reference_sweep, unary, W, Y, 1.0, repeat=2, warmup=0
-        )
-        _, numpy_energy_seconds = time_call(
-            _reference_sweep_with_energy, unary, W, Y, 1.0, repeat=2, warmup=0
-        )
         report.add(
             case=case,
-            method="numba kernel, with energy (CPU, 2 cores)",
+            method=f"numba kernel, with energy (CPU, {os.cpu_count()} cores)",
             seconds=kernel_seconds,
         )
-        report.add(case=case, method="NumPy/SciPy formula", seconds=numpy_seconds)
-        report.add(
-            case=case,
-            method="NumPy/SciPy formula + energy",
-            seconds=numpy_energy_seconds,
-        )
-        results[n_clusters] = {
-            "cpu": kernel_seconds,
-            "numpy": numpy_seconds,
-            "numpy_energy": numpy_energy_seconds,
-        }
+        results[n_clusters] = {"cpu": kernel_seconds}
+        if device == "gpu":
+            # The reference machine of the issue's figures: 2 cores.
+            with cpu_threads(2):
+                _, two_core_seconds = time_call(
+                    bound_sweep, unary, *graph, Y, entropy, 1.0, 0.0, clamp, repeat=3
+                )
+            report.add(case=case, method="numba kernel, with energy (CPU, 2 threads)",
+                       seconds=two_core_seconds)
+            results[n_clusters]["cpu_2_cores"] = two_core_seconds
+        if references:
+            _, numpy_seconds = time_call(
+                _reference_sweep, unary, W, Y, 1.0, repeat=2, warmup=0
+            )
+            _, numpy_energy_seconds = time_call(
+                _reference_sweep_with_energy, unary, W, Y, 1.0, repeat=2, warmup=0
+            )
+            report.add(case=case, method="NumPy/SciPy formula", seconds=numpy_seconds)
+            report.add(
+                case=case,
+                method="NumPy/SciPy formula + energy",
+                seconds=numpy_energy_seconds,
+            )
+            results[n_clusters].update(numpy=numpy_seconds,
+                                       numpy_energy=numpy_energy_seconds)
         if device == "gpu":
             cupy = require_cupy()
             on_gpu = [cupy.asarray(a) for a in (unary, *graph, Y, entropy)]
@@ -402,8 +411,35 @@ def _figure(report, fewshot, nmi):
     report.save_figure(fig)
 
 
+def _gpu_comparison(quick):
+    """The 1e6-point bound sweep: numba CPU kernel against the CUDA kernel."""
+    report = Report(FAMILY, quick, "gpu")
+    n_sweep, sweep = _million_sweep(report, quick, "gpu", references=False)
+    for n_clusters, times in sweep.items():
+        key = f"sweep_{n_sweep}_K{n_clusters}"
+        report.summary[f"{key}_cpu_seconds"] = round(times["cpu"], 4)
+        report.summary[f"{key}_gpu_seconds"] = round(times["gpu"], 5)
+        report.summary[f"{key}_cpu_2_cores_seconds"] = round(times["cpu_2_cores"], 4)
+        report.summary[f"{key}_gpu_speedup_vs_cpu_all_cores"] = round(
+            times["cpu"] / times["gpu"], 1)
+        report.summary[f"{key}_gpu_speedup_vs_cpu_2_cores"] = round(
+            times["cpu_2_cores"] / times["gpu"], 1)
+    report.notes.append(
+        f"CPU: the numba kernel on all {os.cpu_count()} cores and on 2 threads (the "
+        "reference machine); GPU: the numba-cuda "
+        "kernel on CuPy arrays; best of 3 (CPU) and 5 (GPU) after a warm-up.")
+    report.write()
+    return report
+
+
 def run(quick=False, device="cpu"):
-    """Run the benchmark and write ``results/clustering.json`` and ``.png``."""
+    """Run the benchmark and write ``results/clustering.json`` and ``.png``.
+
+    ``device="gpu"`` runs only :func:`_gpu_comparison` (the million-point
+    sweep) and writes ``results/clustering_gpu.json``.
+    """
+    if device == "gpu":
+        return _gpu_comparison(quick)
     report = Report(FAMILY, quick, device)
     fewshot = _fewshot(report, quick)
     nmi = _digits_clustering(report, quick)

@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Report
+from _harness import Report, cpu_threads
 
 from sparsesolve.completion import AltMinCompletion
 from sparsesolve.datasets import make_completion_problem
@@ -216,8 +216,60 @@ def _warm_up():
     _fit(small, solver="cg", rank=3, max_iter=2, loss="huber")
 
 
+def _gpu_comparison(quick):
+    """S2 (20k x 20k, 2M entries, rank 10) on the CPU path and on CuPy.
+
+    The same fit as the CPU benchmark's S2 row (20 sweeps, ``alpha=1e-10``),
+    once with SciPy CSR input (numba on every core) and once with
+    ``cupyx.scipy.sparse`` CSR input. Both devices are warmed up on a small
+    problem first so that compilation is not timed; each fit is timed once
+    (they take seconds).
+    """
+    report = Report("completion", quick, "gpu")
+    rank, n_sweeps = 10, 10 if quick else 20
+    shape, observed = (3000, 1.5e5) if quick else (20000, 2e6)
+    warm = make_completion_problem(500, 500, rank, 0.1, random_state=1)
+    s2 = make_completion_problem(shape, shape, rank, observed / shape**2,
+                                 random_state=0)
+    seconds = {}
+    for solver in ("cg", "exact"):
+        for label, threads in (("cpu_all_cores", None), ("cpu_2_cores", 2),
+                               ("gpu", None)):
+            device = "gpu" if label == "gpu" else "cpu"
+            with cpu_threads(threads):
+                _fit(warm, device=device, solver=solver, rank=rank, alpha=1e-10,
+                     max_iter=2, tol=1e-10)
+                _, fit_seconds, error = _fit(s2, device=device, solver=solver,
+                                             rank=rank, alpha=1e-10,
+                                             max_iter=n_sweeps, tol=1e-10)
+            seconds[(solver, label)] = fit_seconds
+            report.add(case="S2", shape=shape, n_observed=s2.X_train.nnz,
+                       method=f"sparsesolve-{solver} ({label})",
+                       relative_error=error, fit_seconds=fit_seconds)
+            print(f"  completion S2 {solver} {label}: {fit_seconds:.3f} s, "
+                  f"error {error:.2e}", flush=True)
+    report.summary = {
+        f"S2_{solver}_gpu_speedup_vs_{cpu}": report.ratio(seconds[(solver, cpu)],
+                                                          seconds[(solver, "gpu")])
+        for solver in ("cg", "exact") for cpu in ("cpu_all_cores", "cpu_2_cores")}
+    report.summary["S2_fit_seconds"] = {f"{solver} ({device})": value for
+                                        (solver, device), value in seconds.items()}
+    report.notes.append(
+        f"{n_sweeps} sweeps, rank {rank}; CPU path: numba on all "
+        f"{os.cpu_count()} cores, and on 2 threads with 1 BLAS thread (the "
+        "reference machine); GPU path: cupyx CSR input.")
+    report.write()
+    return report
+
+
 def run(quick=False, device="cpu"):
-    """Run S1-S6 and write ``results/completion.json`` and ``.png``."""
+    """Run S1-S6 and write ``results/completion.json`` and ``.png``.
+
+    ``device="gpu"`` runs only :func:`_gpu_comparison` and writes
+    ``results/completion_gpu.json``.
+    """
+    if device == "gpu":
+        return _gpu_comparison(quick)
     report = Report("completion", quick, device)
     report.notes.append(
         "load average at start (1, 5, 15 min): "

@@ -176,7 +176,67 @@ HEADLINES = [
         "< 1",
         "sweep_1000000_K100_seconds",
     ),
+    # GPU comparisons (``run.py --device gpu``): the CPU path on the reference
+    # machine's 2 cores first, then on every core of the GPU machine.
+    (
+        "kronecker_gpu",
+        "XL (N=110592), 1 snapshot: GPU speed-up (2 / all cores)",
+        ">= 5x",
+        lambda s: _pair(s, "gpu_speedup_vs_cpu_{}_x1"),
+    ),
+    (
+        "kronecker_gpu",
+        "XL, 32 snapshots: GPU speed-up (2 / all cores)",
+        "(not asked)",
+        lambda s: _pair(s, "gpu_speedup_vs_cpu_{}_x32"),
+    ),
+    (
+        "coding_gpu",
+        "1e5 patches, CEL0: GPU speed-up (2 / all cores)",
+        ">= 10x",
+        lambda s: _pair(s, "cel0_gpu_speedup_vs_cpu_{}"),
+    ),
+    (
+        "coding_gpu",
+        "1e5 patches, l0 (slowest ratio): GPU speed-up (2 / all cores)",
+        ">= 10x",
+        lambda s: _pair(s, "l0_gpu_speedup_vs_cpu_{}"),
+    ),
+    (
+        "unmixing_gpu",
+        "1000x1000 px fit: GPU speed-up (2 / all cores)",
+        ">= 10x",
+        lambda s: _pair(s, "gpu_fit_speedup_vs_cpu_{}"),
+    ),
+    (
+        "completion_gpu",
+        "S2 fit (cg): GPU speed-up (2 / all cores)",
+        ">= 5x",
+        lambda s: _pair(s, "S2_cg_gpu_speedup_vs_cpu_{}"),
+    ),
+    (
+        "clustering_gpu",
+        "1e6 sweep, K=100: GPU speed-up (2 / all cores)",
+        ">= 10x",
+        lambda s: _pair(s, "sweep_1000000_K100_gpu_speedup_vs_cpu_{}"),
+    ),
+    (
+        "poisson_gpu",
+        "64^3: DCDM (GPU) speed-up vs CuPy CG, solve (white / smooth)",
+        "> 1x",
+        lambda s: " / ".join(
+            f"{s[f'64_{rhs}_dcdm_solve_speedup_vs_cupy_cg']:.3f}"
+            for rhs in ("white", "smooth")
+        ),
+    ),
 ]
+
+
+def _pair(summary, pattern):
+    """``"a / b"``: a summary figure against 2 cores, then against all cores."""
+    return " / ".join(
+        f"{summary[pattern.format(cores)]:.2f}" for cores in ("2_cores", "all_cores")
+    )
 
 
 def _format(value):

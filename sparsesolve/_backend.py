@@ -31,6 +31,7 @@ __all__ = [
     "cupy_or_none",
     "device_of",
     "get_namespace",
+    "is_array",
     "is_cupy_namespace",
     "is_numpy_namespace",
     "kernel",
@@ -52,9 +53,20 @@ cuda = None
 # --------------------------------------------------------------------------
 # Namespaces
 # --------------------------------------------------------------------------
-def _is_array(obj):
-    # array-api-compat also recognises libraries (torch) whose arrays do not
-    # carry __array_namespace__ themselves.
+def is_array(obj):
+    """Whether ``obj`` is an array of a known array library (not a list).
+
+    Use this rather than ``hasattr(obj, "__array_namespace__")``: CuPy and
+    PyTorch arrays do not carry that attribute, and array-api-compat knows
+    them anyway.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._backend import is_array
+    >>> is_array(np.ones(2)), is_array([1.0, 2.0])
+    (True, False)
+    """
     return array_api_compat.is_array_api_obj(obj)
 
 
@@ -89,7 +101,7 @@ def get_namespace(*arrays):
     >>> xp.__name__
     'array_api_compat.numpy'
     """
-    candidates = [a for a in arrays if _is_array(a) and not _is_scipy_sparse(a)]
+    candidates = [a for a in arrays if is_array(a) and not _is_scipy_sparse(a)]
     if not candidates:
         return array_api_compat.numpy
     try:
@@ -171,6 +183,12 @@ def to_numpy(array):
     try:
         return np.from_dlpack(array)
     except (TypeError, RuntimeError, BufferError, ValueError):
+        pass
+    try:
+        # Arrays on an accelerator (PyTorch CUDA tensors) cannot be viewed by
+        # NumPy: the library copies them to the host first.
+        return np.from_dlpack(array_api_compat.to_device(array, "cpu"))
+    except (TypeError, RuntimeError, BufferError, ValueError, AttributeError):
         # Some namespaces (array-api-strict's fake devices) refuse DLPack
         # export; going through the buffer protocol still works for them.
         return np.asarray(memoryview(array))
@@ -483,7 +501,7 @@ class ElementwiseKernel:
         # Any other array API library (array-api-strict in the tests): run on
         # the host and hand the result back in the caller's namespace.
         host_params = [
-            to_numpy(p) if _is_array(p) else np.asarray(p, dtype=float) for p in params
+            to_numpy(p) if is_array(p) else np.asarray(p, dtype=float) for p in params
         ]
         result = self(to_numpy(x), *host_params)
         return xp.asarray(result, device=array_api_compat.device(x))

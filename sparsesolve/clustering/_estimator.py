@@ -15,7 +15,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from threadpoolctl import threadpool_limits
 
-from .._backend import get_namespace, numba_threads, to_namespace, to_numpy
+from .._backend import (
+    get_namespace,
+    is_array,
+    numba_threads,
+    to_namespace,
+    to_numpy,
+)
 from .._progress import Progress
 from .._validation import check_is_fitted, check_same_device, validate_data
 from ._affinity import knn_affinity, psd_shift
@@ -580,7 +586,7 @@ class TransductiveFewShotClassifier(ClassifierMixin, BaseEstimator):
                 f"{name} requires y to be passed, but the target y is None."
             )
         X = validate_data(self, X)
-        y_host = np.asarray(to_numpy(y) if hasattr(y, "__array_namespace__") else y)
+        y_host = np.asarray(to_numpy(y) if is_array(y) else y)
         if y_host.ndim == 2 and y_host.shape[1] == 1:
             warnings.warn(
                 "A column-vector y was passed when a 1d array was expected; "

@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state, metadata_routing
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._backend import get_namespace, to_namespace, to_numpy
+from .._backend import get_namespace, is_array, to_namespace, to_numpy
 from .._progress import Progress
 from .._validation import check_is_fitted, validate_data
 from ._algorithm import (
@@ -227,7 +227,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             )
             xp, like = get_namespace(np.empty(0)), None
         else:
-            xp = get_namespace(X) if hasattr(X, "__array_namespace__") else None
+            xp = get_namespace(X) if is_array(X) else None
             foreign = xp is not None and not isinstance(X, np.ndarray)
             # Missing entries are NaN here, so only infinity is rejected.
             # (The shared check of foreign arrays treats "allow-nan" as True.)
@@ -393,8 +393,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _check_indices(indices, size, name):
-        host = np.asarray(to_numpy(indices) if hasattr(indices, "__array_namespace__")
-                          else indices)
+        host = np.asarray(to_numpy(indices) if is_array(indices) else indices)
         if host.ndim != 1:
             raise ValueError(f"{name} must be a 1D array of indices; got shape "
                              f"{host.shape}.")

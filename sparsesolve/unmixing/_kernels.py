@@ -241,7 +241,11 @@ def cuda_fcls_kernel():
     from numba import cuda, float64
 
     body = cuda.jit(device=True)(simplex_qp_pixel)
+    # Local arrays need sizes that are compile-time constants: numba freezes
+    # closure integers, but not arithmetic done inside the kernel.
     size = MAX_GPU_ENDMEMBERS
+    kkt_size = (size + 1) * (size + 2)
+    z_size = 2 * (size + 1)
 
     @cuda.jit
     def grid_kernel(gram, correlations, out, tolerance):
@@ -249,8 +253,8 @@ def cuda_fcls_kernel():
         if n < correlations.shape[0]:
             k = correlations.shape[1]
             passive = cuda.local.array(size, float64)
-            kkt = cuda.local.array((size + 1) * (size + 2), float64)
-            z = cuda.local.array(2 * (size + 1), float64)
+            kkt = cuda.local.array(kkt_size, float64)
+            z = cuda.local.array(z_size, float64)
             body(gram, correlations[n], out[n], passive, kkt, z, k, tolerance)
 
     _CUDA_KERNEL = grid_kernel

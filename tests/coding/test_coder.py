@@ -259,11 +259,14 @@ def test_cupy_codes_match_cpu(rng):
     dictionary = _dictionary(rng)
     X = _signals(rng, dictionary)
     for penalty in PENALTIES:
-        # Same iterates as the CPU loop without its CPU-only support refit.
+        # Same iterates as the CPU loop without its CPU-only support refit,
+        # from the same (zero) start; the continuation start has its own
+        # test against the batched path in test_continuation.py.
         cpu, _, _ = encode(X, dictionary, penalty, 0.1, xp=xp_numpy, refit=False,
                            tol=1e-10, max_iter=3000)
         gpu = LqSparseCoder(cupy.asarray(dictionary), penalty=penalty, alpha=0.1,
-                            tol=1e-10, max_iter=3000).transform(cupy.asarray(X))
+                            tol=1e-10, max_iter=3000, init=None,
+                            ).transform(cupy.asarray(X))
         assert_allclose(gpu.get(), cpu, atol=1e-6)
 
 

@@ -100,7 +100,10 @@ def test_array_api_strict_runs_and_matches_numpy():
 def test_cupy_fit_matches_cpu():
     cupy = _backend.require_cupy()
     X, _ = _planted(5, n_samples=256)
-    kwargs = dict(alpha=0.05, n_epochs=2, random_state=0, tol=1e-8, max_iter=300)
+    # l1, as in the array-api-strict test above: a non-convex penalty may stop
+    # at another stationary point when reductions run in another order.
+    kwargs = dict(penalty="l1", alpha=0.05, n_epochs=2, random_state=0, tol=1e-10,
+                  max_iter=2000)
     host = LqDictionaryLearning(8, **kwargs).fit(X)
     device = LqDictionaryLearning(8, **kwargs).fit(cupy.asarray(X))
     assert_allclose(device.components_.get(), host.components_, atol=1e-5)
