@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import sys
 import time
 
 from ._backend import cupy_or_none, require_cupy
@@ -84,7 +85,7 @@ def _family_demo(family):
     return module.demo
 
 
-def run_demo(device="cpu", families=None):
+def run_demo(device="cpu", families=None, progress=None):
     """Run the demo of each available family; return ``{family: row or None}``.
 
     Parameters
@@ -93,6 +94,10 @@ def run_demo(device="cpu", families=None):
         Where sparsesolve runs; anchors always run where they run.
     families : list of str, optional
         Subset of :data:`FAMILIES`.
+    progress : callable, optional
+        Called as ``progress(family, seconds)`` after each family, so that a
+        long first GPU run (numba-cuda compiles every kernel on first use)
+        shows where it is.
 
     Returns
     -------
@@ -101,8 +106,11 @@ def run_demo(device="cpu", families=None):
     """
     rows = {}
     for family in families or FAMILIES:
+        start = time.perf_counter()
         demo = _family_demo(family)
         rows[family] = None if demo is None else demo(device)
+        if progress is not None:
+            progress(family, time.perf_counter() - start)
     return rows
 
 
@@ -143,7 +151,11 @@ def main(argv=None):
         except RuntimeError as exc:
             print(f"No GPU run possible: {exc}")
             return 1
-    rows = run_demo(args.device, args.family)
+    def progress(family, seconds):
+        print(f"  {FAMILIES[family]}: done in {seconds:.1f} s", file=sys.stderr,
+              flush=True)
+
+    rows = run_demo(args.device, args.family, progress)
     print(f"sparsesolve demo on {args.device.upper()}; time ratio = anchor time / "
           "sparsesolve time")
     print(_format_table(rows))

@@ -13,6 +13,14 @@ def test_missing_family_is_reported_not_raised(monkeypatch):
     assert "not available yet" in _demo._format_table(rows)
 
 
+def test_progress_is_reported_after_each_family(monkeypatch):
+    monkeypatch.setitem(_demo.FAMILIES, "not_a_family", "Imaginary solver")
+    calls = []
+    run_demo(families=["not_a_family", "not_a_family"],
+             progress=lambda family, seconds: calls.append((family, seconds >= 0)))
+    assert calls == [("not_a_family", True)] * 2
+
+
 def test_table_shows_ratio_both_ways():
     faster = DemoRow("p", "r", "anchor", seconds=1.0, anchor_seconds=4.0)
     slower = DemoRow("p", "r", "anchor", seconds=2.0, anchor_seconds=1.0)
