@@ -301,19 +301,25 @@ def run(quick=False, device="cpu"):
         cases = [(16, "none", "white", 0), (16, "sphere", "white", 0)]
     else:
         sizes = [16, 32, 64]
-        cases = [(16, obstacle, rhs, 0) for obstacle in ("none", "sphere", "random")
-                 for rhs in ("white", "smooth")]
-        cases += [(32, obstacle, "white", 0)
-                  for obstacle in ("none", "sphere", "random")]
-        cases += [(32, "none", "smooth", 0)]
+        # Spec section 5: three seeds per case, medians reported. Seeds 1 and
+        # 2 chose the shipped checkpoint (scripts/train_poisson_model.py), so
+        # they stay out of the benchmark; 0, 3 and 4 were never used to
+        # train or select anything.
+        seeds = (0, 3, 4)
+        cases = [(16, obstacle, rhs, seed) for obstacle in ("none", "sphere", "random")
+                 for rhs in ("white", "smooth") for seed in seeds]
+        cases += [(32, obstacle, "white", seed)
+                  for obstacle in ("none", "sphere", "random") for seed in seeds]
+        cases += [(32, "none", "smooth", seed) for seed in seeds]
         # DCDM costs seconds per network call at 64^3 on a 2-core CPU (a
         # minute or more per solve): the trained domain class only, with the
         # same two right-hand-side kinds as at 32^3 so that the 32^3 -> 64^3
         # growth compares like with like.
-        cases += [(64, "none", rhs, 0) for rhs in ("white", "smooth")]
+        cases += [(64, "none", rhs, seed) for rhs in ("white", "smooth")
+                  for seed in seeds]
     for n, obstacle, rhs, seed in cases:
         _run_case(report, n, obstacle, rhs, seed, solvers, device)
-        print(f"  poisson {n}^3 {obstacle} {rhs}: " + ", ".join(
+        print(f"  poisson {n}^3 {obstacle} {rhs} seed {seed}: " + ", ".join(
             f"{r['method']} {r['n_iter']}" for r in report.rows[-5:]), flush=True)
     _network_cost(report, sizes)
     report.notes.append(
