@@ -21,6 +21,7 @@ from .._validation import check_is_fitted, validate_data
 from ._dcdm import deep_conjugate_directions
 from ._krylov import check_system, prepare_rhs
 from ._network import DirectionNetwork, default_model_path
+from ._operator import floating_components
 
 __all__ = ["DeepConjugateDirection"]
 
@@ -164,6 +165,9 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         # Solid cells (empty rows) never receive a direction: the network is
         # masked to the cells that carry unknowns.
         self._fluid = (np.diff(host.indptr) > 0).reshape(self.grid_shape_)
+        # The null space of A depends on A alone: found once here, on the
+        # host copy, instead of copying a device matrix back at every solve.
+        self._components = floating_components(host)
         return self
 
     @staticmethod
@@ -201,7 +205,8 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
 
     def _solve_one(self, b, x0):
         xp = check_system(self.operator_, b)
-        b_range, norm_b = prepare_rhs(self.operator_, b, xp, self.tol)
+        b_range, norm_b = prepare_rhs(self.operator_, b, xp, self.tol,
+                                      components=self._components)
         if norm_b == 0.0:
             return xp.zeros_like(b_range), np.zeros(1), 0
         x = xp.zeros_like(b_range) if x0 is None else xp.astype(x0, b.dtype, copy=True)
