@@ -242,7 +242,7 @@ def sparse_bayesian_learning(
             elif method == "am":
                 new_gammas = am_update(Lambda, gammas, xp, couplings=mode_couplings)
             else:
-                new_gammas = [xp.clip(Lambda, min=np.finfo(np.float64).tiny)]
+                new_gammas = [xp.maximum(Lambda, float(np.finfo(np.float64).tiny))]
             change = _relative_change(old_gammas, old_kept, new_gammas, kept, xp)
             gammas = new_gammas
             history.append(change)

@@ -117,7 +117,7 @@ class _State:
         covariance = (factor * gamma[None, :]) @ _hermitian(factor, xp)
         covariance = 0.5 * (covariance + _hermitian(covariance, xp))
         values, vectors = xp.linalg.eigh(covariance)
-        return xp.clip(values, min=0.0), vectors
+        return xp.maximum(values, 0.0), vectors
 
     def set(self, mode, index, value):
         self.gammas[mode][index] = value

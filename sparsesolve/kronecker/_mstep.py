@@ -40,8 +40,8 @@ _COUPLING_OFFSET = 1e-5
 
 def _floor(gamma, xp):
     ceiling = float(xp.max(gamma))
-    floor = max(ceiling * _RELATIVE_FLOOR, np.finfo(np.float64).tiny)
-    return xp.clip(gamma, min=floor)
+    floor = max(ceiling * _RELATIVE_FLOOR, float(np.finfo(np.float64).tiny))
+    return xp.maximum(gamma, floor)
 
 
 def svd_update(Lambda, sizes, xp):

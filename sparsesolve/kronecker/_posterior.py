@@ -71,7 +71,7 @@ def kronecker_posterior(factors, gammas, noise_variance, Y, xp):
         values, vectors = xp.linalg.eigh(covariance)
         # Eigenvalues of a PSD matrix are >= 0; round-off can make them
         # slightly negative, which would make d larger than 1 / s2.
-        eigenvalues.append(xp.clip(values, min=0.0))
+        eigenvalues.append(xp.maximum(values, 0.0))
         unitary_adjoints.append(_hermitian(vectors, xp))
         weight = _hermitian(scaled, xp) @ vectors  # Gamma_i A_i^H U_i
         weights.append(weight)
@@ -80,7 +80,7 @@ def kronecker_posterior(factors, gammas, noise_variance, Y, xp):
     rotated = mode_product_apply(unitary_adjoints, Y, xp) * precision[None, :]
     mean = mode_product_apply(weights, rotated, xp)
     reduction = mode_product_apply(weights_squared, precision[None, :], xp)[0, :]
-    variance = xp.clip(kron_vector(gammas, xp) - reduction, min=0.0)
+    variance = xp.maximum(kron_vector(gammas, xp) - reduction, 0.0)
     return mean, variance
 
 
@@ -117,19 +117,19 @@ def dense_posterior(A, gamma, noise_variance, Y, xp):
         covariance = scaled @ A_adjoint
         covariance = 0.5 * (covariance + _hermitian(covariance, xp))
         values, vectors = xp.linalg.eigh(covariance)
-        precision = 1.0 / (noise_variance + xp.clip(values, min=0.0))
+        precision = 1.0 / (noise_variance + xp.maximum(values, 0.0))
         weight = _hermitian(scaled, xp) @ vectors  # Gamma A^H U, N x M
         rotated = (Y @ xp.conj(vectors) if _is_complex(vectors, xp) else Y @ vectors)
         mean = (rotated * precision[None, :]) @ xp.permute_dims(weight, (1, 0))
         variance = gamma - _abs_squared(weight, xp) @ precision
-        return mean, xp.clip(variance, min=0.0)
+        return mean, xp.maximum(variance, 0.0)
     # Sigma = G (G A^H A G / s2 + I)^-1 G with G = Gamma^(1/2): the bracket
     # has eigenvalues >= 1, so this form stays well conditioned.
     root = xp.sqrt(gamma)
     gram = (A_adjoint @ A) * (root[:, None] * root[None, :]) / noise_variance
     gram = 0.5 * (gram + _hermitian(gram, xp))
     values, vectors = xp.linalg.eigh(gram)
-    values = 1.0 + xp.clip(values, min=0.0)
+    values = 1.0 + xp.maximum(values, 0.0)
     scaled_vectors = vectors * root[:, None]  # G V
     # Sigma = (G V) diag(1 / values) (G V)^H.
     variance = _abs_squared(scaled_vectors, xp) @ (1.0 / values)
@@ -138,7 +138,7 @@ def dense_posterior(A, gamma, noise_variance, Y, xp):
     coefficients = projected @ xp.conj(scaled_vectors) if _is_complex(
         scaled_vectors, xp) else projected @ scaled_vectors
     mean = (coefficients / values[None, :]) @ xp.permute_dims(scaled_vectors, (1, 0))
-    return mean, xp.clip(variance, min=0.0)
+    return mean, xp.maximum(variance, 0.0)
 
 
 def _is_complex(array, xp):
