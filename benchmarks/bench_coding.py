@@ -94,20 +94,18 @@ def _learn_dictionary(train, n_atoms, quick):
     return learner.fit(train).components_
 
 
-def _sweep(report, X, dictionary, penalty, alphas, xp_move, max_iter, init=DEFAULT,
-           suffix=""):
+def _sweep(report, X, dictionary, penalty, alphas, max_iter, init=DEFAULT, suffix=""):
     # The grids are written for 16x16 patches (squared norm about 50); alpha
     # scales with the squared norm of the signals.
     alphas = np.asarray(alphas) * float(np.mean(np.sum(X**2, axis=1))) / 50.0
     rows = []
-    Xd, Dd = xp_move(X), xp_move(dictionary)
     for alpha in alphas:
-        coder = LqSparseCoder(Dd, penalty=penalty, alpha=float(alpha),
+        coder = LqSparseCoder(dictionary, penalty=penalty, alpha=float(alpha),
                               max_iter=max_iter, tol=1e-4, init=init)
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            codes = to_numpy(coder.transform(Xd))
+            codes = coder.transform(X)
         seconds = time.perf_counter() - start
         rows.append(report.add(
             track="fixed_dictionary",
@@ -187,19 +185,16 @@ def _alpha_for(rows, target):
                         target)
 
 
-def _time_at(X, dictionary, penalty, alpha, xp_move, max_iter, device, n_jobs=None,
-             init=DEFAULT):
-    Xd, Dd = xp_move(X), xp_move(dictionary)
-    coder = LqSparseCoder(Dd, penalty=penalty, alpha=alpha, max_iter=max_iter,
+def _time_at(X, dictionary, penalty, alpha, max_iter, n_jobs=None, init=DEFAULT):
+    coder = LqSparseCoder(dictionary, penalty=penalty, alpha=alpha, max_iter=max_iter,
                           tol=1e-4, n_jobs=n_jobs, init=init)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        codes, seconds = time_call(coder.transform, Xd, repeat=2, device=device)
-    codes = to_numpy(codes)
+        codes, seconds = time_call(coder.transform, X, repeat=2)
     return _mean_nnz(codes), _nmse(X, codes, dictionary), X.shape[0] / seconds
 
 
-def _dictionary_learning(report, train, n_atoms, epochs, device, xp_move):
+def _dictionary_learning(report, train, n_atoms, epochs):
     from sklearn.decomposition import MiniBatchDictionaryLearning
 
     results = {}
@@ -214,14 +209,13 @@ def _dictionary_learning(report, train, n_atoms, epochs, device, xp_move):
             batch_size=256, n_epochs=epochs, max_iter=100, tol=1e-3,
             random_state=0,
         )
-        data = xp_move(train)
         LqDictionaryLearning(n_atoms, penalty=penalty, n_epochs=1,
-                             batch_size=256, max_iter=5).fit(data[:300])  # compile
+                             batch_size=256, max_iter=5).fit(train[:300])  # compile
         start = time.perf_counter()
-        learner.fit(data)
+        learner.fit(train)
         seconds = (time.perf_counter() - start) / epochs
-        components = to_numpy(learner.components_)
-        codes = to_numpy(learner.transform(data[:500]))
+        components = learner.components_
+        codes = learner.transform(train[:500])
         results[penalty] = report.add(
             track="dictionary_learning", method=f"sparsesolve {penalty}",
             alpha=learner.alpha, n_samples=train.shape[0], n_atoms=n_atoms,
@@ -358,9 +352,6 @@ def run(quick=False, device="cpu"):
     report = Report("coding", quick, device)
     config = _config(quick)
 
-    def xp_move(array):
-        return array
-
     from sklearn.datasets import load_sample_images
 
     china, flower = load_sample_images().images
@@ -384,12 +375,12 @@ def run(quick=False, device="cpu"):
     sweeps = {}
     for penalty in PENALTIES:
         sweeps[f"sparsesolve {penalty}"] = _sweep(
-            report, test, dictionary, penalty, ALPHA_GRIDS[penalty], xp_move,
+            report, test, dictionary, penalty, ALPHA_GRIDS[penalty],
             config["coder_iter"])
     for suffix, init in OTHER_STARTS.items():
         for penalty in NONCONVEX:
             sweeps[f"sparsesolve {penalty}{suffix}"] = _sweep(
-                report, test, dictionary, penalty, ALPHA_GRIDS[penalty], xp_move,
+                report, test, dictionary, penalty, ALPHA_GRIDS[penalty],
                 config["coder_iter"], init=init, suffix=suffix)
     _log("sparsesolve sweeps done; scikit-learn coders")
     lars_test = test[: config["n_lars"]]
@@ -431,8 +422,8 @@ def run(quick=False, device="cpu"):
         if alpha is None:
             continue
         for n_jobs in (None, 1):
-            nnz, nmse, rate = _time_at(test, dictionary, penalty, alpha, xp_move,
-                                       config["coder_iter"], device, n_jobs)
+            nnz, nmse, rate = _time_at(test, dictionary, penalty, alpha,
+                                       config["coder_iter"], n_jobs)
             label = f"sparsesolve {penalty}" + (" (1 thread)" if n_jobs == 1 else "")
             throughput[label] = report.add(
                 track="throughput", method=label, alpha=alpha, mean_nnz=nnz,
@@ -444,8 +435,8 @@ def run(quick=False, device="cpu"):
             alpha = _alpha_for(sweeps[f"sparsesolve {penalty}{suffix}"], target)
             if alpha is None:
                 continue
-            nnz, nmse, rate = _time_at(test, dictionary, penalty, alpha, xp_move,
-                                       config["coder_iter"], device, init=init)
+            nnz, nmse, rate = _time_at(test, dictionary, penalty, alpha,
+                                       config["coder_iter"], init=init)
             label = f"sparsesolve {penalty}{suffix}"
             throughput[label] = report.add(
                 track="throughput", method=label, init=init, alpha=alpha,
@@ -481,7 +472,7 @@ def run(quick=False, device="cpu"):
     _log("dictionary learning")
     train_dl = train[: config["dl_train"]]
     dl = _dictionary_learning(report, train_dl, config["dl_atoms"],
-                              config["dl_epochs"], device, xp_move)
+                              config["dl_epochs"])
     summary["dictionary_learning_seconds_per_epoch"] = {
         k: v["seconds_per_epoch"] for k, v in dl.items()}
     summary["dictionary_learning_speedup_l1"] = report.ratio(

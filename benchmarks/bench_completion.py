@@ -378,7 +378,7 @@ def run(quick=False, device="cpu"):
                                  s2_observed / s2_shape**2, random_state=0)
     s2_rows = {}
     for solver in ("cg", "exact"):
-        _, seconds, error = _fit(s2, device=device, solver=solver, rank=rank,
+        _, seconds, error = _fit(s2, solver=solver, rank=rank,
                                  alpha=1e-10, max_iter=n_sweeps, tol=1e-10)
         s2_rows[solver] = report.add(case="S2", shape=s2_shape,
                                      n_observed=s2.X_train.nnz,

@@ -56,7 +56,7 @@ def _relative_residual(A, b, x):
     return float(np.linalg.norm(b - A @ x) / np.linalg.norm(b))
 
 
-def _run_case(report, n, obstacle, rhs, seed, solvers, device):
+def _run_case(report, n, obstacle, rhs, seed, solvers):
     A, b, _ = make_poisson_problem((n, n, n), obstacle, rhs=rhs, random_state=seed)
     case = dict(n=n, obstacle=obstacle, rhs=rhs, unknowns=int(A.shape[0]),
                 trained_domain=obstacle == "none")
@@ -318,7 +318,7 @@ def run(quick=False, device="cpu"):
         cases += [(64, "none", rhs, seed) for rhs in ("white", "smooth")
                   for seed in seeds]
     for n, obstacle, rhs, seed in cases:
-        _run_case(report, n, obstacle, rhs, seed, solvers, device)
+        _run_case(report, n, obstacle, rhs, seed, solvers)
         print(f"  poisson {n}^3 {obstacle} {rhs} seed {seed}: " + ", ".join(
             f"{r['method']} {r['n_iter']}" for r in report.rows[-5:]), flush=True)
     _network_cost(report, sizes)
