@@ -9,7 +9,7 @@ from sklearn.utils import check_random_state
 __all__ = ["make_poisson_problem"]
 
 _OBSTACLES = ("none", "sphere", "box", "random")
-_RHS = ("white", "smooth")
+_RHS = ("white", "smooth", "divergence")
 
 
 def _ball(shape, centre, radius):
@@ -50,6 +50,30 @@ def _solid_mask(shape, obstacle, rng):
     return solid
 
 
+def _divergence(shape, solid, boundary, rng):
+    """Divergence of a random smooth velocity on a staggered (MAC) grid.
+
+    Each velocity component lives on the faces normal to its axis (``n + 1``
+    faces along that axis), is low-pass filtered white noise (width 3 cells)
+    and is zero on faces that touch a solid cell (no flow through walls) and,
+    unless the box has Dirichlet faces, on the faces of the box.
+    """
+    padded = np.pad(solid, 1, constant_values=boundary != "dirichlet")
+    divergence = np.zeros(shape)
+    for axis, n in enumerate(shape):
+        face_shape = tuple(n + 1 if k == axis else m for k, m in enumerate(shape))
+        velocity = gaussian_filter(rng.standard_normal(face_shape), sigma=3.0)
+        # The cells on both sides of each face, read off the padded mask.
+        inner = tuple(slice(1, -1) if k != axis else slice(None)
+                      for k in range(len(shape)))
+        cells = padded[inner]
+        walls = (np.take(cells, range(n + 1), axis=axis)
+                 | np.take(cells, range(1, n + 2), axis=axis))
+        velocity[walls] = 0.0
+        divergence += np.diff(velocity, axis=axis)
+    return divergence
+
+
 def make_poisson_problem(shape, obstacle="none", *, boundary="dirichlet",
                          rhs="white", random_state=None):
     """Make a Poisson system ``A p = b`` on a grid with a solid obstacle.
@@ -65,9 +89,11 @@ def make_poisson_problem(shape, obstacle="none", *, boundary="dirichlet",
     boundary : {"dirichlet", "neumann", "open_top"}, default="dirichlet"
         Condition on the faces of the box, see
         :func:`~sparsesolve.poisson.poisson_matrix`.
-    rhs : {"white", "smooth"}, default="white"
-        White Gaussian noise, or the same noise low-pass filtered (Gaussian,
-        width 2 cells), a stand-in for the divergence of a smooth velocity.
+    rhs : {"white", "smooth", "divergence"}, default="white"
+        White Gaussian noise; the same noise low-pass filtered (Gaussian,
+        width 2 cells); or the divergence of a random smooth velocity field
+        on the cell faces, with no flow through solid walls (the right-hand
+        side of a pressure projection in a fluid solver).
     random_state : int, RandomState instance or None, default=None
         Seed of the obstacles and of the right-hand side.
 
@@ -99,7 +125,10 @@ def make_poisson_problem(shape, obstacle="none", *, boundary="dirichlet",
         raise ValueError(f"shape must be a tuple of 2 or 3 ints; got {shape!r}.")
     solid = _solid_mask(shape, obstacle, rng)
     A = poisson_matrix(tuple(shape), solid, boundary=boundary)
-    noise = rng.standard_normal(tuple(shape))
+    if rhs == "divergence":
+        noise = _divergence(tuple(shape), solid, boundary, rng)
+    else:
+        noise = rng.standard_normal(tuple(shape))
     if rhs == "smooth":
         noise = gaussian_filter(noise, sigma=2.0)
     noise[solid] = 0.0

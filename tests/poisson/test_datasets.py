@@ -38,3 +38,52 @@ def test_bad_arguments():
         make_poisson_problem((8, 8), "torus")
     with pytest.raises(ValueError, match="rhs"):
         make_poisson_problem((8, 8), rhs="pink")
+
+
+def _divergence_by_loops(velocities, solid, closed):
+    """Net outflow of every cell, face by face (independent of the module)."""
+    shape = solid.shape
+    out = np.zeros(shape)
+    for cell in np.ndindex(shape):
+        for axis, velocity in enumerate(velocities):
+            for side, sign in ((cell[axis] + 1, 1.0), (cell[axis], -1.0)):
+                face = list(cell)
+                face[axis] = side
+                neighbour = list(cell)
+                neighbour[axis] += 1 if sign > 0 else -1
+                outside = not 0 <= neighbour[axis] < shape[axis]
+                wall = (closed if outside else bool(solid[tuple(neighbour)])) \
+                    or bool(solid[cell])
+                if not wall:
+                    out[cell] += sign * velocity[tuple(face)]
+    return out
+
+
+@pytest.mark.parametrize("boundary", ["dirichlet", "neumann"])
+def test_divergence_rhs_matches_face_fluxes(boundary):
+    from scipy.ndimage import gaussian_filter
+
+    from sparsesolve.datasets._poisson import _divergence
+
+    solid = np.zeros((7, 6), dtype=bool)
+    solid[2:4, 2:4] = True
+    # Same draws as _divergence makes from the same seed.
+    rng = np.random.RandomState(5)
+    velocities = [gaussian_filter(rng.standard_normal((8, 6)), sigma=3.0),
+                  gaussian_filter(rng.standard_normal((7, 7)), sigma=3.0)]
+    expected = _divergence_by_loops(velocities, solid, boundary != "dirichlet")
+    got = _divergence((7, 6), solid, boundary, np.random.RandomState(5))
+    np.testing.assert_allclose(got, expected, atol=1e-14)
+    if boundary == "neumann":
+        # No flow through any wall: the outflows of the fluid cells cancel.
+        assert abs(got[~solid].sum()) < 1e-12
+
+
+def test_divergence_rhs_is_a_valid_problem():
+    A, b, solid = make_poisson_problem((12, 12, 12), "sphere", rhs="divergence",
+                                       random_state=0)
+    assert np.all(b[solid.ravel()] == 0)
+    assert np.linalg.norm(b) > 0
+    A, b, solid = make_poisson_problem((10, 10), "sphere", boundary="neumann",
+                                       rhs="divergence", random_state=1)
+    assert abs(b[~solid.ravel()].sum()) < 1e-10
