@@ -7,7 +7,10 @@ exact A-norm line search ``alpha = q.r / q.Aq``. Each step minimises the
 A-norm error along ``q``, so the error never grows whatever the network
 returns; when the direction is useless (``q.r`` tiny or ``q.Aq <= 0``) the
 residual itself is used instead (a steepest-descent step) so that the
-iteration cannot stall. Written once against the namespace of ``b``.
+iteration cannot stall. Several proposals per iteration (coarse to fine,
+see ``DeepConjugateDirection(n_levels=...)``) are taken one after the other,
+each from the residual the previous one left, with its own orthogonalisation
+and line search. Written once against the namespace of ``b``.
 """
 
 from __future__ import annotations
@@ -33,15 +36,16 @@ def deep_conjugate_directions(A, b, x, direction, *, norm_b, tol, max_iter,
         Right-hand side in the range of ``A``.
     x : array of shape (n,)
         Starting point (not modified).
-    direction : callable
+    direction : callable or sequence of callables
         ``direction(r)`` returns a search direction for the residual ``r``
-        (already divided by its norm) in the same namespace.
+        (already divided by its norm) in the same namespace. With a sequence,
+        every iteration takes one step along each proposal in turn.
     norm_b : float
         ``||b||`` (the reference of the relative residual).
     tol : float
         Relative residual to reach.
     max_iter : int
-        Most network calls.
+        Most iterations.
     n_orthogonal : int
         How many previous directions each new one is A-orthogonalised against.
     progress : Progress, optional
@@ -58,30 +62,39 @@ def deep_conjugate_directions(A, b, x, direction, *, norm_b, tol, max_iter,
     import array_api_compat
 
     xp = array_api_compat.array_namespace(b)
+    proposals = (tuple(direction) if isinstance(direction, (list, tuple))
+                 else (direction,))
     x = xp.asarray(x, copy=True)
     r = b - A @ x
     norm_r = float(xp.linalg.vector_norm(r))
     residuals = [norm_r / norm_b]
     history = []  # (p, A p, p.A p) of the last n_orthogonal directions
     n_fallbacks = 0
-    while residuals[-1] > tol and len(residuals) <= max_iter:
-        q = xp.astype(direction(r / norm_r), b.dtype)
-        q, Aq, curvature = _orthogonalise(xp, A, q, history)
-        gain = float(xp.vecdot(q, r))
-        norm_q = float(xp.linalg.vector_norm(q))
-        if curvature <= 0.0 or not abs(gain) > _MIN_COSINE * norm_q * norm_r:
-            n_fallbacks += 1
-            q, Aq, curvature = _orthogonalise(xp, A, r, history)
+    exhausted = False
+    while residuals[-1] > tol and len(residuals) <= max_iter and not exhausted:
+        for propose in proposals:
+            q = xp.astype(propose(r / norm_r), b.dtype)
+            q, Aq, curvature = _orthogonalise(xp, A, q, history)
             gain = float(xp.vecdot(q, r))
-            if curvature <= 0.0:
-                break  # r is in the null space of A: nothing left to gain
-        alpha = gain / curvature
-        x = x + alpha * q
-        r = r - alpha * Aq
-        history.append((q, Aq, curvature))
-        if len(history) > n_orthogonal:
-            history.pop(0)
-        norm_r = float(xp.linalg.vector_norm(r))
+            norm_q = float(xp.linalg.vector_norm(q))
+            if curvature <= 0.0 or not abs(gain) > _MIN_COSINE * norm_q * norm_r:
+                n_fallbacks += 1
+                q, Aq, curvature = _orthogonalise(xp, A, r, history)
+                gain = float(xp.vecdot(q, r))
+                if curvature <= 0.0:
+                    exhausted = True  # r is in the null space of A: nothing to gain
+                    break
+            alpha = gain / curvature
+            x = x + alpha * q
+            r = r - alpha * Aq
+            history.append((q, Aq, curvature))
+            if len(history) > n_orthogonal:
+                history.pop(0)
+            norm_r = float(xp.linalg.vector_norm(r))
+            if norm_r == 0.0:
+                break
+        if exhausted:
+            break
         if norm_r <= tol * norm_b:
             # Confirm with the true residual before stopping; continue from it
             # when the recursively updated one has drifted.
