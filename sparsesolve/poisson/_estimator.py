@@ -191,7 +191,7 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         self._level_shapes = [self.grid_shape_]
         for _ in range(1, self.n_levels_):
             self._level_shapes.append(coarse_shape(self._level_shapes[-1]))
-        if min(self._level_shapes[-1]) < 4:
+        if self.n_levels_ > 1 and min(self._level_shapes[-1]) < 4:
             raise ValueError(
                 f"n_levels={self.n_levels} coarsens the grid {self.grid_shape_} to "
                 f"{self._level_shapes[-1]}; every level needs at least 4 cells per "
