@@ -376,13 +376,13 @@ def slab_gains(factors, gammas, noise_variance, Y, xp, mode):
     # The moves only need a good step; a diagnostic needs the optimum, so
     # polish each slab's variance by a bounded scalar search in log(gamma)
     # between the grid neighbours of the moves' choice.
+    step = math.log(_GRID[1] / _GRID[0])
     for j in np.flatnonzero(values > 0):
 
         def change(log_value, j=j):
             delta = np.array([[math.exp(log_value) - gamma[j]]])
             return float(_cost_change(q[j:j + 1], e[j:j + 1], n_samples, delta)[0, 0])
 
-        step = math.log(_GRID[1] / _GRID[0])
         result = minimize_scalar(change, bounds=(math.log(values[j]) - step,
                                                  math.log(values[j]) + step),
                                  method="bounded", options={"xatol": 1e-6})

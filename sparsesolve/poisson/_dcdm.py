@@ -71,7 +71,7 @@ def deep_conjugate_directions(A, b, x, direction, *, norm_b, tol, max_iter,
     history = []  # (p, A p, p.A p) of the last n_orthogonal directions
     n_fallbacks = 0
     exhausted = False
-    while residuals[-1] > tol and len(residuals) <= max_iter and not exhausted:
+    while residuals[-1] > tol and len(residuals) <= max_iter:
         for propose in proposals:
             q = xp.astype(propose(r / norm_r), b.dtype)
             q, Aq, curvature = _orthogonalise(xp, A, q, history)

@@ -58,12 +58,12 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         method of the paper: one network call on the residual. ``"auto"``
         uses two levels when every grid dimension is at least 8 (the coarse
         grid then has at least 4 cells per side) and one otherwise. With
-        ``L > 1``
-        each iteration first takes steps along the network's output for the
-        residual averaged over blocks of ``2^l`` cells per side (``l = L-1``
-        down to ``1``, copied back onto the blocks), then along its output
-        for the residual itself: the coarse calls see the long-range part of
-        the error that the network's receptive field misses on a large grid.
+        ``L > 1`` each iteration first takes steps along the network's output
+        for the residual averaged over blocks of ``2^l`` cells per side
+        (``l = L-1`` down to ``1``, copied back onto the blocks), then along
+        its output for the residual itself: the coarse calls see the
+        long-range part of the error that the network's receptive field
+        misses on a large grid.
         Each coarser call costs an eighth of the one above it. Every level's
         grid must be at least 4 cells in each dimension (sparsesolve's
         extension of the paper; see the user guide for measured counts).
@@ -188,13 +188,13 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
             self.n_levels_ = 2 if min(self.grid_shape_) >= 8 else 1
         else:
             self.n_levels_ = int(self.n_levels)
-        self._level_shapes = [self.grid_shape_]
+        coarsest = self.grid_shape_
         for _ in range(1, self.n_levels_):
-            self._level_shapes.append(coarse_shape(self._level_shapes[-1]))
-        if self.n_levels_ > 1 and min(self._level_shapes[-1]) < 4:
+            coarsest = coarse_shape(coarsest)
+        if self.n_levels_ > 1 and min(coarsest) < 4:
             raise ValueError(
                 f"n_levels={self.n_levels} coarsens the grid {self.grid_shape_} to "
-                f"{self._level_shapes[-1]}; every level needs at least 4 cells per "
+                f"{coarsest}; every level needs at least 4 cells per "
                 "dimension. Use fewer levels."
             )
         self.network_ = self._load_network()
@@ -237,7 +237,8 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
 
     def _direction_function(self, xp, like):
         """The proposals of one iteration, coarsest level first."""
-        network, shapes = self.network_, self._level_shapes
+        network = self.network_
+        shapes = [mask.shape for mask in self._level_fluid]
         masks = [to_namespace(mask.astype(np.float32), xp, like=like)
                  for mask in self._level_fluid]
 
