@@ -10,6 +10,7 @@ downloaded at run time.
 from ._clustering import make_fewshot_episodes
 from ._coding import make_image_patches
 from ._completion import make_completion_problem
+from ._irs import make_irs_channel
 from ._kronecker import make_kronecker_sparse
 from ._poisson import make_poisson_problem
 from ._unmixing import make_hyperspectral
@@ -19,6 +20,7 @@ __all__ = [
     "make_fewshot_episodes",
     "make_hyperspectral",
     "make_image_patches",
+    "make_irs_channel",
     "make_kronecker_sparse",
     "make_poisson_problem",
 ]
