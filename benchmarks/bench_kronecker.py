@@ -505,8 +505,9 @@ def _figure(report):
                 ylabel="median NMSE (dB) at 25 dB", title="Accuracy vs time")
     axes[0].legend(fontsize=7)
     axes[1].legend(fontsize=7, ncol=2)
-    irs = _irs_summary(report.rows)
-    if irs:
+    # run() has put the IRS table in the summary before drawing.
+    irs = report.summary
+    if "IRS_mean_channel_nmse" in irs:
         styles = {"svd": "C0", "am": "C1", "pc": "C5", "svd_em": "C4",
                   "am_em": "C6", "pc_em": "C8", "classic": "C2", "oracle": "k"}
         for method, values in irs["IRS_mean_channel_nmse"].items():
