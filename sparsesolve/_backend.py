@@ -34,10 +34,13 @@ __all__ = [
     "is_array",
     "is_cupy_namespace",
     "is_numpy_namespace",
+    "is_sparse",
     "kernel",
     "numba_threads",
     "register_elementwise",
     "require_cupy",
+    "sparse_to_host",
+    "sparse_like",
     "to_namespace",
     "to_numpy",
 ]
@@ -227,6 +230,65 @@ def to_namespace(array, xp, like=None):
     if like is not None:
         return xp.asarray(array, device=array_api_compat.device(like))
     return xp.asarray(array)
+
+
+# --------------------------------------------------------------------------
+# Sparse matrices (SciPy on the host, cupyx.scipy.sparse on the GPU)
+# --------------------------------------------------------------------------
+def is_sparse(obj):
+    """True for a SciPy sparse matrix/array or a ``cupyx.scipy.sparse`` matrix.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from sparsesolve._backend import is_sparse
+    >>> is_sparse(sp.eye(2)), is_sparse(np.eye(2))
+    (True, False)
+    """
+    module = type(obj).__module__
+    return module.startswith("scipy.sparse") or module.startswith(
+        "cupyx.scipy.sparse")
+
+
+def sparse_to_host(matrix):
+    """The SciPy CSR copy of a SciPy or cupyx sparse ``matrix`` (no copy if CSR).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from sparsesolve._backend import sparse_to_host
+    >>> sparse_to_host(sp.eye(2, format="coo")).format
+    'csr'
+    """
+    if not is_sparse(matrix):
+        raise TypeError(f"expected a sparse matrix; got {type(matrix).__name__}.")
+    if type(matrix).__module__.startswith("cupyx"):
+        matrix = matrix.get()
+    import scipy.sparse as sp
+
+    return matrix if sp.isspmatrix_csr(matrix) else sp.csr_matrix(matrix)
+
+
+def sparse_like(matrix, like):
+    """Move the SciPy sparse ``matrix`` to where the sparse ``like`` lives (CSR).
+
+    Host data prepared once (a multigrid hierarchy, a factor) goes to the GPU
+    through this function when the caller's matrix is a cupyx one.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from sparsesolve._backend import sparse_like
+    >>> sparse_like(sp.eye(2), sp.eye(3)).shape
+    (2, 2)
+    """
+    import scipy.sparse as sp
+
+    if type(like).__module__.startswith("cupyx"):
+        import cupyx.scipy.sparse as device_sparse
+
+        return device_sparse.csr_matrix(sp.csr_matrix(matrix))
+    return sp.csr_matrix(matrix)
 
 
 # --------------------------------------------------------------------------

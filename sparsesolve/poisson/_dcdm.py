@@ -10,7 +10,9 @@ residual itself is used instead (a steepest-descent step) so that the
 iteration cannot stall. Several proposals per iteration (coarse to fine,
 see ``DeepConjugateDirection(n_levels=...)``) are taken one after the other,
 each from the residual the previous one left, with its own orthogonalisation
-and line search. Written once against the namespace of ``b``.
+and line search. A proposal may return ``(q, A q)`` when it has the image
+anyway (the multilevel cycle does), which saves the matrix-vector product.
+Written once against the namespace of ``b``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ _MIN_COSINE = 1e-8
 
 
 def deep_conjugate_directions(A, b, x, direction, *, norm_b, tol, max_iter,
-                              n_orthogonal, progress=None):
+                              n_orthogonal, progress=None, callback=None):
     """Run the DCDM iteration from ``x`` until ``||b - A x|| <= tol * norm_b``.
 
     Parameters
@@ -38,8 +40,9 @@ def deep_conjugate_directions(A, b, x, direction, *, norm_b, tol, max_iter,
         Starting point (not modified).
     direction : callable or sequence of callables
         ``direction(r)`` returns a search direction for the residual ``r``
-        (already divided by its norm) in the same namespace. With a sequence,
-        every iteration takes one step along each proposal in turn.
+        (already divided by its norm) in the same namespace, or the pair
+        ``(q, A q)``. With a sequence, every iteration takes one step along
+        each proposal in turn.
     norm_b : float
         ``||b||`` (the reference of the relative residual).
     tol : float
@@ -50,6 +53,8 @@ def deep_conjugate_directions(A, b, x, direction, *, norm_b, tol, max_iter,
         How many previous directions each new one is A-orthogonalised against.
     progress : Progress, optional
         Updated once per iteration with the relative residual.
+    callback : callable, optional
+        Called as ``callback(x)`` after every iteration, as SciPy's solvers do.
 
     Returns
     -------
@@ -73,8 +78,12 @@ def deep_conjugate_directions(A, b, x, direction, *, norm_b, tol, max_iter,
     exhausted = False
     while residuals[-1] > tol and len(residuals) <= max_iter:
         for propose in proposals:
-            q = xp.astype(propose(r / norm_r), b.dtype)
-            q, Aq, curvature = _orthogonalise(xp, A, q, history)
+            proposed = propose(r / norm_r)
+            if isinstance(proposed, tuple):
+                q, Aq = (xp.astype(v, b.dtype) for v in proposed)
+            else:
+                q, Aq = xp.astype(proposed, b.dtype), None
+            q, Aq, curvature = _orthogonalise(xp, A, q, history, Aq)
             gain = float(xp.vecdot(q, r))
             norm_q = float(xp.linalg.vector_norm(q))
             if curvature <= 0.0 or not abs(gain) > _MIN_COSINE * norm_q * norm_r:
@@ -103,14 +112,23 @@ def deep_conjugate_directions(A, b, x, direction, *, norm_b, tol, max_iter,
         residuals.append(norm_r / norm_b)
         if progress is not None:
             progress.update(residual=residuals[-1])
+        if callback is not None:
+            callback(x)
         if norm_r == 0.0:
             break
     return x, np.asarray(residuals), n_fallbacks
 
 
-def _orthogonalise(xp, A, q, history):
-    """A-orthogonalise ``q`` against ``history`` (modified Gram-Schmidt)."""
+def _orthogonalise(xp, A, q, history, Aq=None):
+    """A-orthogonalise ``q`` against ``history`` (modified Gram-Schmidt).
+
+    With ``Aq`` given, its image is updated alongside instead of recomputed.
+    """
     for p, Ap, curvature in history:
-        q = q - (float(xp.vecdot(q, Ap)) / curvature) * p
-    Aq = A @ q
+        coefficient = float(xp.vecdot(q, Ap)) / curvature
+        q = q - coefficient * p
+        if Aq is not None:
+            Aq = Aq - coefficient * Ap
+    if Aq is None:
+        Aq = A @ q
     return q, Aq, float(xp.vecdot(q, Aq))

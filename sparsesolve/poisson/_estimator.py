@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import os
 import warnings
@@ -11,68 +12,121 @@ import warnings
 import array_api_compat.numpy  # noqa: F401
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._backend import get_namespace, to_namespace
+from .._backend import get_namespace, sparse_to_host, to_namespace
 from .._progress import Progress
 from .._validation import check_is_fitted, validate_data
 from ._dcdm import deep_conjugate_directions
 from ._krylov import check_system, prepare_rhs
 from ._levels import coarse_shape, prolong, restrict
+from ._multilevel import MultilevelHierarchy
 from ._network import DirectionNetwork, default_model_path
 from ._operator import floating_components
 
-__all__ = ["DeepConjugateDirection"]
+__all__ = ["DCDMResult", "DeepConjugateDirection"]
 
 
 def _is_device_sparse(A):
     return type(A).__module__.startswith("cupyx.scipy.sparse")
 
 
-class DeepConjugateDirection(TransformerMixin, BaseEstimator):
-    """Solve Poisson systems with learned (CNN) conjugate search directions.
+@dataclasses.dataclass
+class DCDMResult:
+    """Outcome of one :meth:`DeepConjugateDirection.solve`.
 
-    The deep conjugate-direction method of Kaneda et al. (2023): each
-    iteration feeds the normalised residual, laid out on the grid, to a
-    convolutional network, A-orthogonalises its output against the last
-    ``n_orthogonal`` directions and takes the exact A-norm step along it.
-    By default (``n_levels="auto"``) each iteration also takes a step along
-    the network's output for the residual averaged over 2x2x2 blocks, which
-    keeps the iteration count nearly flat as the grid grows. The network
-    forward pass is sparsesolve's own NumPy/CuPy code; no deep-learning
-    framework is needed to solve.
+    Parameters
+    ----------
+    x : array of shape (n,)
+        The solution, in the namespace and dtype of ``b``.
+    n_iter : int
+        Iterations run.
+    residuals : ndarray of shape (n_iter + 1,)
+        Relative residuals ``||b - A x_k|| / ||b||`` from ``k = 0``.
+    converged : bool
+        True when the true relative residual at exit is at most ``tol``.
+    true_residual : float
+        ``||b - A x|| / ||b||`` recomputed at exit.
+    n_fallbacks : int
+        Steps where the proposed direction was useless and the residual was
+        used instead.
+    """
+
+    x: object
+    n_iter: int
+    residuals: np.ndarray
+    converged: bool
+    true_residual: float
+    n_fallbacks: int
+
+
+class DeepConjugateDirection(TransformerMixin, BaseEstimator):
+    """Solve Poisson systems with learned conjugate search directions.
+
+    The deep conjugate-direction method of Kaneda et al. (2023) takes, at
+    every iteration, a search direction proposed from the residual,
+    A-orthogonalises it against the last ``n_orthogonal`` directions and
+    steps to the minimum of the A-norm error along it, so it converges
+    whatever the proposal is. The proposal is where the two methods differ:
+
+    * ``method="multilevel"`` (the default): one V-cycle of an aggregation
+      multigrid hierarchy built in :meth:`fit`, with Chebyshev smoothing on
+      every grid but the coarsest and the direction network as the solver on
+      the coarsest grid (at most ``coarsest_size`` cells a side). The network
+      then costs a few percent of an iteration instead of nearly all of it,
+      and sees the whole domain at once.
+    * ``method="dcdm"``: the paper's method, the network on the full-resolution
+      residual (with ``n_levels=2``, also on the residual averaged over
+      2 x 2 x 2 blocks).
+
+    The network forward pass is sparsesolve's own numba/NumPy/CuPy code (no
+    deep-learning framework is needed to solve), or PyTorch with
+    ``engine="torch"``.
 
     Parameters
     ----------
     model : "default", str, os.PathLike or DirectionNetwork, default="default"
         The direction network: ``"default"`` is the model shipped with the
         package (trained on Dirichlet boxes of 16^3, then 32^3, see the user
-        guide), a
-        path names an ``.npz`` written by :meth:`DirectionNetwork.save`.
+        guide), a path names an ``.npz`` written by
+        :meth:`DirectionNetwork.save`.
+    grid_shape : tuple of 3 ints or None, default=None
+        The grid of the unknowns, C order. None means a cube when ``n`` is a
+        cube, otherwise a single line of ``n`` cells.
+    method : {"multilevel", "dcdm"}, default="multilevel"
+        Where the network is applied, see above.
+    coarse_solver : {"network", "smoother", "none"}, default="network"
+        What solves on the coarsest grid of the multilevel cycle: the
+        network, a Chebyshev sweep in its place, or nothing (the last two
+        measure what the network contributes; see the user guide).
+    coarsest_size : int, default=16
+        The multilevel hierarchy coarsens the grid by 2 in every dimension
+        while any side exceeds this many cells. The shipped network was
+        trained on grids of 16 and 32 cells a side.
+    smoother_degree : int, default=2
+        Degree of the Chebyshev polynomial of every smoothing sweep (each
+        costs that many matrix-vector products on its grid).
     n_orthogonal : int, default=2
         Previous directions each new one is A-orthogonalised against.
     n_levels : int or "auto", default="auto"
-        Grid levels the network is applied on in each iteration. ``1`` is the
-        method of the paper: one network call on the residual. ``"auto"``
-        uses two levels when every grid dimension is at least 8 (the coarse
-        grid then has at least 4 cells per side) and one otherwise. With
-        ``L > 1`` each iteration first takes steps along the network's output
-        for the residual averaged over blocks of ``2^l`` cells per side
-        (``l = L-1`` down to ``1``, copied back onto the blocks), then along
-        its output for the residual itself: the coarse calls see the
-        long-range part of the error that the network's receptive field
-        misses on a large grid.
-        Each coarser call costs an eighth of the one above it. Every level's
-        grid must be at least 4 cells in each dimension (sparsesolve's
-        extension of the paper; see the user guide for measured counts).
+        Only for ``method="dcdm"``: grid levels the network is applied on in
+        each iteration. ``1`` is the method of the paper; ``"auto"`` uses
+        two levels when every grid dimension is at least 8.
+    engine : {"auto", "matmul", "torch"}, default="auto"
+        Forward pass of the network: ``"auto"`` is the numba kernel on the
+        CPU and matrix products on the GPU, ``"torch"`` uses PyTorch
+        (oneDNN/cuDNN) when it is installed.
     tol : float, default=1e-6
         Stop when ``||b - A x|| <= tol * ||b||`` (checked on the true
         residual).
     max_iter : int, default=200
-        Most iterations per right-hand side (one network call per level
-        each).
+        Most iterations per right-hand side.
+    random_state : int, RandomState instance or None, default=0
+        Start vectors of the eigenvalue estimates in :meth:`fit`.
     verbose : int, default=0
         Progress bar over iterations when positive.
 
@@ -82,62 +136,83 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         Number of unknowns (grid cells).
     grid_shape_ : tuple of int
         The 3D grid the unknowns live on.
+    level_shapes_ : list of tuple of int
+        Grids of the multilevel hierarchy, finest first (``method="dcdm"``:
+        the grids the network is applied on).
     n_levels_ : int
-        Grid levels used (``n_levels`` with ``"auto"`` resolved).
+        Number of those grids.
     network_ : DirectionNetwork
         The loaded direction network.
     operator_ : sparse matrix
         The fitted matrix (SciPy CSR, or cupyx CSR for CuPy input).
-    n_iter_ : int or ndarray of int
-        Iterations of the last :meth:`solve` (an int) or :meth:`transform`
-        (one per right-hand side).
-    residuals_ : ndarray or list of ndarray
-        Relative residual history of the last solve (one array per
-        right-hand side after :meth:`transform`).
-    n_fallbacks_ : int
-        Steps of the last solve(s) where the network's direction was
-        useless and the residual was used instead.
 
     See Also
     --------
     sparsesolve.poisson.cg : Plain conjugate gradients.
     sparsesolve.poisson.ic0_pcg : Incomplete-Cholesky preconditioned CG.
 
+    Notes
+    -----
+    :meth:`solve` and :meth:`transform` do not change the fitted estimator:
+    the iteration count and residual history of a solve come back in a
+    :class:`DCDMResult` (``solve(b, return_result=True)``), so one fitted
+    solver can be shared between threads.
+
     References
     ----------
     .. [1] A. Kaneda, O. Akar, J. Chen, V. A. T. Kala, D. Hyde, J. Teran,
        "A Deep Conjugate Direction Method for Iteratively Solving Linear
        Systems", ICML 2023, PMLR 202:15720-15736.
+    .. [2] Y. Notay, P. S. Vassilevski, "Recursive Krylov-based multigrid
+       cycles", Numer. Linear Algebra Appl. 15 (2008) 473-487.
 
     Examples
     --------
     >>> import numpy as np
     >>> from sparsesolve.poisson import DeepConjugateDirection, poisson_matrix
-    >>> A = poisson_matrix((8, 8, 8))
+    >>> A = poisson_matrix((32, 32, 32))
     >>> b = np.random.default_rng(0).standard_normal(A.shape[0])
-    >>> solver = DeepConjugateDirection().fit(A, grid_shape=(8, 8, 8))
-    >>> x = solver.solve(b)
-    >>> bool(np.linalg.norm(b - A @ x) <= 1e-6 * np.linalg.norm(b))
+    >>> solver = DeepConjugateDirection(grid_shape=(32, 32, 32)).fit(A)
+    >>> result = solver.solve(b, return_result=True)
+    >>> bool(np.linalg.norm(b - A @ result.x) <= 1e-6 * np.linalg.norm(b))
+    True
+    >>> result.n_iter < 20
     True
     """
 
     _parameter_constraints: dict = {
         "model": [StrOptions({"default"}), str, os.PathLike, DirectionNetwork],
+        "grid_shape": [tuple, list, None],
+        "method": [StrOptions({"multilevel", "dcdm"})],
+        "coarse_solver": [StrOptions({"network", "smoother", "none"})],
+        "coarsest_size": [Interval(numbers.Integral, 4, None, closed="left")],
+        "smoother_degree": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_orthogonal": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_levels": [Interval(numbers.Integral, 1, None, closed="left"),
                      StrOptions({"auto"})],
+        "engine": [StrOptions({"auto", "matmul", "torch"})],
         "tol": [Interval(numbers.Real, 0, 1, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
 
-    def __init__(self, model="default", n_orthogonal=2, n_levels="auto", tol=1e-6,
-                 max_iter=200, verbose=0):
+    def __init__(self, model="default", *, grid_shape=None, method="multilevel",
+                 coarse_solver="network", coarsest_size=16, smoother_degree=2,
+                 n_orthogonal=2, n_levels="auto", engine="auto", tol=1e-6,
+                 max_iter=200, random_state=0, verbose=0):
         self.model = model
+        self.grid_shape = grid_shape
+        self.method = method
+        self.coarse_solver = coarse_solver
+        self.coarsest_size = coarsest_size
+        self.smoother_degree = smoother_degree
         self.n_orthogonal = n_orthogonal
         self.n_levels = n_levels
+        self.engine = engine
         self.tol = tol
         self.max_iter = max_iter
+        self.random_state = random_state
         self.verbose = verbose
 
     def _load_network(self):
@@ -147,7 +222,7 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         return DirectionNetwork.load(path)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, A, y=None, grid_shape=None):
+    def fit(self, A, y=None, grid_shape="deprecated"):
         """Prepare the solver for the operator ``A``.
 
         Parameters
@@ -156,18 +231,35 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
             Symmetric positive (semi-)definite matrix on the full grid, as
             from :func:`~sparsesolve.poisson.poisson_matrix` (solid cells as
             all-zero rows). SciPy sparse or dense for the CPU,
-            ``cupyx.scipy.sparse`` for the GPU.
+            ``cupyx.scipy.sparse`` for the GPU. The multilevel hierarchy and
+            the null space need the entries, so a
+            :class:`scipy.sparse.linalg.LinearOperator` is refused.
         y : None
             Ignored.
-        grid_shape : tuple of 3 ints, default=None
-            The grid of the unknowns, C order. None means a cube when ``n``
-            is a cube, otherwise a single line of ``n`` cells.
+        grid_shape : tuple of 3 ints
+            Deprecated: pass ``grid_shape`` to the constructor.
 
         Returns
         -------
         self : DeepConjugateDirection
             Fitted solver.
         """
+        if isinstance(A, spla.LinearOperator):
+            raise TypeError(
+                "A must be a matrix (SciPy sparse, dense, or cupyx sparse): "
+                "DeepConjugateDirection builds a multigrid hierarchy and the "
+                "null space from its entries. For a matrix-free operator use "
+                "sparsesolve.poisson.cg, which accepts a LinearOperator."
+            )
+        if isinstance(grid_shape, str) and grid_shape == "deprecated":
+            grid_shape = self.grid_shape
+        else:
+            warnings.warn(
+                "fit(A, grid_shape=...) is deprecated; pass grid_shape to the "
+                "constructor: DeepConjugateDirection(grid_shape=...).fit(A).",
+                FutureWarning,
+                stacklevel=3,
+            )
         if _is_device_sparse(A):
             operator = A.tocsr()
             self.n_features_in_ = int(A.shape[1])
@@ -176,7 +268,9 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         n = operator.shape[0]
         if operator.shape[1] != n:
             raise ValueError(f"A must be a square matrix; got shape {operator.shape}.")
-        host = operator if sp.issparse(operator) else operator.get()
+        host = sparse_to_host(operator)
+        if host.nnz and not np.all(np.isfinite(host.data)):
+            raise ValueError("A contains NaN or infinity.")
         asymmetry = abs(host - host.T).max() if host.nnz else 0.0
         if asymmetry > 1e-10 * max(abs(host).max(), 1e-300):
             raise ValueError(
@@ -184,33 +278,48 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
                 f"max |A - A^T| = {asymmetry:.3g}."
             )
         self.grid_shape_ = self._check_grid_shape(grid_shape, n)
+        self.network_ = self._load_network()
+        self.operator_ = operator
+        if self.method == "multilevel":
+            self._fit_multilevel(host)
+        else:
+            self._fit_network_levels(host)
+        # The null space of A depends on A alone: found once here, on the
+        # host copy, instead of copying a device matrix back at every solve.
+        self._components = floating_components(host)
+        return self
+
+    def _fit_multilevel(self, host):
+        self._hierarchy = MultilevelHierarchy(
+            host, self.grid_shape_, self.coarsest_size,
+            check_random_state(self.random_state))
+        self.level_shapes_ = self._hierarchy.shapes
+        self.n_levels_ = len(self.level_shapes_)
+
+    def _fit_network_levels(self, host):
         if self.n_levels == "auto":
             self.n_levels_ = 2 if min(self.grid_shape_) >= 8 else 1
         else:
             self.n_levels_ = int(self.n_levels)
         coarsest = self.grid_shape_
+        self.level_shapes_ = [coarsest]
         for _ in range(1, self.n_levels_):
             coarsest = coarse_shape(coarsest)
+            self.level_shapes_.append(coarsest)
         if self.n_levels_ > 1 and min(coarsest) < 4:
             raise ValueError(
                 f"n_levels={self.n_levels} coarsens the grid {self.grid_shape_} to "
                 f"{coarsest}; every level needs at least 4 cells per "
                 "dimension. Use fewer levels."
             )
-        self.network_ = self._load_network()
-        self.operator_ = operator
         # Solid cells (empty rows) never receive a direction: the network is
         # masked to the cells that carry unknowns.
-        self._fluid = (np.diff(host.indptr) > 0).reshape(self.grid_shape_)
+        fluid = (np.diff(host.indptr) > 0).reshape(self.grid_shape_)
         # A coarse cell carries an unknown when any of its fine cells does.
-        self._level_fluid = [self._fluid]
+        self._level_fluid = [fluid]
         for _ in range(1, self.n_levels_):
             self._level_fluid.append(
                 restrict(np, self._level_fluid[-1].astype(np.float32)) > 0)
-        # The null space of A depends on A alone: found once here, on the
-        # host copy, instead of copying a device matrix back at every solve.
-        self._components = floating_components(host)
-        return self
 
     @staticmethod
     def _check_grid_shape(grid_shape, n):
@@ -235,23 +344,46 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
             )
         return grid_shape
 
-    def _direction_function(self, xp, like):
-        """The proposals of one iteration, coarsest level first."""
-        network = self.network_
-        shapes = [mask.shape for mask in self._level_fluid]
+    def _network_direction(self, xp, grid, mask):
+        """The network's direction for ``grid`` (unit-normed first), masked."""
+        norm = float(xp.linalg.vector_norm(grid))
+        # The network was trained on unit-norm inputs.
+        grid = grid / norm if norm > 0 else grid
+        return self.network_(grid, engine=self.engine) * mask
+
+    def _multilevel_direction(self, xp, operator, like):
+        """The V-cycle proposal ``r -> (q, A q)`` for right-hand sides like ``like``."""
+        hierarchy = self._hierarchy
+        levels = hierarchy.levels_for(xp, operator, like)
+        coarsest = levels[-1]
+        if self.coarse_solver == "network":
+            mask = to_namespace(coarsest.fluid.astype(np.float32), xp, like=like)
+
+            def coarse_direction(residual, level):
+                grid = xp.reshape(residual, level.shape)
+                out = self._network_direction(xp, grid, mask)
+                return xp.reshape(xp.astype(out, residual.dtype), (-1,))
+        else:
+            coarse_direction = self.coarse_solver
+
+        def direction(residual):
+            return hierarchy.cycle(levels, residual, coarse_direction,
+                                   self.smoother_degree)
+
+        return direction
+
+    def _network_level_directions(self, xp, like):
+        """The proposals of ``method="dcdm"``, coarsest level first."""
+        shapes = self.level_shapes_
         masks = [to_namespace(mask.astype(np.float32), xp, like=like)
                  for mask in self._level_fluid]
 
         def at_level(level):
             def direction(r):
                 grid = xp.reshape(r, shapes[0])
-                if level:
-                    for _ in range(level):
-                        grid = restrict(xp, grid)
-                    # The network was trained on unit-norm inputs (r is one).
-                    norm = float(xp.linalg.vector_norm(grid))
-                    grid = grid / norm if norm > 0 else grid
-                out = network(grid) * masks[level]
+                for _ in range(level):
+                    grid = restrict(xp, grid)
+                out = self._network_direction(xp, grid, masks[level])
                 for finer in range(level - 1, -1, -1):
                     out = prolong(xp, out, shapes[finer]) * masks[finer]
                 return xp.reshape(out, (-1,))
@@ -259,25 +391,31 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
 
         return tuple(at_level(level) for level in range(self.n_levels_ - 1, -1, -1))
 
-    def _solve_one(self, b, x0):
+    def _solve_one(self, b, x0, callback=None):
         xp = check_system(self.operator_, b)
         b_range, norm_b = prepare_rhs(self.operator_, b, xp, self.tol,
                                       components=self._components)
         if norm_b == 0.0:
-            return xp.zeros_like(b_range), np.zeros(1), 0
+            return DCDMResult(xp.zeros_like(b_range), 0, np.zeros(1), True, 0.0, 0)
         x = xp.zeros_like(b_range) if x0 is None else xp.astype(x0, b.dtype, copy=True)
         # float32 right-hand sides run the Krylov part in float32 too.
         operator = (self.operator_ if self.operator_.dtype == b.dtype
                     else self.operator_.astype(b.dtype))
+        if self.method == "multilevel":
+            directions = self._multilevel_direction(xp, self.operator_, b)
+        else:
+            directions = self._network_level_directions(xp, b)
         with Progress(self.max_iter, self.verbose, type(self).__name__) as progress:
             x, residuals, n_fallbacks = deep_conjugate_directions(
-                operator, b_range, x, self._direction_function(xp, b),
+                operator, b_range, x, directions,
                 norm_b=norm_b, tol=self.tol, max_iter=self.max_iter,
                 n_orthogonal=self.n_orthogonal, progress=progress,
+                callback=callback,
             )
         true_residual = float(
             xp.linalg.vector_norm(b_range - operator @ x)) / norm_b
-        if not true_residual <= self.tol:
+        converged = true_residual <= self.tol
+        if not converged:
             warnings.warn(
                 f"DeepConjugateDirection did not reach tol={self.tol:g} in "
                 f"{residuals.size - 1} iterations (true relative residual "
@@ -286,9 +424,10 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        return x, residuals, n_fallbacks
+        return DCDMResult(x, int(residuals.size - 1), residuals, bool(converged),
+                          true_residual, int(n_fallbacks))
 
-    def solve(self, b, x0=None):
+    def solve(self, b, x0=None, *, return_result=False, callback=None):
         """Solve ``A x = b`` for one right-hand side.
 
         Parameters
@@ -299,12 +438,17 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
             warning when it is not negligible.
         x0 : array of shape (n,), default=None
             Starting guess (zeros by default).
+        return_result : bool, default=False
+            Return a :class:`DCDMResult` (solution, iterations, residual
+            history, fallbacks) instead of the solution alone.
+        callback : callable, default=None
+            Called as ``callback(xk)`` after every iteration, as in
+            :func:`scipy.sparse.linalg.cg`.
 
         Returns
         -------
-        x : array of shape (n,)
-            The solution, in the namespace and dtype of ``b``; ``n_iter_``,
-            ``residuals_`` and ``n_fallbacks_`` describe the solve.
+        x : array of shape (n,) or DCDMResult
+            The solution, in the namespace and dtype of ``b``.
 
         Warns
         -----
@@ -314,11 +458,10 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         if x0 is not None:
             check_system(self.operator_, x0, name_b="x0")
-        x, residuals, n_fallbacks = self._solve_one(b, x0)
-        self.n_iter_ = int(residuals.size - 1)
-        self.residuals_ = residuals
-        self.n_fallbacks_ = int(n_fallbacks)
-        return x
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable; got {type(callback).__name__}.")
+        result = self._solve_one(b, x0, callback)
+        return result if return_result else result.x
 
     def transform(self, B):
         """Solve ``A x = b`` for every row ``b`` of ``B``.
@@ -336,19 +479,85 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         B = validate_data(self, B, reset=False)
         xp = get_namespace(B)
-        solutions, iterations, histories, fallbacks = [], [], [], 0
-        for row in range(B.shape[0]):
-            x, residuals, n_fallbacks = self._solve_one(B[row, :], None)
-            solutions.append(x)
-            iterations.append(residuals.size - 1)
-            histories.append(residuals)
-            fallbacks += n_fallbacks
-        self.n_iter_ = np.asarray(iterations)
-        self.residuals_ = histories
-        self.n_fallbacks_ = int(fallbacks)
+        solutions = [self._solve_one(B[row, :], None).x for row in range(B.shape[0])]
         if not solutions:
             return xp.zeros((0, B.shape[1]), dtype=B.dtype)
         return xp.stack(solutions)
+
+    def score(self, B, y=None):
+        """Negative mean relative residual ``||b - A x|| / ||b||`` over the rows of ``B``.
+
+        Higher is better, as scikit-learn's scorers expect; a solve that
+        reaches ``tol`` scores at least ``-tol``.
+
+        Parameters
+        ----------
+        B : array of shape (n_rhs, n)
+            Right-hand sides, one per row.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+        """
+        X = self.transform(B)
+        xp = get_namespace(X)
+        residuals = []
+        for row in range(X.shape[0]):
+            b = B[row, :]
+            norm_b = float(xp.linalg.vector_norm(b))
+            error = float(xp.linalg.vector_norm(b - self.operator_ @ X[row, :]))
+            residuals.append(error / norm_b if norm_b > 0 else 0.0)
+        return -float(np.mean(residuals)) if residuals else 0.0
+
+    def aspreconditioner(self):
+        """One multilevel cycle as a :class:`scipy.sparse.linalg.LinearOperator`.
+
+        For SciPy's Krylov solvers, like PyAMG's ``aspreconditioner``. With
+        ``coarse_solver="network"`` the cycle is a nonlinear function of the
+        residual (ReLUs, and each coarse step is a line search), which only a
+        flexible method is sure to tolerate: SciPy's ``gcrotmk``, or this
+        estimator's own iteration. ``coarse_solver="smoother"`` gives a fixed
+        polynomial on each level apart from the coarse line-search scalars.
+
+        Returns
+        -------
+        M : scipy.sparse.linalg.LinearOperator
+            ``M @ r`` approximates ``A^{-1} r`` (NumPy vectors only).
+        """
+        check_is_fitted(self)
+        if self.method != "multilevel":
+            raise ValueError('aspreconditioner needs method="multilevel".')
+        operator = sparse_to_host(self.operator_)
+        n = operator.shape[0]
+
+        def apply(r):
+            r = np.asarray(r, dtype=np.float64).reshape(-1)
+            norm = float(np.linalg.norm(r))
+            if norm == 0.0:
+                return np.zeros_like(r)
+            xp = get_namespace(r)
+            q, _ = self._multilevel_direction(xp, operator, r)(r / norm)
+            return q * norm
+
+        return spla.LinearOperator((n, n), matvec=apply, dtype=np.float64)
+
+    def aslinearoperator(self):
+        """The solve ``b -> x`` as a :class:`scipy.sparse.linalg.LinearOperator`.
+
+        Each product runs a full solve to ``tol``, so the operator is linear
+        to within ``tol`` (it is ``A^{-1}`` on the range of ``A``).
+
+        Returns
+        -------
+        solve_operator : scipy.sparse.linalg.LinearOperator
+        """
+        check_is_fitted(self)
+        n = self.operator_.shape[0]
+        return spla.LinearOperator(
+            (n, n), matvec=lambda b: self.solve(np.asarray(b).reshape(-1)),
+            dtype=np.float64)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
