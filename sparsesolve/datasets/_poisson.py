@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state
 
 __all__ = ["make_poisson_problem"]
 
-_OBSTACLES = ("none", "sphere", "box", "random")
+_OBSTACLES = ("none", "sphere", "box", "random", "torus", "cylinders")
 _RHS = ("white", "smooth", "divergence")
 
 
@@ -35,6 +35,28 @@ def _solid_mask(shape, obstacle, rng):
             for axis, s in enumerate(shape)
         )
         solid[index] = True
+        return solid
+    if obstacle in ("torus", "cylinders") and len(shape) != 3:
+        raise ValueError(f"obstacle={obstacle!r} needs a 3D shape; got {shape}.")
+    if obstacle == "torus":
+        # A ring around the first axis, like a duct insert: the fluid passes
+        # through its hole and around it.
+        grids = np.meshgrid(*[np.arange(s) + 0.5 for s in shape], indexing="ij")
+        centre = [s / 2 for s in shape]
+        ring = np.hypot(grids[1] - centre[1], grids[2] - centre[2]) - 0.28 * n
+        return ring**2 + (grids[0] - centre[0]) ** 2 <= (0.1 * n) ** 2
+    if obstacle == "cylinders":
+        # Random rods parallel to the grid axes, spanning the whole box (a
+        # tube bank); each touches two faces, so no fluid region floats.
+        grids = np.meshgrid(*[np.arange(s) + 0.5 for s in shape], indexing="ij")
+        solid = np.zeros(shape, dtype=bool)
+        for _ in range(int(rng.randint(3, 7))):
+            axis = int(rng.randint(3))
+            others = [k for k in range(3) if k != axis]
+            radius = rng.uniform(0.05, 0.12) * n
+            centre = [rng.uniform(radius + 1, shape[k] - radius - 1) for k in others]
+            solid |= np.hypot(grids[others[0]] - centre[0],
+                              grids[others[1]] - centre[1]) <= radius
         return solid
     # "random": a few balls and boxes at random places, never touching the
     # box faces so every fluid cell stays connected to a Dirichlet face.
@@ -82,10 +104,12 @@ def make_poisson_problem(shape, obstacle="none", *, boundary="dirichlet",
     ----------
     shape : tuple of int
         Grid shape, 2D or 3D (for example ``(32, 32, 32)``).
-    obstacle : {"none", "sphere", "box", "random"}, default="none"
+    obstacle : {"none", "sphere", "box", "random", "torus", "cylinders"}, \
+default="none"
         Solid cells: nothing, a centred ball of radius ``0.2 * min(shape)``,
-        a centred plate, or 2-4 random balls and boxes (drawn from
-        ``random_state``).
+        a centred plate, 2-4 random balls and boxes (drawn from
+        ``random_state``), a ring around the first axis (3D only), or 3-6
+        random rods parallel to the axes spanning the box (3D only).
     boundary : {"dirichlet", "neumann", "open_top"}, default="dirichlet"
         Condition on the faces of the box, see
         :func:`~sparsesolve.poisson.poisson_matrix`.

@@ -34,12 +34,12 @@ def demo(device="cpu"):
         A_run, b_run = cusparse.csr_matrix(A), cupy.asarray(b)
 
     def solve():
-        solver = DeepConjugateDirection(tol=1e-6).fit(A_run, grid_shape=shape)
-        return solver, solver.solve(b_run)
+        solver = DeepConjugateDirection(tol=1e-6, grid_shape=shape).fit(A_run)
+        return solver.solve(b_run, return_result=True)
 
-    (solver, x), seconds = timed(solve)
-    residual = np.linalg.norm(b - A @ to_numpy(x)) / np.linalg.norm(b)
-    result = f"DCDM {solver.n_iter_} its, rel. residual {residual:.1e}"
+    outcome, seconds = timed(solve)
+    residual = np.linalg.norm(b - A @ to_numpy(outcome.x)) / np.linalg.norm(b)
+    result = f"DCDM {outcome.n_iter} its, rel. residual {residual:.1e}"
     try:
         import pyamg
         import scipy.sparse.linalg as spla

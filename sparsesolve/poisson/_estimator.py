@@ -459,7 +459,8 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         if x0 is not None:
             check_system(self.operator_, x0, name_b="x0")
         if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable; got {type(callback).__name__}.")
+            raise TypeError(
+                f"callback must be callable; got {type(callback).__name__}.")
         result = self._solve_one(b, x0, callback)
         return result if return_result else result.x
 
@@ -485,7 +486,7 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         return xp.stack(solutions)
 
     def score(self, B, y=None):
-        """Negative mean relative residual ``||b - A x|| / ||b||`` over the rows of ``B``.
+        """Negative mean relative residual ``||b - A x|| / ||b||`` over ``B``'s rows.
 
         Higher is better, as scikit-learn's scorers expect; a solve that
         reaches ``tol`` scores at least ``-tol``.

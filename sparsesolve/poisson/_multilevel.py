@@ -1,4 +1,4 @@
-"""Learned multilevel search directions: smoothing on fine grids, the network on the coarsest.
+"""Learned multilevel search directions: smoothing, then the network on a coarse grid.
 
 The direction network costs about 2,000 floating-point operations per cell,
 a sparse matrix-vector product about 14, so calling it on the full grid at
