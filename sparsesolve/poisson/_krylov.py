@@ -431,6 +431,8 @@ def _prepare_system(A, b, x0, rtol, atol, maxiter, callback, needs_entries=None)
     dtype = _working_dtype(
         xp, b, [operator.dtype, b.dtype, None if x0 is None else x0.dtype])
     if kind == "matrix":
+        # Null space from A as given (before a cast could round its row sums).
+        components = _null_space_components(_host_matrix(operator))
         # The matrix is cast once, so that float32 input computes in float32
         # throughout (and a real A meets complex vectors as complex).
         if operator.dtype != dtype:
@@ -441,7 +443,7 @@ def _prepare_system(A, b, x0, rtol, atol, maxiter, callback, needs_entries=None)
         # the solve tolerance (never for rounding alone).
         warn_above = max(rtol, atol / norm_input if norm_input else 0.0,
                          100 * float(np.finfo(dtype).eps))
-        b, norm_b = prepare_rhs(operator, b, xp, warn_above)
+        b, norm_b = prepare_rhs(operator, b, xp, warn_above, components=components)
 
         def matvec(v, matrix=operator):
             return matrix @ v

@@ -222,6 +222,19 @@ def test_operator_forms_of_a(form):
     np.testing.assert_allclose(result.x, cg(A, b, rtol=1e-8).x, atol=1e-12)
 
 
+@pytest.mark.parametrize("solver", [cg, ic0_pcg])
+@pytest.mark.parametrize("container", [sp.csr_array, sp.csc_array, sp.coo_matrix,
+                                       sp.dia_array, sp.lil_matrix])
+def test_every_sparse_container_gives_the_csr_result(solver, container):
+    A = poisson_matrix((6, 7, 5))
+    b = np.random.default_rng(14).standard_normal(A.shape[0])
+    reference = solver(A, b, rtol=1e-10)
+    result = solver(container(A), b, rtol=1e-10)
+    assert result.converged
+    assert abs(result.n_iter - reference.n_iter) <= 1
+    np.testing.assert_allclose(result.x, reference.x, atol=1e-9)
+
+
 def test_linear_operator_skips_the_null_space_projection():
     # Closed box: the constant is a null vector. A matrix gets b projected
     # (with a warning); an operator cannot, and b must then be in the range.
