@@ -137,9 +137,30 @@ def _check_shape_square(A, name):
         raise ValueError(f"{name} must be square (n, n); got shape {shape}.")
 
 
+def _dtype_kind(dtype):
+    """NumPy's kind letter for a dtype of any array library (``"?"`` if unknown)."""
+    if dtype is None:
+        return "?"
+    try:
+        return np.dtype(dtype).kind
+    except TypeError:
+        # array_api_strict (and torch) dtypes print as "<library>.<numpy name>".
+        try:
+            return np.dtype(str(dtype).rsplit(".", 1)[-1]).kind
+        except TypeError:
+            return "?"
+
+
 def _check_numeric_dtype(dtype, name):
-    if dtype is None or np.dtype(dtype).kind not in "biufc":
+    if _dtype_kind(dtype) not in "biufc":
         raise TypeError(f"{name} must have a numeric dtype; got {dtype}.")
+
+
+def _cast(matrix, dtype, xp):
+    """A sparse or dense matrix in ``dtype`` (itself when it already is)."""
+    if matrix.dtype == dtype:
+        return matrix
+    return matrix.astype(dtype) if _is_sparse(matrix) else xp.astype(matrix, dtype)
 
 
 def _check_entries_finite(A, name):
@@ -235,7 +256,7 @@ def _check_vector(v, n, xp, name):
 
 
 def _is_complex_dtype(dtype):
-    return dtype is not None and np.dtype(dtype).kind == "c"
+    return _dtype_kind(dtype) == "c"
 
 
 def _working_dtype(xp, b, dtypes):
@@ -435,14 +456,13 @@ def _prepare_system(A, b, x0, rtol, atol, maxiter, callback, needs_entries=None)
         components = _null_space_components(_host_matrix(operator))
         # The matrix is cast once, so that float32 input computes in float32
         # throughout (and a real A meets complex vectors as complex).
-        if operator.dtype != dtype:
-            operator = operator.astype(dtype)
+        operator = _cast(operator, dtype, xp)
         b = xp.astype(b, dtype)
         norm_input = float(xp.linalg.vector_norm(b))
         # The null-space warning fires when projection moves b by more than
         # the solve tolerance (never for rounding alone).
         warn_above = max(rtol, atol / norm_input if norm_input else 0.0,
-                         100 * float(np.finfo(dtype).eps))
+                         100 * float(xp.finfo(dtype).eps))
         b, norm_b = prepare_rhs(operator, b, xp, warn_above, components=components)
 
         def matvec(v, matrix=operator):
@@ -472,8 +492,7 @@ def _preconditioner(M, system):
         if M.shape[0] != n:
             raise ValueError(f"M must have shape ({n}, {n}) like A; got {M.shape}.")
         if kind == "matrix":
-            if M.dtype != dtype:
-                M = M.astype(dtype)
+            M = _cast(M, dtype, xp)
             apply = M.__matmul__
         else:
             apply = M.matvec

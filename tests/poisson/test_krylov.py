@@ -281,3 +281,22 @@ def test_device_mismatch_is_a_clear_error():
     A = poisson_matrix((4, 4))
     with pytest.raises(TypeError, match="different devices"):
         cg(A, array_api_strict.ones(16, dtype=array_api_strict.float64))
+
+
+@pytest.mark.parametrize("complex_rhs", [False, True])
+def test_cg_is_namespace_generic(complex_rhs):
+    # array_api_strict has only the standard's functions: any NumPy-only call
+    # in the CG loop (which CuPy would not have either) fails here.
+    xps = pytest.importorskip("array_api_strict")
+    A = poisson_matrix((5, 6), boundary="neumann").toarray()
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal(30) + (1j * rng.standard_normal(30) if complex_rhs else 0)
+    M = np.diag(1.0 / np.diag(A))
+    with pytest.warns(UserWarning, match="null space"):
+        expected = cg(A, b, rtol=1e-10, M=M)
+    with pytest.warns(UserWarning, match="null space"):
+        result = cg(xps.asarray(A), xps.asarray(b), rtol=1e-10, M=xps.asarray(M),
+                    callback=lambda xk: None)
+    assert isinstance(result.x, type(xps.asarray(b)))
+    assert result.n_iter == expected.n_iter
+    np.testing.assert_allclose(np.asarray(result.x), expected.x, atol=1e-12)
