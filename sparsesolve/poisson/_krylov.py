@@ -170,14 +170,12 @@ def _check_entries_finite(A, name):
         raise ValueError(f"{name} contains NaN or infinity.")
 
 
-def _as_matrix(A, name):
+def _as_matrix(A):
     """Sparse (CSR/CSC kept, other formats to CSR) or dense 2D array ``A``."""
     if _is_sparse(A):
         return A if A.format in ("csr", "csc") else A.tocsr()
     if isinstance(A, np.ndarray):
         return np.asarray(A)  # np.matrix would turn A @ v into a row matrix
-    if A.ndim != 2:
-        raise ValueError(f"{name} must be square (n, n); got shape {A.shape}.")
     return A
 
 
@@ -219,7 +217,7 @@ def _classify(A, name, xp, *, needs_entries=None):
     if _on_host(A) != is_numpy_namespace(xp):
         raise TypeError(_device_message(A, name, xp))
     _check_numeric_dtype(A.dtype, name)
-    A = _as_matrix(A, name)
+    A = _as_matrix(A)
     _check_entries_finite(A, name)
     return A, "matrix"
 
@@ -683,8 +681,7 @@ def cg(A, b, x0=None, *, rtol=_DEFAULT_RTOL, atol=0.0, maxiter=None, M=None,
     the true residual if the two disagree; SciPy reports ``info = maxiter``
     when the tolerance is reached on the last allowed iteration, this
     function reports ``0``; and ``||b||`` here is the norm of ``b`` after the
-    null-space projection. On well-conditioned systems iteration counts
-    agree within one.
+    null-space projection. Iteration counts agree within one.
 
     Examples
     --------
