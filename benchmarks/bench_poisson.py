@@ -113,7 +113,7 @@ def _ic0_pcg(A, b):
     factor = IncompleteCholesky(A)
     setup = time.perf_counter() - start
     start = time.perf_counter()
-    result = ic0_pcg(A, b, tol=TOL, preconditioner=factor)
+    result = ic0_pcg(A, b, rtol=TOL, preconditioner=factor)
     return result.x, result.n_iter, setup, time.perf_counter() - start
 
 
@@ -332,7 +332,7 @@ def _gpu_comparison(quick):
             (x, n_iter), seconds = time_call(_cupy_cg, A_gpu, b_gpu, repeat=2,
                                              device="gpu")
             _add_gpu_row(report, case, A, b, "CuPy CG (GPU)", n_iter, seconds, x)
-            result, seconds = time_call(cg, A_gpu, b_gpu, tol=TOL, repeat=2,
+            result, seconds = time_call(cg, A_gpu, b_gpu, rtol=TOL, repeat=2,
                                         device="gpu")
             _add_gpu_row(report, case, A, b, "sparsesolve CG (GPU)", result.n_iter,
                          seconds, result.x)

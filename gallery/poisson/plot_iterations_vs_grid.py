@@ -34,9 +34,9 @@ seconds = {name: [] for name in iterations}
 def solve(name, A, b):
     """Set up and solve with one method; return its iteration count."""
     if name == "CG":
-        return cg(A, b, tol=1e-6).n_iter
+        return cg(A, b, rtol=1e-6).n_iter
     if name == "IC(0)-PCG":
-        return ic0_pcg(A, b, tol=1e-6).n_iter
+        return ic0_pcg(A, b, rtol=1e-6).n_iter
     solver = DeepConjugateDirection(tol=1e-6, **variants[name]).fit(A)
     return solver.solve(b, return_result=True).n_iter
 

@@ -25,8 +25,8 @@ print(f"{A.shape[0]} cells, {int(solid.sum())} solid")
 
 # %%
 # Solve with the three methods; each keeps its history of relative residuals.
-cg_result = cg(A, b, tol=1e-6)
-ic0_result = ic0_pcg(A, b, tol=1e-6)
+cg_result = cg(A, b, rtol=1e-6)
+ic0_result = ic0_pcg(A, b, rtol=1e-6)
 dcdm = DeepConjugateDirection(tol=1e-6, grid_shape=shape).fit(A)
 result = dcdm.solve(b, return_result=True)
 print(f"CG {cg_result.n_iter}, IC(0)-PCG {ic0_result.n_iter}, DCDM {result.n_iter} "

@@ -26,7 +26,7 @@ def test_iteration_with_identity_direction_is_cg():
     x, residuals, fallbacks = deep_conjugate_directions(
         A, b, np.zeros_like(b), lambda r: r, norm_b=norm_b, tol=1e-8,
         max_iter=1000, n_orthogonal=1)
-    reference = cg(A, b, tol=1e-8)
+    reference = cg(A, b, rtol=1e-8)
     assert fallbacks == 0
     assert residuals.size == reference.residuals.size
     np.testing.assert_allclose(residuals, reference.residuals, rtol=1e-5)
@@ -171,7 +171,7 @@ def test_preconditioner_and_operator_for_scipy():
                       callback=lambda xk: iterations.append(1))
     assert info == 0
     assert np.linalg.norm(b - A @ x) <= 1e-8 * np.linalg.norm(b)
-    assert len(iterations) < cg(A, b, tol=1e-8).n_iter / 3
+    assert len(iterations) < cg(A, b, rtol=1e-8).n_iter / 3
     inverse = solver.aslinearoperator()
     np.testing.assert_allclose(A @ (inverse @ b), b, atol=2e-6 * np.linalg.norm(b))
 
