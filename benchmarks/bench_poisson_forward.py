@@ -19,8 +19,10 @@ AVX-512); the figure of merit divides by the faster sgemm.
 
 A convolution counts ``2 * 27 * C_in * C_out`` FLOP per output voxel, the
 1x1x1 output layer ``2 * C``. Times are the best of several runs, wall clock
-(``perf_counter``) and, at 1 thread, CPU time of the process
-(``process_time``), which a shared machine disturbs less. The input is a
+(``perf_counter``) and CPU time of the process (``process_time``, all
+threads), which a shared machine disturbs less: at 1 thread it gives the
+undisturbed speed, at 2 threads its ratio to the 1-thread CPU time is the
+parallel overhead (1.0: none). The input is a
 unit-norm white residual: the work of a dense network does not depend on the
 values, so no real data set is needed here (the solver benchmark,
 ``bench_poisson.py``, covers the data).
@@ -156,17 +158,13 @@ def measure(quick):
                     if engine == "numba":
                         conv = functools.partial(conv3x3x3_into, padded, weight,
                                                  bias, out, apply_relu=True)
-                        timings["conv"] = (
-                            best_time(conv, min_seconds),
-                            best_time(conv, min_seconds, cpu=True)
-                            if threads == 1 else None)
+                        timings["conv"] = (best_time(conv, min_seconds),
+                                           best_time(conv, min_seconds, cpu=True))
 
                     forward = functools.partial(network, residual, engine=engine)
                     budget = min_seconds if engine != "matmul" else min_seconds / 3
-                    timings["pass"] = (
-                        best_time(forward, budget, 20),
-                        best_time(forward, budget, 20, cpu=True)
-                        if threads == 1 else None)
+                    timings["pass"] = (best_time(forward, budget, 20),
+                                       best_time(forward, budget, 20, cpu=True))
                 for what, (wall, cpu) in timings.items():
                     flop = conv_flop if what == "conv" else pass_flop(shape, channels)
                     peak = peaks[threads]
@@ -174,9 +172,12 @@ def measure(quick):
                         "what": ("one 16->16 3x3x3 convolution" if what == "conv"
                                  else "network pass"),
                         "grid": n, "engine": engine, "threads": threads,
-                        "seconds_wall": wall, "seconds_cpu": cpu,
+                        "seconds_wall": wall,
+                        # CPU seconds of all threads: at 2 threads, equal to
+                        # the 1-thread figure means no parallel overhead.
+                        "seconds_cpu_all_threads": cpu,
                         "gflops_wall": flop / wall / 1e9,
-                        "gflops_cpu": None if cpu is None else flop / cpu / 1e9,
+                        "gflops_cpu": flop / cpu / 1e9 if threads == 1 else None,
                         "sgemm_gflops_wall": peak["gflops_wall"],
                         "sgemm_gflops_cpu": peak["gflops_cpu"],
                         "blas_architecture": architecture,
@@ -270,6 +271,8 @@ def run(quick=False, device="cpu"):
         if one and two:
             report.summary[f"numba pass {n}^3 speed-up 2 threads / 1 thread"] = (
                 one[0]["seconds_wall"] / two[0]["seconds_wall"])
+            report.summary[f"numba pass {n}^3 CPU seconds 2 threads / 1 thread"] = (
+                two[0]["seconds_cpu_all_threads"] / one[0]["seconds_cpu_all_threads"])
     report.notes.append(
         "2-thread fractions divide by threads x the 1-thread sgemm; the machine "
         "is shared with other work, so wall times are best-of-N and CPU times "
