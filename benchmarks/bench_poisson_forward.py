@@ -35,6 +35,7 @@ Usage: ``python benchmarks/bench_poisson_forward.py [--quick]`` (``--quick``:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -103,6 +104,53 @@ def sgemm(threads, min_seconds):
             "gflops_cpu": None if cpu is None else flop / cpu / 1e9,
             "architecture": info[0]["architecture"] if info else None,
             "threadpoolctl": info}
+
+
+@contextlib.contextmanager
+def _stage_clock(module, names, seconds):
+    """Add the CPU seconds spent in ``module.<name>`` calls to ``seconds``."""
+    originals = {name: getattr(module, name) for name in names}
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[name] = seconds.get(name, 0.0) + time.process_time() - start
+        return wrapper
+
+    for name, function in originals.items():
+        setattr(module, name, timed(name, function))
+    try:
+        yield
+    finally:
+        for name, function in originals.items():
+            setattr(module, name, function)
+
+
+def profile_pass(network, n, repeat):
+    """Share of a 1-thread numba pass spent in each kernel (CPU time)."""
+    import sparsesolve.poisson._network as network_module
+
+    residual = np.random.default_rng(1).standard_normal((n, n, n)).astype(np.float32)
+    network(residual, engine="numba")
+    best = None
+    for _ in range(3):
+        seconds = {}
+        names = ("conv3x3x3_into", "avgpool2_into", "upsample2_add_into",
+                 "project_channels")
+        with _stage_clock(network_module, names, seconds):
+            start = time.process_time()
+            for _ in range(repeat):
+                network(residual, engine="numba")
+            total = time.process_time() - start
+        if best is None or total < best[0]:
+            best = (total, seconds)
+    total, seconds = best
+    shares = {name: value / total for name, value in seconds.items()}
+    shares["rest (buffer allocation, input copy, Python)"] = 1.0 - sum(shares.values())
+    return {"grid": n, "seconds_cpu": total / repeat, "shares": shares}
 
 
 def measure(quick):
@@ -182,9 +230,13 @@ def measure(quick):
                         "sgemm_gflops_cpu": peak["gflops_cpu"],
                         "blas_architecture": architecture,
                     })
+        numba.set_num_threads(1)
+        profiles = [profile_pass(network, n, max(2, int(2e6 / n**3)))
+                    for n in sizes if n <= 32]
     finally:
         numba.set_num_threads(previous_threads)
     process = {
+        "numba_pass_profile_1_thread": profiles,
         "blas_architecture": architecture,
         "env": {k: os.environ.get(k) for k in _FORCED_VARIABLES},
         "sgemm": list(peaks.values()),

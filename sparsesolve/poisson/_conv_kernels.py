@@ -86,9 +86,11 @@ def _register_block(width):
             index = ir.IntType(64)
             vector = ir.VectorType(ir.FloatType(), LANES)
             vector_pointer = vector.as_pointer()
+            # fmuladd: one FMA instruction where the CPU has them, a multiply
+            # and an add where it does not (llvm.fma would call libm).
             fma = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vector, [vector] * 3),
-                f"llvm.fma.v{LANES}f32")
+                f"llvm.fmuladd.v{LANES}f32")
 
             def const(value):
                 return ir.Constant(index, value)
