@@ -1,6 +1,7 @@
 """The direction CNN's forward pass: numba kernel, matrix-product path, torch."""
 
 import pickle
+import subprocess
 import sys
 
 import numpy as np
@@ -250,6 +251,19 @@ def test_torch_engine_without_torch_names_the_extra(monkeypatch):
         net(np.ones((4, 4, 4), np.float32), engine="torch")
     # Solving needs no deep-learning framework: auto stays on numba.
     assert net(np.ones((4, 4, 4), np.float32)).shape == (4, 4, 4)
+
+
+def test_numba_forward_does_not_import_torch():
+    # Solving needs no deep-learning framework: importing the package and
+    # running the default engine must not load torch.
+    code = (
+        "import sys, numpy as np; "
+        "from sparsesolve.poisson import DirectionNetwork; "
+        "net = DirectionNetwork.random(channels=2, random_state=0); "
+        "net(np.ones((4, 4, 4), np.float32)); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.gpu
