@@ -93,6 +93,32 @@ def test_conv_kernel_matches_matmul_engine(shape, c_in, c_out, apply_relu):
                                atol=1e-5 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("nx", [15, 17])
+def test_conv_driver_with_avx2_block_widths(nx):
+    # Hosts without AVX-512 use blocks of 6, 4, 2 and 1 x positions: compile
+    # that configuration of the same driver here and check it too.
+    import types
+
+    import numba
+
+    from sparsesolve.poisson import _conv_kernels
+
+    namespace = dict(_conv_kernels._conv_rows.__globals__)
+    namespace.update(_WIDE=6, _MIDDLE=4, _NARROW=2, _ONE=1)
+    for name, width in (("_BLOCK_WIDE", 6), ("_BLOCK_MIDDLE", 4),
+                        ("_BLOCK_NARROW", 2), ("_BLOCK_ONE", 1)):
+        namespace[name] = _conv_kernels._register_block(width)
+    driver = numba.njit(types.FunctionType(_conv_kernels._conv_rows.__code__,
+                                           namespace))
+    x, weight, bias, padded = _conv_case(7, (2, 3, nx), 16, 20)
+    packed, packed_bias = pack_conv_weights(weight, bias)
+    out = np.full((2, 3, nx, 20), np.nan, np.float32)
+    driver(padded, packed, packed_bias, out, out, 0, True, False)
+    expected = np.maximum(_reference_conv(x, weight, bias), 0)
+    np.testing.assert_allclose(out, expected, rtol=0,
+                               atol=1e-5 * np.abs(expected).max())
+
+
 def test_conv_kernel_bordered_output_and_in_place_residual():
     # The network writes each result into the interior of the next layer's
     # zero-bordered input, and adds residuals in place.
