@@ -56,7 +56,17 @@ LANES = 16
 # x positions per register block, widest first. With AVX-512 there are 32
 # vector registers: 16 accumulators, the weight vector and broadcasts fit.
 # With AVX2, each 16-lane accumulator takes two of the 16 registers.
-_HAS_AVX512 = "+avx512f" in llvm_binding.get_host_cpu_features().flatten().split(",")
+def _target_has_avx512():
+    """Whether numba compiles for a CPU with AVX-512 (host unless overridden)."""
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        if numba.config.CPU_NAME not in (None, "host"):
+            return False  # e.g. NUMBA_CPU_NAME=generic for portable caches
+        features = llvm_binding.get_host_cpu_features().flatten()
+    return "+avx512f" in features.split(",")
+
+
+_HAS_AVX512 = _target_has_avx512()
 _WIDTHS = (16, 8, 4, 1) if _HAS_AVX512 else (6, 4, 2, 1)
 
 
