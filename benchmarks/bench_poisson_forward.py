@@ -246,6 +246,10 @@ def measure(quick):
         "env": {k: os.environ.get(k) for k in _FORCED_VARIABLES},
         "sgemm": list(peaks.values()),
         "numba_register_block_widths": list(_WIDTHS),
+        # With the "omp" layer, idle workers spin: on an oversubscribed
+        # machine 2 threads can be slower than 1 (see the notes).
+        "numba_threading_layer": numba.threading_layer(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "host_has_avx512": _HAS_AVX512,
         "numba_cpu": llvmlite.binding.get_host_cpu_name(),
         "load_average": os.getloadavg(),
