@@ -97,53 +97,6 @@ def ic0_solve(indptr, indices, values, rhs):
     return y
 
 
-def _conv3x3x3_body(padded, weight, bias, out, apply_relu):
-    """Body of the direct 3x3x3 convolution (channel-last).
-
-    ``padded`` has shape (nz + 2, ny + 2, nx + 2, C_in) (zero border),
-    ``weight`` (3, 3, 3, C_in, C_out), ``bias`` (C_out,), ``out``
-    (nz, ny, nx, C_out). Each output voxel accumulates its C_out values in a
-    small local array over the 27 taps: the input is read from cache and
-    written once, where a matrix-product formulation with only C_in = 16
-    inner products per output is limited by memory traffic.
-    """
-    nz, ny, nx, c_out = out.shape
-    c_in = padded.shape[3]
-    for z in numba.prange(nz):
-        accumulator = np.empty(c_out, dtype=out.dtype)
-        for y in range(ny):
-            for x in range(nx):
-                for o in range(c_out):
-                    accumulator[o] = bias[o]
-                for dz in range(3):
-                    for dy in range(3):
-                        for dx in range(3):
-                            for i in range(c_in):
-                                value = padded[z + dz, y + dy, x + dx, i]
-                                for o in range(c_out):
-                                    accumulator[o] += value * weight[dz, dy, dx, i, o]
-                for o in range(c_out):
-                    value = accumulator[o]
-                    if apply_relu and value < 0.0:
-                        value = 0.0
-                    out[z, y, x, o] = value
-
-
-# Two compilations of one body: threads pay off on real grids, but waking
-# the thread pool costs more than the work on tiny ones (and on a loaded
-# machine much more), so small volumes run on the calling thread.
-_conv_parallel = numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)(
-    _conv3x3x3_body)
-_conv_serial = numba.njit(cache=True, nogil=True, fastmath=True)(
-    _conv3x3x3_body)
-_SERIAL_BELOW = 16**3
-
-
-def conv3x3x3(padded, weight, bias, out, apply_relu):
-    """Direct 3x3x3 convolution, channel-last, into ``out`` (CPU).
-
-    See ``_conv3x3x3_body``; volumes under 16^3 voxels run single-threaded.
-    """
-    nz, ny, nx = out.shape[:3]
-    kernel = _conv_serial if nz * ny * nx < _SERIAL_BELOW else _conv_parallel
-    kernel(padded, weight, bias, out, apply_relu)
+# The direction network's convolution lives with the network's other kernels;
+# re-exported here, where it used to be.
+from ._conv_kernels import conv3x3x3  # noqa: E402

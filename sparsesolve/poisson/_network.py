@@ -18,16 +18,41 @@ convolution is one matrix product of the 27 stacked taps, shape
 shifted additions: a shift of the grid by ``(dz, dy, dx)`` is a fixed offset
 in the flat index, so BLAS (or cuBLAS through CuPy) does the arithmetic with
 no im2col copy. Long volumes are processed in chunks to bound memory.
+
+Three engines run the same weights:
+
+* ``"numba"`` (NumPy input; the default there): register-blocked direct
+  convolutions (:mod:`._conv_kernels`) writing into zero-bordered buffers, with
+  ReLU, the residual additions, pooling and upsampling fused, so no padding
+  copy or temporary is made between layers;
+* ``"matmul"`` (any array namespace; the default for CuPy): the matrix-product
+  formulation above, written once against the array API;
+* ``"torch"`` (needs PyTorch, the ``train`` extra): oneDNN on the CPU through a
+  frozen TorchScript module per grid shape, cuDNN on CuPy arrays (shared with
+  PyTorch through DLPack, no copy).
 """
 
 from __future__ import annotations
 
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .._backend import get_namespace, is_numpy_namespace, to_namespace
-from ._kernels import conv3x3x3
+from .._backend import (
+    get_namespace,
+    is_cupy_namespace,
+    is_numpy_namespace,
+    to_namespace,
+)
+from ._conv_kernels import (
+    avgpool2_into,
+    conv3x3x3_into,
+    pack_conv_weights,
+    project_channels,
+    upsample2_add_into,
+)
 
 __all__ = ["DirectionNetwork", "N_INNER_CONVS", "default_model_path"]
 
@@ -92,19 +117,6 @@ def _conv3d(xp, x, taps, bias):
     return full + bias
 
 
-def _conv3d_cpu(x, taps, bias, apply_relu):
-    """NumPy twin of :func:`_conv3d` through the numba direct kernel.
-
-    ``taps`` has shape (3, 3, 3, C_in, C_out) here.
-    """
-    nz, ny, nx, c_in = x.shape
-    padded = np.zeros((nz + 2, ny + 2, nx + 2, c_in), dtype=np.float32)
-    padded[1:-1, 1:-1, 1:-1, :] = x
-    out = np.empty((nz, ny, nx, taps.shape[4]), dtype=np.float32)
-    conv3x3x3(padded, taps, bias, out, apply_relu)
-    return out
-
-
 def _relu(xp, x):
     return xp.maximum(x, xp.zeros((), dtype=x.dtype))
 
@@ -135,6 +147,9 @@ class DirectionNetwork:
         (1,): the ``state_dict`` names of the training module.
     metadata : dict, optional
         Free-form description (training grid, boundary, epochs...).
+    engine : {"auto", "numba", "matmul", "torch"}, default="auto"
+        Engine used when a call does not name one (see :meth:`__call__`);
+        change it later with :meth:`set_engine`.
 
     Examples
     --------
@@ -145,11 +160,54 @@ class DirectionNetwork:
     (4, 4, 4)
     """
 
-    def __init__(self, weights, metadata=None):
+    def __init__(self, weights, metadata=None, engine="auto"):
         self.weights = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
         self.metadata = dict(metadata or {})
         self._check()
+        self.engine = _check_engine(engine)
+        self._reset_caches()
+
+    def _reset_caches(self):
+        # Weights laid out per engine and device, and compiled torch modules
+        # per grid shape: built on first use, never part of the model.
         self._device_weights = {}
+        self._torch_modules = {}
+        self._torch_lock = threading.Lock()
+
+    def __getstate__(self):
+        # Caches hold device arrays, a lock and TorchScript modules, none of
+        # which pickle; they are rebuilt on first use.
+        return {"weights": self.weights, "metadata": self.metadata,
+                "engine": self.engine}
+
+    def __setstate__(self, state):
+        self.weights = state["weights"]
+        self.metadata = state["metadata"]
+        self.engine = state.get("engine", "auto")
+        self.channels = self.weights["conv_in.weight"].shape[0]
+        self._reset_caches()
+
+    def set_engine(self, engine):
+        """Choose the engine used by calls that do not name one.
+
+        Parameters
+        ----------
+        engine : {"auto", "numba", "matmul", "torch"}
+            See :meth:`__call__`.
+
+        Returns
+        -------
+        self : DirectionNetwork
+            The network itself, for chaining.
+
+        Examples
+        --------
+        >>> net = DirectionNetwork.random(channels=2, random_state=0)
+        >>> net.set_engine("matmul").engine
+        'matmul'
+        """
+        self.engine = _check_engine(engine)
+        return self
 
     def _check(self):
         names = ["conv_in.weight", "conv_in.bias", "conv_out.weight", "conv_out.bias"]
@@ -236,31 +294,61 @@ class DirectionNetwork:
         """Number of trainable parameters."""
         return int(sum(w.size for w in self.weights.values()))
 
-    def _weights_in(self, xp, like, use_kernel):
-        """Weights laid out for one engine, moved to ``like``'s device once."""
-        key = ("kernel:" if use_kernel else "matmul:") + xp.__name__
+    def _weights_in(self, xp, like):
+        """Weights of the matmul engine, moved to ``like``'s device once."""
+        key = "matmul:" + xp.__name__
         if key not in self._device_weights:
             prepared = {}
             for name, value in self.weights.items():
                 if value.ndim == 5 and value.shape[2] == 1:
                     value = np.ascontiguousarray(value[:, :, 0, 0, 0].T)
-                elif value.ndim == 5 and use_kernel:
-                    value = np.ascontiguousarray(np.transpose(value, (2, 3, 4, 1, 0)))
                 elif value.ndim == 5:
                     value = _stack_taps(value)
                 prepared[name] = to_namespace(value, xp, like=like)
             self._device_weights[key] = prepared
         return self._device_weights[key]
 
-    def __call__(self, residual, engine="auto"):
+    def _packed_weights(self):
+        """Weights of the numba engine (see :func:`pack_conv_weights`)."""
+        if "numba" not in self._device_weights:
+            packed = {}
+            for i in range(N_INNER_CONVS):
+                packed[f"convs.{i}"] = pack_conv_weights(
+                    self.weights[f"convs.{i}.weight"], self.weights[f"convs.{i}.bias"])
+            packed["conv_in"] = pack_conv_weights(
+                self.weights["conv_in.weight"], self.weights["conv_in.bias"])
+            packed["conv_out"] = (
+                np.ascontiguousarray(self.weights["conv_out.weight"][0, :, 0, 0, 0]),
+                float(self.weights["conv_out.bias"][0]))
+            self._device_weights["numba"] = packed
+        return self._device_weights["numba"]
+
+    def __call__(self, residual, engine=None):
         """Apply the network to one residual grid of shape (nz, ny, nx).
 
         Odd grid sizes are zero-padded to even ones for the pooling level and
-        cropped back. Computation is float32; the result is float32.
-        ``engine="auto"`` uses the numba direct-convolution kernel for NumPy
-        input and matrix products for any other namespace (CuPy);
-        ``engine="matmul"`` forces the matrix-product path (tests compare the
-        two on NumPy).
+        cropped back. Computation is float32; the result is float32, in the
+        namespace (and on the device) of ``residual``.
+
+        Parameters
+        ----------
+        residual : array of shape (nz, ny, nx)
+            NumPy, CuPy or any array-API array.
+        engine : {"auto", "numba", "matmul", "torch"} or None, default=None
+            ``None`` uses :attr:`engine` (set at construction or with
+            :meth:`set_engine`). ``"auto"`` runs the numba kernels on NumPy
+            input and matrix products on any other namespace (CuPy), so
+            solving never needs a deep-learning framework. ``"numba"``
+            forces the numba kernels (NumPy only), ``"matmul"`` the
+            array-API matrix products, and ``"torch"`` PyTorch: oneDNN on the
+            CPU for NumPy input, cuDNN for CuPy input (zero-copy through
+            DLPack). The numba and torch engines use numba's thread count
+            (``numba.set_num_threads``, which ``n_jobs`` sets).
+
+        Returns
+        -------
+        direction : array of shape (nz, ny, nx), float32
+            The network's output.
         """
         xp = get_namespace(residual)
         if residual.ndim != 3:
@@ -268,10 +356,61 @@ class DirectionNetwork:
                 f"the network takes a 3D grid; got an array of shape "
                 f"{tuple(residual.shape)}."
             )
-        if engine not in ("auto", "matmul"):
-            raise ValueError(f"engine must be 'auto' or 'matmul'; got {engine!r}.")
-        use_kernel = engine == "auto" and is_numpy_namespace(xp)
-        w = self._weights_in(xp, residual, use_kernel)
+        engine = self.engine if engine is None else _check_engine(engine)
+        if engine == "auto":
+            engine = "numba" if is_numpy_namespace(xp) else "matmul"
+        if engine == "numba":
+            if not is_numpy_namespace(xp):
+                raise TypeError(
+                    "engine='numba' runs on NumPy arrays; use engine='auto', "
+                    "'matmul' or 'torch' for arrays of another library.")
+            return self._forward_numba(residual)
+        if engine == "torch":
+            return self._forward_torch(xp, residual)
+        return self._forward_matmul(xp, residual)
+
+    def _forward_numba(self, residual):
+        w = self._packed_weights()
+        nz, ny, nx = residual.shape
+        ez, ey, ex = nz + nz % 2, ny + ny % 2, nx + nx % 2
+        channels = self.channels
+        # Zero-bordered buffers: each convolution writes the interior of the
+        # next one's input, so padding is never copied. Five buffers cover
+        # the whole pass (in-place residual additions reuse their input).
+        source = np.zeros((ez + 2, ey + 2, ex + 2, 1), dtype=np.float32)
+        source[1:nz + 1, 1:ny + 1, 1:nx + 1, 0] = residual
+        full = (ez + 2, ey + 2, ex + 2, channels)
+        half = (ez // 2 + 2, ey // 2 + 2, ex // 2 + 2, channels)
+        x, la, lb = (np.zeros(full, dtype=np.float32) for _ in range(3))
+        a, t = (np.zeros(half, dtype=np.float32) for _ in range(2))
+
+        def conv(name, inp, out, relu=True, residual=None):
+            weight, bias = w[name]
+            conv3x3x3_into(inp, weight, bias, out, apply_relu=relu,
+                           residual=residual)
+
+        conv("conv_in", source, x, relu=False)
+        conv("convs.0", x, la)
+        conv("convs.1", la, lb)
+        conv("convs.2", lb, la, residual=la)
+        conv("convs.3", la, lb)
+        avgpool2_into(lb, a)
+        layer = _N_FULL
+        for _ in range(_N_HALF // 2):
+            conv(f"convs.{layer}", a, t)
+            conv(f"convs.{layer + 1}", t, a, residual=a)
+            layer += 2
+        u = upsample2_add_into(a, lb)
+        while layer < N_INNER_CONVS:
+            conv(f"convs.{layer}", u, x)
+            conv(f"convs.{layer + 1}", x, u, residual=u)
+            layer += 2
+        out = np.empty((nz, ny, nx), dtype=np.float32)
+        weight, bias = w["conv_out"]
+        return project_channels(u, weight, bias, 1, out)
+
+    def _forward_matmul(self, xp, residual):
+        w = self._weights_in(xp, residual)
         nz, ny, nx = residual.shape
         ez, ey, ex = nz + nz % 2, ny + ny % 2, nx + nx % 2
         x = xp.zeros((ez, ey, ex, 1), dtype=xp.float32)
@@ -279,8 +418,6 @@ class DirectionNetwork:
 
         def conv(i, inp, relu=True, name=None):
             name = name or f"convs.{i}"
-            if use_kernel:
-                return _conv3d_cpu(inp, w[f"{name}.weight"], w[f"{name}.bias"], relu)
             out = _conv3d(xp, inp, w[f"{name}.weight"], w[f"{name}.bias"])
             return _relu(xp, out) if relu else out
 
@@ -302,3 +439,96 @@ class DirectionNetwork:
             layer += 2
         out = _conv3d(xp, u, w["conv_out.weight"], w["conv_out.bias"])
         return out[:nz, :ny, :nx, 0]
+
+    def _torch_module(self, torch, device, shape):
+        """The network in PyTorch for one device and (even) grid shape."""
+        key = (str(device), shape)
+        with self._torch_lock:
+            module = self._torch_modules.get(key)
+            if module is not None:
+                return module
+            from ._training import _torch_network
+
+            model = _torch_network(torch, self.channels)
+            model.load_state_dict({k: torch.from_numpy(v.copy())
+                                   for k, v in self.weights.items()})
+            model = model.eval().to(device)
+            module = model
+            if device.type == "cpu":
+                module = _freeze_for_cpu(torch, model, shape) or model
+            else:
+                module = model.to(memory_format=torch.channels_last_3d)
+            self._torch_modules[key] = module
+            return module
+
+    def _forward_torch(self, xp, residual):
+        torch = _require_torch()
+        nz, ny, nx = residual.shape
+        shape = (nz + nz % 2, ny + ny % 2, nx + nx % 2)
+        if is_numpy_namespace(xp):
+            device = torch.device("cpu")
+            # numba_threads(n_jobs) governs this engine too.
+            import numba
+
+            if torch.get_num_threads() != numba.get_num_threads():
+                torch.set_num_threads(numba.get_num_threads())
+            grid = np.zeros(shape, dtype=np.float32)
+            grid[:nz, :ny, :nx] = residual
+            tensor = torch.from_numpy(grid)
+        elif is_cupy_namespace(xp):
+            device = torch.device("cuda", residual.device.id)
+            grid = xp.zeros(shape, dtype=xp.float32)
+            grid[:nz, :ny, :nx] = residual
+            # DLPack: PyTorch reads CuPy's memory (stream-ordered, no copy).
+            tensor = torch.from_dlpack(grid)
+        else:
+            raise TypeError(
+                "engine='torch' takes NumPy or CuPy arrays; got "
+                f"{type(residual).__name__}.")
+        module = self._torch_module(torch, device, shape)
+        with torch.inference_mode():
+            result = module(tensor[None, None])[0, 0, :nz, :ny, :nx].contiguous()
+        if device.type == "cpu":
+            return result.numpy()
+        return xp.from_dlpack(result)
+
+
+_ENGINES = ("auto", "numba", "matmul", "torch")
+
+
+def _check_engine(engine):
+    if engine not in _ENGINES:
+        raise ValueError(f"engine must be one of {_ENGINES}; got {engine!r}.")
+    return engine
+
+
+def _require_torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError(
+            "engine='torch' needs PyTorch: pip install 'sparsesolve[train]' "
+            "(engine='auto' needs no deep-learning framework)."
+        ) from exc
+    return torch
+
+
+def _freeze_for_cpu(torch, model, shape):
+    """TorchScript module frozen for oneDNN, or None where it is unavailable.
+
+    Tracing, freezing and ``optimize_for_inference`` fold the weights into
+    oneDNN convolutions with fused ReLU and additions (the fastest fp32 CPU
+    path of PyTorch measured here); TorchScript is deprecated in recent
+    PyTorch, so the eager module stands in where it is missing.
+    """
+    example = torch.zeros((1, 1, *shape), dtype=torch.float32)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            with torch.no_grad():
+                traced = torch.jit.trace(model, example, check_trace=False)
+                frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+                frozen(example)
+    except (AttributeError, RuntimeError):  # pragma: no cover - torch version
+        return None
+    return frozen
