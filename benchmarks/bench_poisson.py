@@ -169,13 +169,27 @@ def _run_case(report, case, methods, threads, repeat):
 
 
 def _forward_pass(report, quick):
-    """Network forward pass GFLOP/s against sgemm, through the forward benchmark."""
-    try:
-        import bench_poisson_forward
-    except ImportError:
-        report.notes.append("bench_poisson_forward.py missing: no forward-pass rows.")
+    """The forward-pass figures of ``bench_poisson_forward.py``'s last full run.
+
+    That benchmark (its own family in ``run.py``) measures the network's
+    GFLOP/s against sgemm with both OpenBLAS kernels; the Poisson summary
+    quotes its fractions so that every figure of the solver is in one place.
+    """
+    import json
+
+    from _harness import RESULTS_DIR
+
+    path = RESULTS_DIR / "poisson_forward.json"
+    if quick or not path.exists():
+        report.notes.append("forward-pass figures: see results/poisson_forward.json "
+                            "(python benchmarks/run.py poisson_forward).")
         return None
-    return bench_poisson_forward.measure(quick=quick)
+    with open(path) as handle:
+        forward = json.load(handle)
+    figures = {key: value for key, value in forward.get("summary", {}).items()
+               if "fraction" in key or "sgemm" in key or "speed-up" in key}
+    figures["measured"] = forward.get("machine", {}).get("date")
+    return figures
 
 
 def _median(values):

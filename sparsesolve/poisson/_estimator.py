@@ -116,10 +116,11 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         Only for ``method="dcdm"``: grid levels the network is applied on in
         each iteration. ``1`` is the method of the paper; ``"auto"`` uses
         two levels when every grid dimension is at least 8.
-    engine : {"auto", "matmul", "torch"}, default="auto"
+    engine : {"auto", "numba", "matmul", "torch"}, default="auto"
         Forward pass of the network: ``"auto"`` is the numba kernel on the
-        CPU and matrix products on the GPU, ``"torch"`` uses PyTorch
-        (oneDNN/cuDNN) when it is installed.
+        CPU and matrix products on the GPU; ``"torch"`` uses PyTorch
+        (oneDNN on the CPU, cuDNN on the GPU through DLPack) and needs the
+        ``train`` extra. All engines run the same weights.
     tol : float, default=1e-6
         Stop when ``||b - A x|| <= tol * ||b||`` (checked on the true
         residual).
@@ -190,7 +191,7 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         "n_orthogonal": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_levels": [Interval(numbers.Integral, 1, None, closed="left"),
                      StrOptions({"auto"})],
-        "engine": [StrOptions({"auto", "matmul", "torch"})],
+        "engine": [StrOptions({"auto", "numba", "matmul", "torch"})],
         "tol": [Interval(numbers.Real, 0, 1, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
