@@ -140,7 +140,7 @@ def timed(function, *args, **kwargs):
 #: median and slow ones keep the demo short.
 MIN_RUNS = 3
 MAX_RUNS = 15
-BUDGET_SECONDS = 2.5
+BUDGET_SECONDS = 1.5
 
 
 def compare(ours, anchor=None, *, min_runs=None, max_runs=None, budget_seconds=None):

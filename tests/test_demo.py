@@ -59,8 +59,10 @@ def test_compare_without_anchor_and_more_runs_when_quick():
     calls = []
     _, timing, anchor, anchor_timing = _demo.compare(
         lambda: calls.append(1), None, min_runs=2, max_runs=6, budget_seconds=10.0)
-    assert anchor is None and anchor_timing is None
-    assert len(timing.repeats) == 6 and len(calls) == 7
+    assert anchor is None
+    assert anchor_timing is None
+    assert len(timing.repeats) == 6
+    assert len(calls) == 7
 
 
 def test_warmup_is_the_first_calls_extra_time():
@@ -68,8 +70,10 @@ def test_warmup_is_the_first_calls_extra_time():
     assert timing.median == 2.0
     assert timing.warmup == 3.0
     row = DemoRow.from_timings("p", "r", "a", timing, _demo.Timing(1.0, [4.0]))
-    assert row.seconds == 2.0 and row.anchor_seconds == 4.0
-    assert row.warmup_seconds == 3.0 and row.n_runs == 3
+    assert row.seconds == 2.0
+    assert row.anchor_seconds == 4.0
+    assert row.warmup_seconds == 3.0
+    assert row.n_runs == 3
     assert "+3.00 s" in _demo._format_table({"coding": row})
 
 

@@ -513,6 +513,21 @@ default="k-means++"
         centers = xp.astype(self.cluster_centers_, X.dtype)
         return xp.argmin(unary_costs(X, centers, "mean", 1.0, xp), axis=1)
 
+    def to_cpu(self):
+        """Return a copy whose fitted attributes and array parameters are NumPy.
+
+        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
+        fitted on CuPy arrays to a machine without a GPU.
+
+        Returns
+        -------
+        estimator : LaplacianKMeans
+            A copy on the host; this estimator is unchanged.
+        """
+        from ..utils import to_cpu
+
+        return to_cpu(self)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.array_api_support = True
@@ -771,6 +786,21 @@ class TransductiveFewShotClassifier(ClassifierMixin, BaseEstimator):
             return self.classes_[np.asarray(to_numpy(labels))]
         xp = get_namespace(labels)
         return xp.take(self.classes_, labels, axis=0)
+
+    def to_cpu(self):
+        """Return a copy whose fitted attributes and array parameters are NumPy.
+
+        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
+        fitted on CuPy arrays to a machine without a GPU.
+
+        Returns
+        -------
+        estimator : TransductiveFewShotClassifier
+            A copy on the host; this estimator is unchanged.
+        """
+        from ..utils import to_cpu
+
+        return to_cpu(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

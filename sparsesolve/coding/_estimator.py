@@ -398,6 +398,21 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _n_features_out(self):
         return self.dictionary.shape[0]
 
+    def to_cpu(self):
+        """Return a copy whose fitted attributes and array parameters are NumPy.
+
+        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
+        fitted on CuPy arrays to a machine without a GPU.
+
+        Returns
+        -------
+        estimator : LqSparseCoder
+            A copy on the host; this estimator is unchanged.
+        """
+        from ..utils import to_cpu
+
+        return to_cpu(self)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
@@ -719,6 +734,21 @@ class LqDictionaryLearning(
     @property
     def _n_features_out(self):
         return self.components_.shape[0]
+
+    def to_cpu(self):
+        """Return a copy whose fitted attributes and array parameters are NumPy.
+
+        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
+        fitted on CuPy arrays to a machine without a GPU.
+
+        Returns
+        -------
+        estimator : LqDictionaryLearning
+            A copy on the host; this estimator is unchanged.
+        """
+        from ..utils import to_cpu
+
+        return to_cpu(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

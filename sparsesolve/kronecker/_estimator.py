@@ -482,6 +482,21 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         xp = get_namespace(self.gammas_[0])
         return kron_vector(self.gammas_, xp)
 
+    def to_cpu(self):
+        """Return a copy whose fitted attributes and array parameters are NumPy.
+
+        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
+        fitted on CuPy arrays to a machine without a GPU.
+
+        Returns
+        -------
+        estimator : KroneckerSBL
+            A copy on the host; this estimator is unchanged.
+        """
+        from ..utils import to_cpu
+
+        return to_cpu(self)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = False
