@@ -120,3 +120,17 @@ def test_completion_demo_skips_without_surprise(monkeypatch):
     row = demo()
     assert row.anchor_seconds is None
     assert "pip install scikit-surprise" in row.skipped
+
+
+def test_compare_waits_for_queued_gpu_work(monkeypatch):
+    # CuPy queues kernels; the clock must stop after they finish. A stand-in
+    # CuPy module records the synchronisations.
+    import sys
+    import types
+
+    synchronised = []
+    device = types.SimpleNamespace(synchronize=lambda: synchronised.append(1))
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(Device=lambda: device))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    _demo.compare(lambda: None, lambda: None, min_runs=2, max_runs=2)
+    assert len(synchronised) == 6  # warm-up and two runs, each side

@@ -22,6 +22,7 @@ from .._backend import (
     to_namespace,
     to_numpy,
 )
+from .._docs import API_PAGE
 from .._progress import Progress
 from .._validation import check_is_fitted, check_same_device, validate_data
 from ._affinity import knn_affinity, psd_shift
@@ -250,6 +251,9 @@ default="k-means++"
     >>> round(model.score(X), 3)        # minus the K-means inertia, as KMeans
     -0.04
     """
+
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
 
     _parameter_constraints: dict = {
         **_COMMON_CONSTRAINTS,
@@ -616,6 +620,9 @@ class TransductiveFewShotClassifier(ClassifierMixin, BaseEstimator):
     >>> model.predict(queries)
     array(['cat', 'cat', 'dog', 'dog'], dtype='<U3')
     """
+
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
 
     _parameter_constraints: dict = {
         **_COMMON_CONSTRAINTS,

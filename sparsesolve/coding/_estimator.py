@@ -26,6 +26,7 @@ from .._backend import (
     to_namespace,
     to_numpy,
 )
+from .._docs import API_PAGE
 from .._progress import Progress
 from .._validation import check_is_fitted, check_same_device, validate_data
 from ._algorithm import (
@@ -205,6 +206,9 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     >>> [np.flatnonzero(row).tolist() for row in codes]
     [[2, 5], [7, 11]]
     """
+
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
 
     _parameter_constraints: dict = {
         "dictionary": ["array-like"],
@@ -514,6 +518,9 @@ class LqDictionaryLearning(
     >>> learner.transform(X[:3]).shape
     (3, 32)
     """
+
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left"), None],

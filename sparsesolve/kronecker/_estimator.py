@@ -15,6 +15,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._backend import get_namespace, to_namespace, to_numpy
+from .._docs import API_PAGE
 from .._validation import check_is_fitted, check_same_device, validate_data
 from ._algorithm import (
     log_evidence_on_support,
@@ -173,6 +174,9 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     >>> float(model.score(Y)) > 0                           # mean log evidence
     True
     """
+
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
 
     _parameter_constraints: dict = {
         "dictionaries": [list, tuple],
