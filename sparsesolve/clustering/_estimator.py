@@ -249,7 +249,7 @@ default="k-means++"
     >>> model.fit(X, known_labels=known).transduction_
     array([0, 0, 0, 1, 1, 1])
     >>> round(model.score(X), 3)        # minus the K-means inertia, as KMeans
-    -0.04
+    -0.027
     """
 
     _doc_link_module = "sparsesolve"
