@@ -35,7 +35,8 @@ print(type(soft).__module__, soft.dtype)
 strict = threshold(array_api_strict.asarray(coefficients), "l1", lam=1.0)
 print(array_api_compat.array_namespace(strict).__name__)
 # DLPack hands the values to NumPy without going through Python objects.
-print("largest difference to NumPy:", float(np.max(np.abs(np.from_dlpack(strict) - soft))))
+strict_on_host = np.from_dlpack(strict)
+print("largest difference to NumPy:", float(np.max(np.abs(strict_on_host - soft))))
 
 # %%
 # On the GPU, when there is one
