@@ -7,11 +7,10 @@ import numbers
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, ClusterMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, ClusterMixin
 from sklearn.cluster import kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from threadpoolctl import threadpool_limits
 
@@ -24,6 +23,7 @@ from .._backend import (
 )
 from .._docs import API_PAGE
 from .._progress import Progress
+from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, check_same_device, validate_data
 from ._affinity import knn_affinity, psd_shift
 from ._algorithm import (
@@ -361,7 +361,7 @@ default="k-means++"
             centers[k] = X_host[clamp == k].mean(axis=0)
         return centers
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, *, known_labels=None):
         """Cluster ``X``, clamping the points labelled in ``known_labels``.
 
@@ -664,7 +664,7 @@ class TransductiveFewShotClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.n_jobs = n_jobs
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Store the labelled support set.
 

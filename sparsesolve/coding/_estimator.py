@@ -12,11 +12,9 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
-    _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from threadpoolctl import threadpool_limits
 
 from .._backend import (
@@ -28,6 +26,12 @@ from .._backend import (
 )
 from .._docs import API_PAGE
 from .._progress import Progress
+from .._sklearn_compat import (
+    Interval,
+    StrOptions,
+    fit_context,
+    validate_estimator_params,
+)
 from .._validation import check_is_fitted, check_same_device, validate_data
 from ._algorithm import (
     default_step,
@@ -241,7 +245,7 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.init = init
         self.n_jobs = n_jobs
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Validate the parameters and check ``X`` against the dictionary.
 
@@ -308,7 +312,7 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         codes : array of shape (n_samples, n_atoms)
             Sparse codes, in the namespace and dtype of ``X``.
         """
-        self._validate_params()
+        validate_estimator_params(self)
         X = validate_data(self, X, reset=False)
         xp = get_namespace(X)
         dictionary = self._dictionary_in(X)
@@ -606,7 +610,7 @@ class LqDictionaryLearning(
         self.n_steps_ += 1
         return codes
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn the dictionary from ``X`` with ``n_epochs`` mini-batch passes.
 
@@ -668,7 +672,7 @@ class LqDictionaryLearning(
         """
         first_call = not hasattr(self, "components_")
         if first_call:
-            self._validate_params()
+            validate_estimator_params(self)
         X = validate_data(self, X, reset=first_call)
         xp = get_namespace(X)
         if first_call:

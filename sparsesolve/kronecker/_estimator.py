@@ -10,12 +10,11 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
-    _fit_context,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._backend import get_namespace, to_namespace, to_numpy
 from .._docs import API_PAGE
+from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, check_same_device, validate_data
 from ._algorithm import (
     log_evidence_on_support,
@@ -293,7 +292,7 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         real_out = xp.float32 if single else xp.float64
         return work, out, real_out
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, Y, y=None):
         """Learn the prior variances (and noise variance) from measurements.
 
