@@ -250,7 +250,7 @@ def check_same_device(X, estimator, *, attribute, method):
     method : str
         Name of the calling method, for the error message.
     """
-    from sklearn.utils._array_api import check_same_namespace
+    from ._sklearn_compat import check_same_namespace
 
     check_same_namespace(X, estimator, attribute=attribute, method=method)
     fitted = getattr(estimator, attribute)

@@ -51,3 +51,32 @@ def test_every_estimator_is_found():
             and issubclass(getattr(module, name), BaseEstimator)
         }
         assert exported <= found
+
+
+def test_html_repr_links_to_the_api_page():
+    # The HTML repr's "?" link goes to the estimator's generated API page,
+    # which docs/api lists in an autosummary (so Sphinx builds it).
+    import pathlib
+    import re
+
+    from sparsesolve.utils import estimator_checks_for
+
+    api = pathlib.Path(__file__).parents[1] / "docs" / "api"
+    documented = set(re.findall(r"^\s+(\w+)\s*$",
+                                "".join(p.read_text() for p in api.glob("*.rst")),
+                                flags=re.MULTILINE))
+    missing = []
+    for name, cls in all_estimators():
+        estimator = estimator_checks_for(cls)[0][0]
+        public_module = ".".join(
+            part for part in cls.__module__.split(".") if not part.startswith("_"))
+        expected = (
+            "https://sparsesolve.readthedocs.io/en/latest/generated/"
+            f"{public_module}.{name}.html"
+        )
+        assert name in documented
+        if estimator._get_doc_link() != expected:
+            missing.append(name)
+            continue
+        assert f'href="{expected}"' in estimator._repr_html_()
+    assert not missing, f"no API link in the HTML repr of {missing}"

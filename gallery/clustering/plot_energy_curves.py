@@ -44,7 +44,7 @@ for ax, shift in zip(axes, (True, False), strict=False):
             psd_shift=shift,
             max_iter=1,
             max_inner_iter=40,
-        ).fit(X, labels)
+        ).fit(X, known_labels=labels)
         energy = model.energy_[: model.n_sweeps_[0]]
         rises = int(np.sum(np.diff(energy) > 1e-9 * np.abs(energy[:-1])))
         print(f"shift={shift!s:5} lambda={lam}: {rises} rises in {energy.size} sweeps")
@@ -61,7 +61,7 @@ plt.show()
 # The whole fit alternates prototype updates with such inner loops; the
 # energy is recorded for every sweep in ``energy_`` and ``n_sweeps_`` says
 # where each outer iteration starts.
-model = LaplacianKMeans(10, laplacian_weight=1.0).fit(X, labels)
+model = LaplacianKMeans(10, laplacian_weight=1.0).fit(X, known_labels=labels)
 print("outer iterations:", model.n_iter_, "sweeps each:", model.n_sweeps_)
 print(
     "accuracy on unlabelled digits:",

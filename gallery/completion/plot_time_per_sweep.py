@@ -55,6 +55,7 @@ for solver in ["exact", "cg", "sketch"]:
     slope = np.polyfit(np.log(sizes), np.log(seconds), 1)[0]
     ax.loglog(sizes, seconds, marker="o", label=f"{solver} (slope {slope:.2f})")
 ax.set(xlabel="observed entries |Omega|", ylabel="seconds per sweep",
-       title=f"1200 x 1200, rank {rank}")
+       title=f"Time per sweep, 1200 x 1200, rank {rank}")
 ax.legend()
+fig.tight_layout()  # keeps the log-scale tick labels inside the figure
 plt.show()

@@ -41,11 +41,25 @@ print(f"NMSE {nmse_db(model.coef_, X):.1f} dB after {model.n_iter_} EM "
       f"iterations; learned noise variance {model.noise_variance_:.3g}")
 print("per-mode supports found:", [np.flatnonzero(g) for g in model.gammas_])
 
-fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-axes[0].stem(X[0])
-axes[0].set_title("true code (flattened tensor)")
-axes[1].stem(model.coef_[0])
-axes[1].set_title("KroneckerSBL estimate")
+# %%
+# The posterior is Gaussian, so each recovered coefficient comes with a
+# standard deviation (``transform(Y, return_std=True)``, as
+# ``ARDRegression.predict(return_std=True)``); the error bars are two of
+# them. Off the learned support the prior variance, hence the posterior
+# one, is zero.
+codes, std = model.transform(Y, return_std=True)
+index = np.arange(X.shape[1])
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+axes[0].stem(index, X[0])
+axes[0].set(title="True code (flattened 15×15×15 tensor)",
+            xlabel="coefficient index", ylabel="coefficient value")
+on_support = np.flatnonzero(model.support_)
+axes[1].stem(index, codes[0])
+axes[1].errorbar(on_support, codes[0, on_support], yerr=2 * std[0, on_support],
+                 fmt="none", ecolor="C3", capsize=3, label="± 2 posterior std")
+axes[1].set(title=f"KroneckerSBL estimate (NMSE {nmse_db(codes, X):.1f} dB)",
+            xlabel="coefficient index")
+axes[1].legend(fontsize=8)
 fig.tight_layout()
 
 # %%

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._demo import DemoRow, timed
+from .._demo import DemoRow, compare
 
 _N_EPISODES = 50
 
@@ -69,13 +69,12 @@ def demo(device="cpu"):
         LabelSpreading on the same episodes, with wall times.
     """
     mean, episodes = _episodes()
-    _ours(mean, episodes[:1], device)  # compile the numba kernel off the clock
-    accuracy, seconds = timed(_ours, mean, episodes, device)
-    anchor_accuracy, anchor_seconds = timed(_anchor, mean, episodes)
-    return DemoRow(
-        problem=f"digits 5-way 1-shot, {_N_EPISODES} episodes",
-        result=f"accuracy {100 * accuracy:.1f}%",
-        anchor=f"LabelSpreading {100 * anchor_accuracy:.1f}%",
-        seconds=seconds,
-        anchor_seconds=anchor_seconds,
+    accuracy, ours, anchor_accuracy, theirs = compare(
+        lambda: _ours(mean, episodes, device), lambda: _anchor(mean, episodes))
+    return DemoRow.from_timings(
+        f"digits 5-way 1-shot, {_N_EPISODES} episodes",
+        f"accuracy {100 * accuracy:.1f}%",
+        f"LabelSpreading {100 * anchor_accuracy:.1f}%",
+        ours,
+        theirs,
     )

@@ -7,11 +7,10 @@ import numbers
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, ClusterMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, ClusterMixin
 from sklearn.cluster import kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from threadpoolctl import threadpool_limits
 
@@ -22,7 +21,9 @@ from .._backend import (
     to_namespace,
     to_numpy,
 )
+from .._docs import API_PAGE
 from .._progress import Progress
+from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, check_same_device, validate_data
 from ._affinity import knn_affinity, psd_shift
 from ._algorithm import (
@@ -139,14 +140,21 @@ class LaplacianKMeans(ClusterMixin, BaseEstimator):
     ``-exp(-||x_p - m_k||^2 / (2 sigma^2))`` (``prototype="mode"``) and ``W`` is
     the symmetrised k-NN graph. Each bound sweep updates every point
     independently (``y_p <- softmax(-a_p + lambda ((W + delta I) Y)_p)``), in
-    parallel: a numba kernel on the CPU, a CUDA kernel for CuPy input. Points
-    with a label in ``y`` are clamped to it (semi-supervised clustering, as
-    scikit-learn's ``LabelSpreading`` takes ``y`` with ``-1`` for unlabelled).
+    parallel: a numba kernel on the CPU, a CUDA kernel for CuPy input.
+
+    Like every scikit-learn clusterer, :meth:`fit` ignores ``y``, so
+    ``cross_val_score(LaplacianKMeans(), X, y, scoring="adjusted_rand_score")``
+    measures clustering, not the labels fed back. Partial supervision is
+    explicit: points given a class in ``fit(X, known_labels=...)`` (``-1`` for
+    unlabelled, as scikit-learn's ``LabelSpreading`` takes) are clamped to it.
+    ``known_labels`` is sample-aligned metadata, routed by scikit-learn's
+    metadata routing (``set_fit_request(known_labels=True)``), so it works
+    inside a ``Pipeline`` or ``cross_validate``.
 
     Parameters
     ----------
     n_clusters : int, default=8
-        Number of clusters. With labels in ``y`` it must be at least the
+        Number of clusters. With ``known_labels`` it must be at least the
         number of classes; cluster ``k`` then starts at class ``k``'s mean.
     laplacian_weight : float, default=1.0
         ``lambda``: weight of the graph term. ``0`` gives K-means (with
@@ -190,15 +198,15 @@ default="k-means++"
     labels_ : ndarray of shape (n_samples,)
         Cluster of each training point.
     transduction_ : ndarray of shape (n_samples,)
-        Class of each training point: ``classes_[labels_]`` when ``y`` held
-        labels (``-1`` for points in clusters no class seeds), else
+        Class of each training point: ``classes_[labels_]`` when
+        ``known_labels`` were given (``-1`` for points in clusters no class seeds), else
         ``labels_``.
     label_distributions_ : ndarray of shape (n_samples, n_clusters)
         Soft assignments ``Y`` at the end.
     cluster_centers_ : ndarray of shape (n_clusters, n_features)
         Prototypes.
     classes_ : ndarray
-        Labels found in ``y`` (empty without labels).
+        Labels found in ``known_labels`` (empty without them).
     energy_ : ndarray
         Relaxed energy ``R`` of the assignments entering every bound sweep
         (the kernel computes it while sweeping), all outer iterations in a
@@ -236,10 +244,16 @@ default="k-means++"
     >>> model = LaplacianKMeans(n_clusters=2, n_neighbors=2, random_state=0).fit(X)
     >>> bool(model.labels_[0] != model.labels_[3])
     True
-    >>> y = np.array([0, -1, -1, 1, -1, -1])           # two labelled points
-    >>> LaplacianKMeans(n_clusters=2, n_neighbors=2).fit(X, y).transduction_
+    >>> known = np.array([0, -1, -1, 1, -1, -1])       # two labelled points
+    >>> model = LaplacianKMeans(n_clusters=2, n_neighbors=2)
+    >>> model.fit(X, known_labels=known).transduction_
     array([0, 0, 0, 1, 1, 1])
+    >>> round(model.score(X), 3)        # minus the K-means inertia, as KMeans
+    -0.027
     """
+
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
 
     _parameter_constraints: dict = {
         **_COMMON_CONSTRAINTS,
@@ -291,7 +305,8 @@ default="k-means++"
         y = np.asarray(to_numpy(y))
         if y.ndim != 1 or y.shape[0] != n_samples:
             raise ValueError(
-                f"y must be 1-D with one label per sample ({n_samples}), -1 for "
+                f"known_labels must be 1-D with one label per sample ({n_samples}), "
+                "-1 for "
                 f"unlabelled points; got shape {y.shape}."
             )
         if not np.issubdtype(y.dtype, np.integer):
@@ -303,13 +318,15 @@ default="k-means++"
                 y = y.astype(np.int64)
             else:
                 raise ValueError(
-                    "y must hold integer class labels, with -1 for unlabelled points."
+                    "known_labels must hold integer class labels, with -1 for "
+                    "unlabelled points."
                 )
         labelled = y != -1
         classes = np.unique(y[labelled])
         if classes.size > self.n_clusters:
             raise ValueError(
-                f"y holds {classes.size} classes but n_clusters={self.n_clusters}; "
+                f"known_labels holds {classes.size} classes but n_clusters="
+                f"{self.n_clusters}; "
                 "n_clusters must be at least the number of classes."
             )
         clamp = np.full(n_samples, -1, dtype=np.int64)
@@ -344,23 +361,31 @@ default="k-means++"
             centers[k] = X_host[clamp == k].mean(axis=0)
         return centers
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Cluster ``X``, clamping the points labelled in ``y``.
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, *, known_labels=None):
+        """Cluster ``X``, clamping the points labelled in ``known_labels``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Points (NumPy on the CPU, CuPy on the GPU).
-        y : array-like of shape (n_samples,), default=None
-            Integer class labels, ``-1`` for unlabelled points; ``None`` for
-            plain clustering.
+        y : Ignored
+            Not used, present for API consistency (scikit-learn's clusterers
+            ignore ``y`` too). Deprecated behaviour: a ``y`` holding ``-1``
+            entries is still read as ``known_labels``, with a
+            ``FutureWarning``; from sparsesolve 0.2 any ``y`` is ignored.
+        known_labels : array-like of shape (n_samples,), default=None
+            Integer class labels of the points whose class is known, ``-1``
+            for the others; ``None`` for plain clustering. Sample-aligned
+            metadata: request it with ``set_fit_request(known_labels=True)``
+            to pass it through a ``Pipeline`` or ``cross_validate``.
 
         Returns
         -------
         self : LaplacianKMeans
             The fitted estimator.
         """
+        known_labels = self._deprecated_y(y, known_labels)
         X = validate_data(self, X)
         xp = get_namespace(X)
         n_samples = X.shape[0]
@@ -368,7 +393,7 @@ default="k-means++"
             raise ValueError(
                 f"n_samples={n_samples} should be >= n_clusters={self.n_clusters}."
             )
-        clamp, classes = self._labels_to_clamp(y, n_samples)
+        clamp, classes = self._labels_to_clamp(known_labels, n_samples)
         random_state = check_random_state(self.random_state)
         X_host = np.asarray(to_numpy(X))
         prepared = _prepare(self, X, xp)
@@ -415,6 +440,63 @@ default="k-means++"
         self.n_iter_ = result["n_iter"]
         return self
 
+    @staticmethod
+    def _deprecated_y(y, known_labels):
+        """``known_labels``, or ``y`` when it holds -1 entries (deprecated use).
+
+        Up to sparsesolve 0.1 ``fit(X, y)`` clamped the labelled points of ``y``.
+        A ``y`` of ground-truth labels (what ``cross_val_score`` passes) has no
+        ``-1`` and is ignored, as scikit-learn's clusterers ignore it; a ``y``
+        with ``-1`` entries can only be partial labels written for the old
+        behaviour, so it keeps that meaning for one release, with a warning.
+        """
+        if y is None or known_labels is not None:
+            return known_labels
+        values = np.asarray(to_numpy(y) if is_array(y) else y)
+        if values.ndim != 1 or values.dtype.kind not in "iuf":
+            return None
+        if not np.any(values == -1):
+            return None
+        warnings.warn(
+            "LaplacianKMeans.fit got y with -1 entries and reads it as partial "
+            "labels, as before; this is deprecated and from sparsesolve 0.2 fit "
+            "will ignore y like scikit-learn's clusterers. Pass the labels as "
+            "fit(X, known_labels=y) instead.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return y
+
+    def score(self, X, y=None):
+        """Opposite of the K-means objective of ``X`` on the learned prototypes.
+
+        As :meth:`sklearn.cluster.KMeans.score`: minus the sum over points of
+        the squared distance to the nearest prototype (the rule
+        :meth:`predict` assigns by), so that larger is better and
+        ``GridSearchCV`` can compare settings with its default scorer. The
+        graph term is left out: it couples the points of a batch, and a
+        held-out fold has no graph of the training points.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points, on the device the estimator was fitted on.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        score : float
+            ``-sum_p min_k ||x_p - m_k||^2``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        check_same_device(X, self, attribute="cluster_centers_", method="score")
+        xp = get_namespace(X)
+        centers = xp.astype(self.cluster_centers_, X.dtype)
+        costs = unary_costs(X, centers, "mean", 1.0, xp)
+        return -float(xp.sum(xp.min(costs, axis=1)))
+
     def predict(self, X):
         """Assign new points to the nearest prototype (no graph term).
 
@@ -434,6 +516,21 @@ default="k-means++"
         xp = get_namespace(X)
         centers = xp.astype(self.cluster_centers_, X.dtype)
         return xp.argmin(unary_costs(X, centers, "mean", 1.0, xp), axis=1)
+
+    def to_cpu(self):
+        """Return a copy whose fitted attributes and array parameters are NumPy.
+
+        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
+        fitted on CuPy arrays to a machine without a GPU.
+
+        Returns
+        -------
+        estimator : LaplacianKMeans
+            A copy on the host; this estimator is unchanged.
+        """
+        from ..utils import to_cpu
+
+        return to_cpu(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -524,6 +621,9 @@ class TransductiveFewShotClassifier(ClassifierMixin, BaseEstimator):
     array(['cat', 'cat', 'dog', 'dog'], dtype='<U3')
     """
 
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
+
     _parameter_constraints: dict = {
         **_COMMON_CONSTRAINTS,
         "feature_mean": ["array-like", None],
@@ -564,7 +664,7 @@ class TransductiveFewShotClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.n_jobs = n_jobs
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Store the labelled support set.
 
@@ -693,6 +793,21 @@ class TransductiveFewShotClassifier(ClassifierMixin, BaseEstimator):
             return self.classes_[np.asarray(to_numpy(labels))]
         xp = get_namespace(labels)
         return xp.take(self.classes_, labels, axis=0)
+
+    def to_cpu(self):
+        """Return a copy whose fitted attributes and array parameters are NumPy.
+
+        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
+        fitted on CuPy arrays to a machine without a GPU.
+
+        Returns
+        -------
+        estimator : TransductiveFewShotClassifier
+            A copy on the host; this estimator is unchanged.
+        """
+        from ..utils import to_cpu
+
+        return to_cpu(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -2,11 +2,6 @@
 
 from ._estimator import LaplacianKMeans, TransductiveFewShotClassifier
 
-_SEMI_SUPERVISED_Y = (
-    "fit's y holds semi-supervised labels (-1 = unlabelled), as in "
-    "LabelSpreading; this check passes arbitrary integer y with more classes "
-    "than n_clusters (or non-integer y), which fit rightly rejects"
-)
 _TRANSDUCTIVE = (
     "transductive inference: a query's label depends on the other queries of "
     "the batch (they share the k-NN graph and the prototypes), so predicting a "
@@ -23,14 +18,6 @@ def test_instances():
 
 
 EXPECTED_FAILED_CHECKS = {
-    "LaplacianKMeans": {
-        "check_dont_overwrite_parameters": _SEMI_SUPERVISED_Y,
-        "check_dtype_object": _SEMI_SUPERVISED_Y,
-        "check_fit2d_1feature": _SEMI_SUPERVISED_Y,
-        "check_fit2d_predict1d": _SEMI_SUPERVISED_Y,
-        "check_methods_sample_order_invariance": _SEMI_SUPERVISED_Y,
-        "check_methods_subset_invariance": _SEMI_SUPERVISED_Y,
-    },
     "TransductiveFewShotClassifier": {
         "check_methods_subset_invariance": _TRANSDUCTIVE,
         "check_methods_sample_order_invariance": (

@@ -12,11 +12,9 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
-    _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from threadpoolctl import threadpool_limits
 
 from .._backend import (
@@ -26,7 +24,14 @@ from .._backend import (
     to_namespace,
     to_numpy,
 )
+from .._docs import API_PAGE
 from .._progress import Progress
+from .._sklearn_compat import (
+    Interval,
+    StrOptions,
+    fit_context,
+    validate_estimator_params,
+)
 from .._validation import check_is_fitted, check_same_device, validate_data
 from ._algorithm import (
     default_step,
@@ -75,6 +80,12 @@ def _warn_unconverged(n_unconverged, n_samples, max_iter, name):
             ConvergenceWarning,
             stacklevel=3,
         )
+
+
+def _reconstruction_score(X, codes, dictionary, xp):
+    """Minus the mean over samples of ``0.5 ||x - c D||^2`` (the data term)."""
+    residual = X - codes @ dictionary
+    return -0.5 * float(xp.sum(residual * residual)) / X.shape[0]
 
 
 class _DictionaryCache:
@@ -200,6 +211,9 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     [[2, 5], [7, 11]]
     """
 
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
+
     _parameter_constraints: dict = {
         "dictionary": ["array-like"],
         **_COMMON_CONSTRAINTS,
@@ -231,7 +245,7 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.init = init
         self.n_jobs = n_jobs
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Validate the parameters and check ``X`` against the dictionary.
 
@@ -298,7 +312,7 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         codes : array of shape (n_samples, n_atoms)
             Sparse codes, in the namespace and dtype of ``X``.
         """
-        self._validate_params()
+        validate_estimator_params(self)
         X = validate_data(self, X, reset=False)
         xp = get_namespace(X)
         dictionary = self._dictionary_in(X)
@@ -342,6 +356,32 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             self._last_codes = codes
         return codes
 
+    def score(self, X, y=None):
+        """Minus the mean reconstruction loss of ``X`` coded over the dictionary.
+
+        ``-(1 / n_samples) sum_n 0.5 ||x_n - c_n D||^2`` with ``c_n`` from
+        :meth:`transform`: the data term of the coding objective, so larger
+        is better, as scikit-learn's scorers expect. It leaves the penalty
+        out, so it rewards denser codes (smaller ``alpha``); compare settings
+        at a fixed sparsity budget, or score sparsity separately.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Signals.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Minus the mean squared reconstruction error (halved) per sample.
+        """
+        codes = self.transform(X)
+        X = validate_data(self, X, reset=False)
+        xp = get_namespace(X)
+        return _reconstruction_score(X, codes, self._dictionary_in(X), xp)
+
     def inverse_transform(self, X):
         """Rebuild signals from codes: ``X @ dictionary``.
 
@@ -365,6 +405,21 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     @property
     def _n_features_out(self):
         return self.dictionary.shape[0]
+
+    def to_cpu(self):
+        """Return a copy whose fitted attributes and array parameters are NumPy.
+
+        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
+        fitted on CuPy arrays to a machine without a GPU.
+
+        Returns
+        -------
+        estimator : LqSparseCoder
+            A copy on the host; this estimator is unchanged.
+        """
+        from ..utils import to_cpu
+
+        return to_cpu(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -468,6 +523,9 @@ class LqDictionaryLearning(
     (3, 32)
     """
 
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
+
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         **_COMMON_CONSTRAINTS,
@@ -552,7 +610,7 @@ class LqDictionaryLearning(
         self.n_steps_ += 1
         return codes
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn the dictionary from ``X`` with ``n_epochs`` mini-batch passes.
 
@@ -614,7 +672,7 @@ class LqDictionaryLearning(
         """
         first_call = not hasattr(self, "components_")
         if first_call:
-            self._validate_params()
+            validate_estimator_params(self)
         X = validate_data(self, X, reset=first_call)
         xp = get_namespace(X)
         if first_call:
@@ -658,9 +716,50 @@ class LqDictionaryLearning(
                           "LqDictionaryLearning")
         return codes
 
+    def score(self, X, y=None):
+        """Minus the mean reconstruction loss of ``X`` over the learned atoms.
+
+        ``-(1 / n_samples) sum_n 0.5 ||x_n - c_n D||^2`` with ``c_n`` from
+        :meth:`transform` (the data term of the coding objective; larger is
+        better), so ``GridSearchCV`` and ``cross_val_score`` work with their
+        default scorer. The penalty is left out, so it favours denser codes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Signals.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Minus the mean squared reconstruction error (halved) per sample.
+        """
+        codes = self.transform(X)
+        X = validate_data(self, X, reset=False)
+        xp = get_namespace(X)
+        return _reconstruction_score(X, codes, xp.astype(self.components_, X.dtype),
+                                     xp)
+
     @property
     def _n_features_out(self):
         return self.components_.shape[0]
+
+    def to_cpu(self):
+        """Return a copy whose fitted attributes and array parameters are NumPy.
+
+        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
+        fitted on CuPy arrays to a machine without a GPU.
+
+        Returns
+        -------
+        estimator : LqDictionaryLearning
+            A copy on the host; this estimator is unchanged.
+        """
+        from ..utils import to_cpu
+
+        return to_cpu(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -26,10 +26,17 @@ from ._mstep import (
     svd_update,
 )
 from ._operator import mode_product_apply
-from ._posterior import dense_posterior, kron_vector, kronecker_posterior
+from ._posterior import (
+    dense_log_evidence,
+    dense_posterior,
+    kron_vector,
+    kronecker_log_evidence,
+    kronecker_posterior,
+)
 
 __all__ = [
     "SBLResult",
+    "log_evidence_on_support",
     "posterior_on_support",
     "sparse_bayesian_learning",
 ]
@@ -55,6 +62,7 @@ class SBLResult:
     converged: bool
     history: list
     n_moves: int = 0
+    variance: object = None
 
 
 def _take_columns(factors, kept, xp):
@@ -77,6 +85,18 @@ def posterior_on_support(factors, kept, gammas, noise_variance, Y, xp, *, dense)
         A = _dense_columns(factors, multi_index, xp)
         return dense_posterior(A, gammas[0], noise_variance, Y, xp)
     return kronecker_posterior(
+        _take_columns(factors, kept, xp), gammas, noise_variance, Y, xp
+    )
+
+
+def log_evidence_on_support(factors, kept, gammas, noise_variance, Y, xp, *, dense):
+    """Log marginal likelihood ``log p(y)`` of each row of ``Y`` (see E-step)."""
+    if dense:
+        sizes = [int(f.shape[1]) for f in factors]
+        multi_index = [np.asarray(i) for i in np.unravel_index(kept[0], sizes)]
+        A = _dense_columns(factors, multi_index, xp)
+        return dense_log_evidence(A, gammas[0], noise_variance, Y, xp)
+    return kronecker_log_evidence(
         _take_columns(factors, kept, xp), gammas, noise_variance, Y, xp
     )
 
@@ -270,7 +290,7 @@ def sparse_bayesian_learning(
             factors, kept, gammas, sigma2, Y, xp, free_modes=free_modes)
         if all(float(xp.max(g)) > 0 for g in gammas):
             gammas = normalise_scale(gammas, xp)
-    mean, _ = e_step(kept, gammas, sigma2)
+    mean, variance = e_step(kept, gammas, sigma2)
     return SBLResult(
         kept=kept,
         gammas=gammas,
@@ -280,6 +300,7 @@ def sparse_bayesian_learning(
         converged=converged,
         history=history,
         n_moves=n_moves,
+        variance=variance,
     )
 
 

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from .._backend import require_cupy, to_numpy
-from .._demo import DemoRow, timed
+from .._demo import DemoRow, compare
 
 
 def _nmse_db(estimate, truth):
@@ -47,15 +47,15 @@ def demo(device="cpu"):
         data, dictionaries = Y, factors
     model = KroneckerSBL(dictionaries)
     dense = KroneckerOperator(factors).todense()
+    ard = ARDRegression(fit_intercept=False)
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _, seconds = timed(model.fit, data)
-        ard = ARDRegression(fit_intercept=False)
-        _, anchor_seconds = timed(ard.fit, dense, Y[0])
-    return DemoRow(
-        problem="3-mode Kronecker-sparse code, N=1000, M=180, 25 dB",
-        result=f"NMSE {_nmse_db(to_numpy(model.coef_)[0], X[0]):.1f} dB",
-        anchor=f"sklearn ARDRegression NMSE {_nmse_db(ard.coef_, X[0]):.1f} dB",
-        seconds=seconds,
-        anchor_seconds=anchor_seconds,
+        model, ours, ard, theirs = compare(lambda: model.fit(data),
+                                           lambda: ard.fit(dense, Y[0]))
+    return DemoRow.from_timings(
+        "3-mode Kronecker-sparse code, N=1000, M=180, 25 dB",
+        f"NMSE {_nmse_db(to_numpy(model.coef_)[0], X[0]):.1f} dB",
+        f"sklearn ARDRegression NMSE {_nmse_db(ard.coef_, X[0]):.1f} dB",
+        ours,
+        theirs,
     )

@@ -10,13 +10,17 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
-    _fit_context,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._backend import get_namespace, to_namespace, to_numpy
+from .._docs import API_PAGE
+from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, check_same_device, validate_data
-from ._algorithm import posterior_on_support, sparse_bayesian_learning
+from ._algorithm import (
+    log_evidence_on_support,
+    posterior_on_support,
+    sparse_bayesian_learning,
+)
 from ._operator import _check_factors
 from ._posterior import kron_vector
 
@@ -119,6 +123,12 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         The noise variance used (learned when ``noise_variance=None``).
     support_ : ndarray of bool, shape (N,)
         Grid points that survived pruning.
+    posterior_variance_ : array of shape (N,)
+        Marginal posterior variances ``diag(Sigma)`` of the code
+        coefficients under the learned prior and noise variance (the same
+        for every measurement vector); zero off the support, where the prior
+        variance is zero. Their square roots are what
+        ``transform(Y, return_std=True)`` returns.
     n_iter_ : int
         Number of EM iterations run.
     n_moves_ : int
@@ -157,7 +167,15 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     (1, 100)
     >>> bool(np.linalg.norm(model.coef_ - X) < 0.1 * np.linalg.norm(X))
     True
+    >>> codes, std = model.transform(Y, return_std=True)   # posterior mean, std
+    >>> bool(np.all(np.abs(codes - X) < 4 * std + 1e-12))
+    True
+    >>> float(model.score(Y)) > 0                           # mean log evidence
+    True
     """
+
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
 
     _parameter_constraints: dict = {
         "dictionaries": [list, tuple],
@@ -274,7 +292,7 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         real_out = xp.float32 if single else xp.float64
         return work, out, real_out
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, Y, y=None):
         """Learn the prior variances (and noise variance) from measurements.
 
@@ -336,6 +354,10 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         support = np.zeros(math.prod(sizes), dtype=bool)
         support[self._flat_support()] = True
         self.support_ = to_namespace(support, xp, like=Y)
+        variance = xp.reshape(xp.astype(result.variance, xp.float64), (1, -1))
+        self.posterior_variance_ = xp.astype(
+            self._zero_fill(variance, positions, xp)[0, :], real_out
+        )
         self.noise_variance_ = float(result.noise_variance)
         self.n_iter_ = result.n_iter
         self.n_moves_ = result.n_moves
@@ -373,37 +395,83 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         index = to_namespace(positions, xp, like=rows)
         return xp.take(padded, index, axis=1)
 
-    def transform(self, Y):
+    def _posterior(self, Y, method):
+        """Validated ``Y`` and the E-step inputs in the namespace of ``Y``."""
+        check_is_fitted(self)
+        check_same_device(Y, self, attribute="coef_", method=method)
+        Y, one_d = self._validate_measurements(Y, reset=False)
+        xp = get_namespace(Y)
+        factors = self._factors_like(Y, xp)
+        work, out, real_out = self._dtypes(Y, factors, xp)
+        factors = [xp.astype(f, work) for f in factors]
+        gammas = [xp.astype(g, xp.float64) for g in self._kept_gammas]
+        return xp.astype(Y, work), one_d, xp, factors, gammas, (out, real_out)
+
+    def transform(self, Y, return_std=False):
         """Return posterior-mean codes of ``Y`` under the learned prior.
 
         Parameters
         ----------
         Y : array of shape (n_samples, M) or (M,)
             Measurements in the namespace the model was fitted in.
+        return_std : bool, default=False
+            Also return the posterior standard deviation of every code
+            coefficient (as ``ARDRegression.predict(return_std=True)``); it
+            does not depend on the measurements, only on the learned prior
+            and noise variance.
 
         Returns
         -------
         codes : array of shape (n_samples, N), or (N,) for 1-D input
             Posterior means, zero off the learned support.
+        std : array of the shape of ``codes``
+            Posterior standard deviations (zero off the support); only with
+            ``return_std=True``.
         """
-        check_is_fitted(self)
-        check_same_device(Y, self, attribute="coef_", method="transform")
-        Y, one_d = self._validate_measurements(Y, reset=False)
-        xp = get_namespace(Y)
-        factors = self._factors_like(Y, xp)
-        work, out, _ = self._dtypes(Y, factors, xp)
-        factors = [xp.astype(f, work) for f in factors]
-        mean, _ = posterior_on_support(
-            factors,
-            self._kept,
-            [xp.astype(g, xp.float64) for g in self._kept_gammas],
-            self.noise_variance_,
-            xp.astype(Y, work),
-            xp,
+        Y, one_d, xp, factors, gammas, (out, real_out) = self._posterior(
+            Y, "transform")
+        mean, variance = posterior_on_support(
+            factors, self._kept, gammas, self.noise_variance_, Y, xp,
             dense=self._dense,
         )
         codes = xp.astype(self._zero_fill(mean, self._positions(), xp), out)
-        return codes[0, :] if one_d else codes
+        codes = codes[0, :] if one_d else codes
+        if not return_std:
+            return codes
+        variance = self._zero_fill(xp.reshape(variance, (1, -1)), self._positions(),
+                                   xp)[0, :]
+        std = xp.astype(xp.sqrt(variance), real_out)
+        return codes, xp.broadcast_to(std, codes.shape)
+
+    def score(self, Y, y=None):
+        """Mean log evidence (log marginal likelihood) of measurements ``Y``.
+
+        Under the learned model ``y ~ N(0, s2 I + A Gamma A^H)`` (circular
+        complex normal for complex data), the average over rows of
+        ``log p(y)``: the type-II likelihood that EM maximises, so larger
+        is better and ``GridSearchCV`` / ``cross_val_score`` compare
+        settings (``method``, ``prune_threshold``, ``coupling``) by how well
+        they predict held-out measurements, with no ground-truth codes. As
+        ``sklearn.decomposition.PCA.score``, it is a log density, not R².
+
+        Parameters
+        ----------
+        Y : array of shape (n_samples, M) or (M,)
+            Measurements in the namespace the model was fitted in.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Mean of ``log p(y)`` over the rows of ``Y`` (nats).
+        """
+        Y, _, xp, factors, gammas, _ = self._posterior(Y, "score")
+        log_evidence = log_evidence_on_support(
+            factors, self._kept, gammas, self.noise_variance_, Y, xp,
+            dense=self._dense,
+        )
+        return float(xp.mean(log_evidence))
 
     def prior_variance(self):
         """Return the learned prior variance of every code coefficient.
@@ -416,6 +484,21 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_is_fitted(self)
         xp = get_namespace(self.gammas_[0])
         return kron_vector(self.gammas_, xp)
+
+    def to_cpu(self):
+        """Return a copy whose fitted attributes and array parameters are NumPy.
+
+        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
+        fitted on CuPy arrays to a machine without a GPU.
+
+        Returns
+        -------
+        estimator : KroneckerSBL
+            A copy on the host; this estimator is unchanged.
+        """
+        from ..utils import to_cpu
+
+        return to_cpu(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from .._backend import require_cupy, to_numpy
-from .._demo import DemoRow, timed
+from .._demo import DemoRow, compare
 
 
 def demo(device="cpu"):
@@ -40,18 +40,19 @@ def demo(device="cpu"):
     clean = np.setdiff1d(np.arange(180), bad)
     data = require_cupy().asarray(X) if device == "gpu" else X
     model = RobustUnmixing(4, max_iter=300, random_state=0)
+    nmf = NMF(4, init="nndsvda", solver="mu", max_iter=300, tol=1e-5)
+    nonnegative = np.clip(X, 0, None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        _, seconds = timed(model.fit, data)
-        _, angles = match_endmembers(endmembers, to_numpy(model.endmembers_),
-                                     bands=clean)
-        nmf = NMF(4, init="nndsvda", solver="mu", max_iter=300, tol=1e-5)
-        _, anchor_seconds = timed(nmf.fit, np.clip(X, 0, None))
+        model, ours, nmf, theirs = compare(lambda: model.fit(data),
+                                           lambda: nmf.fit(nonnegative))
+    _, angles = match_endmembers(endmembers, to_numpy(model.endmembers_),
+                                 bands=clean)
     _, anchor_angles = match_endmembers(endmembers, nmf.components_, bands=clean)
-    return DemoRow(
-        problem=f"unmix 40x40 px, 180 bands, {bad.size} corrupted",
-        result=f"SAD {angles.mean():.2f} deg",
-        anchor=f"sklearn NMF SAD {anchor_angles.mean():.2f} deg",
-        seconds=seconds,
-        anchor_seconds=anchor_seconds,
+    return DemoRow.from_timings(
+        f"unmix 40x40 px, 180 bands, {bad.size} corrupted",
+        f"SAD {angles.mean():.2f} deg",
+        f"sklearn NMF SAD {anchor_angles.mean():.2f} deg",
+        ours,
+        theirs,
     )

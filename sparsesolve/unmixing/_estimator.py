@@ -336,6 +336,39 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
         return self.fit(X, y).transform(X)
 
+    def score(self, X, y=None):
+        """Minus the reconstruction loss of ``X`` with the learned endmembers.
+
+        Abundances come from :meth:`transform`; the loss is the data term of
+        the fitted ``loss``, scaled so that folds of different sizes compare:
+        for ``"l21"`` the sum over bands of the root-mean-square residual of
+        the band, ``sum_l ||x_l - A e_l||_2 / sqrt(n_pixels)`` (a corrupted
+        band costs its RMS, not its mean square); for ``"l2"`` the mean over
+        pixels of ``0.5 ||x_n - a_n E||^2``. Larger is better, so
+        ``GridSearchCV`` and ``cross_val_score`` work with their default
+        scorer.
+
+        Parameters
+        ----------
+        X : array of shape (n_pixels, n_bands)
+            Pixel spectra in the namespace the model was fitted in.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Minus the scaled reconstruction loss.
+        """
+        abundances = self.transform(X)
+        X = validate_data(self, X, reset=False)
+        xp = get_namespace(X)
+        residual = X - abundances @ xp.astype(self.endmembers_, X.dtype)
+        squared = residual * residual
+        if self.loss == "l2":
+            return -0.5 * float(xp.sum(squared)) / X.shape[0]
+        return -float(xp.sum(xp.sqrt(xp.mean(squared, axis=0))))
+
     def inverse_transform(self, X):
         """Spectra ``X @ endmembers_`` reconstructed from abundances ``X``.
 

@@ -1,5 +1,6 @@
-"""Utilities for users and for the test suite: estimator discovery."""
+"""Utilities for users and for the test suite: estimator discovery, device moves."""
 
+from ._device import to_cpu
 from ._discovery import all_estimators, estimator_checks_for
 
-__all__ = ["all_estimators", "estimator_checks_for"]
+__all__ = ["all_estimators", "estimator_checks_for", "to_cpu"]

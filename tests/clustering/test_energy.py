@@ -43,7 +43,7 @@ def test_energy_never_increases_over_many_seeds(prototype):
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model.fit(X, y if np.any(y >= 0) else None)
+                model.fit(X, known_labels=y if np.any(y >= 0) else None)
             start = 0
             for sweeps in model.n_sweeps_:
                 segment = model.energy_[start : start + sweeps]
@@ -92,7 +92,9 @@ def test_fewshot_energy_history_via_the_clusterer_is_monotone():
         labels = np.concatenate(
             [np.searchsorted(np.unique(y_s), y_s), -np.ones(75, int)]
         )
-        model = LaplacianKMeans(5, laplacian_weight=1.0, n_neighbors=2).fit(Z, labels)
+        model = LaplacianKMeans(5, laplacian_weight=1.0, n_neighbors=2).fit(
+            Z, known_labels=labels
+        )
         start = 0
         for sweeps in model.n_sweeps_:
             assert _rises(model.energy_[start : start + sweeps]).size == 0

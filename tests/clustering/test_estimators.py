@@ -39,7 +39,9 @@ def test_labelled_points_are_clamped_and_transduced(global_random_seed):
     # Deliberately wrong labels on a few points must still be honoured.
     y[labelled] = (truth[labelled] + (np.arange(20) < 3)) % 3 + 10
     y_copy = y.copy()
-    model = LaplacianKMeans(3, laplacian_weight=1.0, random_state=0).fit(X, y)
+    model = LaplacianKMeans(3, laplacian_weight=1.0, random_state=0).fit(
+        X, known_labels=y
+    )
     assert_array_equal(y, y_copy)
     assert_array_equal(model.transduction_[labelled], y[labelled])
     assert_array_equal(model.classes_, [10, 11, 12])
@@ -52,7 +54,7 @@ def test_extra_clusters_have_no_class():
     X, truth = make_blobs(150, n_features=2, centers=3, random_state=1)
     y = np.full(150, -1)
     y[np.flatnonzero(truth == 0)[:3]] = 0
-    model = LaplacianKMeans(3, random_state=0).fit(X, y)
+    model = LaplacianKMeans(3, random_state=0).fit(X, known_labels=y)
     assert set(np.unique(model.transduction_)) <= {0, -1}
     assert np.any(model.transduction_ == -1)
 
@@ -67,8 +69,12 @@ def test_graph_term_helps_on_two_moons():
     y = np.full(400, -1)
     y[np.flatnonzero(truth == 0)[:5]] = 0
     y[np.flatnonzero(truth == 1)[:5]] = 1
-    plain = LaplacianKMeans(2, laplacian_weight=0.0, prototype="mode").fit(X, y)
-    graph = LaplacianKMeans(2, laplacian_weight=1.0, prototype="mode").fit(X, y)
+    plain = LaplacianKMeans(2, laplacian_weight=0.0, prototype="mode").fit(
+        X, known_labels=y
+    )
+    graph = LaplacianKMeans(2, laplacian_weight=1.0, prototype="mode").fit(
+        X, known_labels=y
+    )
     assert adjusted_rand_score(truth, graph.transduction_) > (
         adjusted_rand_score(truth, plain.transduction_) + 0.3
     )
@@ -82,8 +88,8 @@ def test_mode_prototypes_resist_an_outlier():
     X = np.vstack([dense, far])
     y = np.full(len(X), -1)
     y[0] = 0
-    mode = LaplacianKMeans(1, prototype="mode", n_neighbors=3).fit(X, y)
-    mean = LaplacianKMeans(1, prototype="mean", n_neighbors=3).fit(X, y)
+    mode = LaplacianKMeans(1, prototype="mode", n_neighbors=3).fit(X, known_labels=y)
+    mean = LaplacianKMeans(1, prototype="mean", n_neighbors=3).fit(X, known_labels=y)
     assert np.linalg.norm(mode.cluster_centers_[0]) < 0.05
     assert np.linalg.norm(mean.cluster_centers_[0]) > 0.1
 
@@ -102,11 +108,11 @@ def test_float32_stays_float32(global_dtype):
 def test_bad_input_is_rejected():
     X = np.random.RandomState(0).standard_normal((10, 2))
     with pytest.raises(ValueError, match="n_clusters must be at least"):
-        LaplacianKMeans(2).fit(X, np.arange(10))
+        LaplacianKMeans(2).fit(X, known_labels=np.arange(10))
     with pytest.raises(ValueError, match="one label per sample"):
-        LaplacianKMeans(2).fit(X, np.zeros(3, dtype=int))
+        LaplacianKMeans(2).fit(X, known_labels=np.zeros(3, dtype=int))
     with pytest.raises(ValueError, match="integer class labels"):
-        LaplacianKMeans(2).fit(X, np.full(10, 0.5))
+        LaplacianKMeans(2).fit(X, known_labels=np.full(10, 0.5))
     with pytest.raises(ValueError, match="n_samples=10 should be >= n_clusters=20"):
         LaplacianKMeans(20).fit(X)
     with pytest.raises(ValueError, match="init must have shape"):
@@ -182,3 +188,73 @@ def test_fewshot_keeps_string_labels_and_does_not_modify_input(digits):
     assert predicted.dtype.kind == "U"
     assert set(predicted) <= set(y_s)
     assert_array_equal(X_q, X_q_copy)
+
+
+def test_fit_ignores_ground_truth_y():
+    # scikit-learn's clusterers ignore y: labels passed by cross_val_score
+    # must not leak into the fit (they used to be clamped, giving ARI 1.0).
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.model_selection import KFold, cross_val_score
+
+    X, truth = make_blobs(300, n_features=2, centers=3, cluster_std=2.5,
+                          random_state=3)
+    with_y = LaplacianKMeans(3, random_state=0).fit(X, truth)
+    without = LaplacianKMeans(3, random_state=0).fit(X)
+    assert_array_equal(with_y.labels_, without.labels_)
+    assert with_y.classes_.size == 0
+    scores = cross_val_score(LaplacianKMeans(3, random_state=0), X, truth,
+                             scoring="adjusted_rand_score")
+    # The same folds (KFold(5), as cross_val_score uses for a clusterer) with
+    # y withheld from fit and used only to score.
+    withheld = [
+        adjusted_rand_score(
+            truth[test],
+            LaplacianKMeans(3, random_state=0).fit(X[train]).predict(X[test]),
+        )
+        for train, test in KFold(5).split(X)
+    ]
+    assert_allclose(scores, withheld)
+
+
+def test_partial_labels_in_y_are_deprecated():
+    X, truth = make_blobs(60, n_features=2, centers=2, random_state=0)
+    known = np.full(60, -1)
+    known[:4] = truth[:4]
+    with pytest.warns(FutureWarning, match="known_labels"):
+        old = LaplacianKMeans(2, random_state=0).fit(X, known)
+    new = LaplacianKMeans(2, random_state=0).fit(X, known_labels=known)
+    assert_array_equal(old.transduction_, new.transduction_)
+    assert_array_equal(new.transduction_[:4], truth[:4])
+
+
+def test_known_labels_are_routed_through_a_pipeline():
+    import sklearn
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, truth = make_blobs(120, n_features=3, centers=3, random_state=2)
+    known = np.full(120, -1)
+    known[::20] = truth[::20] + 5
+    direct = LaplacianKMeans(3, random_state=0).fit(
+        StandardScaler().fit_transform(X), known_labels=known)
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(
+            StandardScaler(),
+            LaplacianKMeans(3, random_state=0).set_fit_request(known_labels=True),
+        )
+        pipe.fit(X, known_labels=known)
+    assert_array_equal(pipe[-1].transduction_, direct.transduction_)
+    assert_array_equal(pipe[-1].classes_, np.unique(truth) + 5)
+
+
+def test_score_is_minus_the_kmeans_inertia():
+    # Reference: scikit-learn's KMeans.score on the same prototypes.
+    from sklearn.cluster import KMeans
+
+    X, _ = make_blobs(200, n_features=4, centers=4, random_state=0)
+    model = LaplacianKMeans(4, random_state=0).fit(X)
+    reference = KMeans(4, init=model.cluster_centers_, n_init=1, max_iter=1)
+    reference.fit(X).cluster_centers_ = model.cluster_centers_
+    X_new = X[::3] + 0.1
+    assert_allclose(model.score(X_new), reference.score(X_new), rtol=1e-10)
+    assert model.score(X_new) < 0
