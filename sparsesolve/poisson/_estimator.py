@@ -13,13 +13,14 @@ import array_api_compat.numpy  # noqa: F401
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._backend import get_namespace, sparse_to_host, to_namespace
+from .._docs import API_PAGE
 from .._progress import Progress
+from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, validate_data
 from ._dcdm import deep_conjugate_directions
 from ._krylov import check_system, prepare_rhs
@@ -64,7 +65,7 @@ class DCDMResult:
     n_fallbacks: int
 
 
-class DeepConjugateDirection(TransformerMixin, BaseEstimator):
+class DeepConjugateDirection(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Solve Poisson systems with learned conjugate search directions.
 
     The deep conjugate-direction method of Kaneda et al. (2023) takes, at
@@ -181,6 +182,9 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
     True
     """
 
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
+
     _parameter_constraints: dict = {
         "model": [StrOptions({"default"}), str, os.PathLike, DirectionNetwork],
         "grid_shape": [tuple, list, None],
@@ -222,7 +226,7 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         path = default_model_path() if self.model == "default" else self.model
         return DirectionNetwork.load(path)
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, A, y=None, grid_shape="deprecated"):
         """Prepare the solver for the operator ``A``.
 
@@ -470,16 +474,22 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        B : array of shape (n_rhs, n)
-            Right-hand sides, one per row.
+        B : array or sparse matrix of shape (n_rhs, n)
+            Right-hand sides, one per row (a sparse ``B`` is made dense).
 
         Returns
         -------
         X : array of shape (n_rhs, n)
             Solutions, one per row, in the namespace and dtype of ``B``.
         """
+        return self._transform(self._check_right_hand_sides(B))
+
+    def _check_right_hand_sides(self, B):
         check_is_fitted(self)
-        B = validate_data(self, B, reset=False)
+        B = validate_data(self, B, reset=False, accept_sparse="csr")
+        return B.toarray() if sp.issparse(B) else B
+
+    def _transform(self, B):
         xp = get_namespace(B)
         solutions = [self._solve_one(B[row, :], None).x for row in range(B.shape[0])]
         if not solutions:
@@ -503,7 +513,8 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         -------
         score : float
         """
-        X = self.transform(B)
+        B = self._check_right_hand_sides(B)
+        X = self._transform(B)
         xp = get_namespace(X)
         residuals = []
         for row in range(X.shape[0]):
@@ -560,6 +571,26 @@ class DeepConjugateDirection(TransformerMixin, BaseEstimator):
         return spla.LinearOperator(
             (n, n), matvec=lambda b: self.solve(np.asarray(b).reshape(-1)),
             dtype=np.float64)
+
+    def to_cpu(self):
+        """Return a copy whose operator and arrays are on the host (SciPy/NumPy).
+
+        See :func:`sparsesolve.utils.to_cpu`: a solver fitted on a cupyx
+        matrix, brought to a machine without a GPU. This solver is unchanged.
+
+        Returns
+        -------
+        solver : DeepConjugateDirection
+            A copy that solves NumPy right-hand sides.
+        """
+        import copy
+
+        moved = copy.copy(self)
+        if hasattr(self, "operator_"):
+            moved.operator_ = sparse_to_host(self.operator_)
+        if hasattr(self, "_hierarchy"):
+            moved._hierarchy = self._hierarchy.host_copy()
+        return moved
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -43,6 +43,7 @@ fewer passes over memory, on every core).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -252,6 +253,12 @@ class MultilevelHierarchy:
             shape = coarse_shape
             fluid = (np.diff(operator.indptr) > 0).reshape(shape)
         self._on_device = {}
+
+    def host_copy(self):
+        """The same hierarchy without its device copies."""
+        moved = copy.copy(self)
+        moved._on_device = {}
+        return moved
 
     @property
     def shapes(self):
