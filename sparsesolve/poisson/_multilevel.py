@@ -89,7 +89,15 @@ class _FusedLevel(_Level):
 
     def __init__(self, *args):
         super().__init__(*args)
-        self._csr = _cycle_kernels.as_kernel_arrays(self.operator)
+        stencil = _cycle_kernels.stencil_diagonals(self.operator, self.shape)
+        if stencil is None:
+            self._matrix = _cycle_kernels.as_kernel_arrays(self.operator)
+            self._step = _cycle_kernels.chebyshev_step
+            self._image_and_dots = _cycle_kernels.csr_image_and_dots
+        else:
+            self._matrix = stencil
+            self._step = _cycle_kernels.stencil_chebyshev_step
+            self._image_and_dots = _cycle_kernels.stencil_image_and_dots
 
     def smooth(self, residual, degree):
         centre, half_width, sigma = _chebyshev_interval(self.lambda_max)
@@ -101,8 +109,8 @@ class _FusedLevel(_Level):
         for k in range(degree):
             last = k == degree - 1
             rho_next = 1.0 / (2.0 * sigma - rho)
-            _cycle_kernels.chebyshev_step(
-                *self._csr, self.inverse_diagonal, step, residual, correction,
+            self._step(
+                *self._matrix, self.inverse_diagonal, step, residual, correction,
                 next_step, rho_next * rho, 2.0 * rho_next / half_width, last)
             step, next_step = next_step, step
             rho = rho_next
@@ -110,8 +118,8 @@ class _FusedLevel(_Level):
 
     def line_step(self, correction, residual, direction):
         image = np.empty_like(direction)
-        curvature, gain = _cycle_kernels.csr_image_and_dots(
-            *self._csr, direction, residual, image)
+        curvature, gain = self._image_and_dots(
+            *self._matrix, direction, residual, image)
         if not curvature > 0.0:
             return correction, residual
         correction = np.array(correction)
