@@ -141,7 +141,8 @@ def test_network_on_the_coarsest_grid_beats_the_smoother_there():
     # network, 21 with a Chebyshev sweep, 36 with nothing, CG 78).
     A, b, _ = make_poisson_problem((32, 32, 32), rhs="white", random_state=7)
     counts = {
-        solver: DeepConjugateDirection(coarse_solver=solver).fit(A).solve(
+        solver: DeepConjugateDirection(coarse_solver=solver,
+                                       coarsest_size=16).fit(A).solve(
             b, return_result=True).n_iter
         for solver in ("network", "smoother", "none")
     }
