@@ -135,45 +135,53 @@ HEADLINES = [
     ),
     (
         "poisson",
-        "64^3 trained domain: DCDM/CG iterations (default, 2 levels)",
-        "<= 0.25",
-        "DCDM 2 levels/CG iterations 64^3 trained domain",
+        "64^3 box: DCDM (fit + solve) / PyAMG (setup + solve), 1 / 2 threads",
+        "<= 1.0",
+        lambda s: " / ".join(
+            f"{s[f'64^3 trained box: DCDM / PyAMG wall time, setup + solve ({t})']:.2f}"
+            for t in ("1 thread", "2 threads")),
     ),
     (
         "poisson",
-        "iteration growth 32^3 -> 64^3 (default, 2 levels)",
+        "64^3 box: DCDM / fastest of SciPy CG, IC(0)-PCG, PyAMG, 1 / 2 threads",
+        "<= 1.5",
+        lambda s: " / ".join(
+            f"{s[f'64^3 trained box: DCDM / fastest anchor wall time ({t})']:.2f}"
+            for t in ("1 thread", "2 threads")),
+    ),
+    (
+        "poisson",
+        "128^3 box: DCDM / fastest anchor, 1 / 2 threads",
+        "<= 1.0",
+        lambda s: " / ".join(
+            f"{s[f'128^3 trained box: DCDM / fastest anchor wall time ({t})']:.2f}"
+            for t in ("1 thread", "2 threads")),
+    ),
+    (
+        "poisson",
+        "32^3 / 64^3 unseen obstacles: DCDM / fastest anchor (median, 1 thread)",
+        "<= 1.5",
+        lambda s: " / ".join(
+            f"{s[f'{n}^3 unseen obstacles: DCDM / fastest anchor wall time ' + t]:.2f}"
+            for n in (32, 64) for t in ("(1 thread)",)),
+    ),
+    (
+        "poisson",
+        "iteration growth 64^3 -> 128^3 (default)",
         "<= 1.3",
-        "DCDM 2 levels iteration growth 32^3 -> 64^3",
+        "DCDM iteration growth 64^3 -> 128^3 (1 thread)",
     ),
     (
         "poisson",
-        "iteration growth 32^3 -> 64^3, white noise (default, 2 levels)",
-        "<= 1.3",
-        "DCDM 2 levels iteration growth 32^3 -> 64^3, white right-hand sides",
+        "128^3 ablation: time with a smoother / with the network, 1 thread",
+        ">= 1.3",
+        "128^3 trained box: DCDM, smoother at coarsest / DCDM wall time (1 thread)",
     ),
     (
-        "poisson",
-        "iteration growth 32^3 -> 64^3, paper's one level (n_levels=1)",
-        "(reference)",
-        "DCDM iteration growth 32^3 -> 64^3",
-    ),
-    (
-        "poisson",
-        "32^3 unseen obstacles: DCDM/CG iterations (default, 2 levels)",
-        "<= 0.5",
-        "DCDM 2 levels/CG iterations 32^3 unseen obstacles",
-    ),
-    (
-        "poisson",
-        "64^3: DCDM/IC(0)-PCG iterations (default, 2 levels)",
-        "< 1",
-        "DCDM 2 levels/IC(0) iterations 64^3 trained domain",
-    ),
-    (
-        "poisson",
-        "64^3: DCDM/PyAMG wall time (default, 2 levels)",
-        "<= 2",
-        "DCDM 2 levels/PyAMG wall time 64^3 (setup+solve, median)",
+        "poisson_forward",
+        "network pass, numba, 32^3, 1 thread: GFLOP/s / fastest sgemm",
+        ">= 0.3",
+        "network pass 32^3 numba 1t GFLOP/s / fastest sgemm (wall)",
     ),
     (
         "clustering",
