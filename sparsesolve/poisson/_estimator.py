@@ -313,8 +313,12 @@ class DeepConjugateDirection(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         coarsest_size = self.coarsest_size
         if coarsest_size == "auto":
             coarsest_size = max(8, -(-max(self.grid_shape_) // 4))
+        # The hierarchy is built for A / max|A| (a direction's scale does not
+        # matter: every step is line-searched), so that matrices scaled by
+        # 1e-300 or 1e300 give directions and products of ordinary size.
+        self._operator_scale = float(abs(host).max()) if host.nnz else 1.0
         self._hierarchy = MultilevelHierarchy(
-            host, self.grid_shape_, coarsest_size,
+            host / self._operator_scale, self.grid_shape_, coarsest_size,
             check_random_state(self.random_state))
         self.level_shapes_ = self._hierarchy.shapes
         self.n_levels_ = len(self.level_shapes_)
@@ -389,9 +393,12 @@ class DeepConjugateDirection(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         else:
             coarse_direction = self.coarse_solver
 
+        operator_scale = self._operator_scale
+
         def direction(residual):
-            return hierarchy.cycle(levels, residual, coarse_direction,
-                                   self.smoother_degree)
+            q, image = hierarchy.cycle(levels, residual, coarse_direction,
+                                       self.smoother_degree)
+            return q, image * operator_scale
 
         return direction
 
@@ -416,6 +423,23 @@ class DeepConjugateDirection(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
 
     def _solve_one(self, b, x0, callback=None):
         xp = check_system(self.operator_, b)
+        # Solve for b / max|b| and scale back: norms of b scaled by 1e-300
+        # (or 1e300) would underflow (overflow) and end the solve at once.
+        scale = float(xp.max(xp.abs(b))) if b.shape[0] else 0.0
+        if scale == 0.0:
+            return DCDMResult(xp.zeros_like(b), 0, np.zeros(1), True, 0.0, 0)
+        scaled_x0 = None if x0 is None else x0 / scale
+        if callback is not None:
+            user_callback = callback
+
+            def callback(x):
+                user_callback(x * scale)
+        result = self._solve_scaled(b / scale, scaled_x0, callback)
+        result.x = result.x * scale
+        return result
+
+    def _solve_scaled(self, b, x0, callback):
+        xp = get_namespace(b)
         b_range, norm_b = prepare_rhs(self.operator_, b, xp, self.tol,
                                       components=self._components)
         if norm_b == 0.0:
@@ -570,7 +594,8 @@ class DeepConjugateDirection(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
                 return np.zeros_like(r)
             xp = get_namespace(r)
             q, _ = self._multilevel_direction(xp, operator, r)(r / norm)
-            return q * norm
+            # The hierarchy approximates (A / max|A|)^{-1}.
+            return q * (norm / self._operator_scale)
 
         return spla.LinearOperator((n, n), matvec=apply, dtype=np.float64)
 

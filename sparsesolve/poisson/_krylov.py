@@ -24,7 +24,6 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from scipy.sparse.csgraph import connected_components
 from sklearn.exceptions import ConvergenceWarning
 
 from .._backend import get_namespace, is_array, is_numpy_namespace, to_numpy
@@ -353,29 +352,6 @@ def check_system(A, b, name_b="b"):
     return xp
 
 
-def _null_space_components(A_host):
-    """:func:`floating_components`, for real or complex ``A``.
-
-    ``floating_components`` reads the graph through a real cast of ``A``,
-    which would drop purely imaginary couplings; for complex ``A`` the graph
-    comes from ``|A|`` and the zero-row-sum test from ``A`` itself (same
-    rule: a connected block whose rows all sum to zero has its constant
-    vector in the null space).
-    """
-    if not _is_complex_dtype(A_host.dtype):
-        return floating_components(A_host)
-    A_host = sp.csr_matrix(A_host)
-    magnitude = abs(A_host)
-    n_components, labels = connected_components(magnitude, directed=False)
-    row_sums = np.abs(np.asarray(A_host.sum(axis=1)).ravel())
-    scale = magnitude.max() if A_host.nnz else 1.0
-    leaky = np.zeros(n_components, dtype=bool)
-    np.logical_or.at(leaky, labels, row_sums > 1e-12 * max(scale, 1.0))
-    relabel = -np.ones(n_components, dtype=np.int64)
-    relabel[~leaky] = np.arange(np.count_nonzero(~leaky))
-    return relabel[labels], int(np.count_nonzero(~leaky))
-
-
 def _project(b, labels, n_floating, xp):
     if not xp.isdtype(b.dtype, "complex floating"):
         return project_to_range(b, labels, n_floating, xp=xp)
@@ -394,13 +370,18 @@ def prepare_rhs(A, b, xp, tol, components=None):
     ``b`` may be complex. Returns the projected right-hand side and its norm.
     """
     if components is None:
-        components = _null_space_components(_host_matrix(A))
+        components = floating_components(_host_matrix(A))
     labels, n_floating = components
     b_range = _project(b, labels, n_floating, xp)
-    norm_b = float(xp.linalg.vector_norm(b))
-    norm_range = float(xp.linalg.vector_norm(b_range))
-    if norm_b > 0 and norm_b - norm_range > tol * norm_b:
-        removed = float(xp.linalg.vector_norm(b - b_range)) / norm_b
+    # Norms of b / max|b|: those of b itself under- or overflow at 1e-300 or
+    # 1e300; the relative sizes compared here do not change.
+    scale = float(xp.max(xp.abs(b))) if b.shape[0] else 0.0
+    if scale == 0.0:
+        return b_range, 0.0
+    norm_b = float(xp.linalg.vector_norm(b / scale))
+    norm_range = float(xp.linalg.vector_norm(b_range / scale))
+    if norm_b - norm_range > tol * norm_b:
+        removed = float(xp.linalg.vector_norm((b - b_range) / scale)) / norm_b
         warnings.warn(
             f"b has a part in the null space of A (relative size {removed:.3g}): "
             "fluid regions with no Dirichlet face or nonzero entries at solid "
@@ -409,7 +390,7 @@ def prepare_rhs(A, b, xp, tol, components=None):
             UserWarning,
             stacklevel=4,
         )
-    return b_range, norm_range
+    return b_range, norm_range * scale
 
 
 # --------------------------------------------------------------------------
@@ -451,12 +432,15 @@ def _prepare_system(A, b, x0, rtol, atol, maxiter, callback, needs_entries=None)
         xp, b, [operator.dtype, b.dtype, None if x0 is None else x0.dtype])
     if kind == "matrix":
         # Null space from A as given (before a cast could round its row sums).
-        components = _null_space_components(_host_matrix(operator))
+        components = floating_components(_host_matrix(operator))
         # The matrix is cast once, so that float32 input computes in float32
         # throughout (and a real A meets complex vectors as complex).
         operator = _cast(operator, dtype, xp)
         b = xp.astype(b, dtype)
-        norm_input = float(xp.linalg.vector_norm(b))
+        peak = float(xp.max(xp.abs(b))) if b.shape[0] else 0.0
+        # ||b||, through b / max|b| so that it neither under- nor overflows.
+        norm_input = (float(xp.linalg.vector_norm(b / peak)) * peak if peak
+                      else 0.0)
         # The null-space warning fires when projection moves b by more than
         # the solve tolerance (never for rounding alone).
         warn_above = max(rtol, atol / norm_input if norm_input else 0.0,
@@ -528,10 +512,28 @@ def _dot(u, v, xp, conjugate):
 
 
 def _run_cg(system, precondition, desc):
+    """CG on ``b / max|b|``, scaled back: the norms of a right-hand side
+    scaled by 1e-300 (1e300) would underflow (overflow) otherwise."""
+    xp = system.xp
+    scale = float(xp.max(xp.abs(system.b))) if system.b.shape[0] else 0.0
+    norm_b = float(xp.linalg.vector_norm(system.b / scale)) if scale else 0.0
+    if norm_b == 0.0:
+        return KrylovResult(xp.zeros_like(system.b), 0, np.zeros(1), True, 0.0,
+                            info=0)
+    callback = system.callback
+    scaled = dataclasses.replace(
+        system, b=system.b / scale, norm_b=norm_b,
+        x0=None if system.x0 is None else system.x0 / scale,
+        atol=system.atol / scale,
+        callback=None if callback is None else (lambda x: callback(x * scale)))
+    result = _run_scaled_cg(scaled, precondition, desc, scale)
+    result.x = result.x * scale
+    return result
+
+
+def _run_scaled_cg(system, precondition, desc, scale):
     xp, matvec = system.xp, system.matvec
     b, norm_b, callback = system.b, system.norm_b, system.callback
-    if norm_b == 0.0:
-        return KrylovResult(xp.zeros_like(b), 0, np.zeros(1), True, 0.0, info=0)
     threshold = max(system.rtol * norm_b, system.atol)
     conjugate = _is_complex_dtype(system.dtype)
     if system.x0 is None:
@@ -592,9 +594,10 @@ def _run_cg(system, precondition, desc):
             "maxiter or precondition"
         )
         warnings.warn(
-            f"{desc} {reason}. True residual {norm_r:.3g} is above "
-            f"max(rtol * ||b||, atol) = {threshold:.3g} (relative "
-            f"{true_residual:.3g}, rtol={system.rtol:g}, atol={system.atol:g}).",
+            f"{desc} {reason}. True residual {norm_r * scale:.3g} is above "
+            f"max(rtol * ||b||, atol) = {threshold * scale:.3g} (relative "
+            f"{true_residual:.3g}, rtol={system.rtol:g}, "
+            f"atol={system.atol * scale:g}).",
             ConvergenceWarning,
             stacklevel=3,
         )

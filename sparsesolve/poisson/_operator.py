@@ -178,13 +178,17 @@ def floating_components(A):
     (1, [0])
     """
     A = sp.csr_matrix(A)
-    n_components, labels = connected_components(A, directed=False)
+    # The graph comes from |A|, so that complex (Hermitian) couplings count
+    # whatever their phase; the zero-row-sum test reads A itself.
+    magnitude = abs(A)
+    n_components, labels = connected_components(magnitude, directed=False)
     row_sums = np.abs(np.asarray(A.sum(axis=1)).ravel())
-    scale = np.abs(A).max() if A.nnz else 1.0
-    # A component is singular when every one of its rows sums to zero (up
-    # to rounding in the stored values).
+    scale = magnitude.max() if A.nnz else 0.0
+    # A component is singular when every one of its rows sums to zero up to
+    # rounding in the stored values, relative to their size (so a matrix
+    # scaled by 1e-300 or 1e300 gives the same components).
     leaky = np.zeros(n_components, dtype=bool)
-    np.logical_or.at(leaky, labels, row_sums > 1e-12 * max(scale, 1.0))
+    np.logical_or.at(leaky, labels, row_sums > 1e-12 * scale)
     floating = ~leaky
     relabel = -np.ones(n_components, dtype=np.int64)
     relabel[floating] = np.arange(np.count_nonzero(floating))
