@@ -25,6 +25,7 @@ from .._docs import API_PAGE
 from .._progress import Progress
 from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, check_same_device, validate_data
+from ..utils._device import HostCopyMixin
 from ._affinity import knn_affinity, psd_shift
 from ._algorithm import (
     _PARALLEL_ABOVE,
@@ -128,7 +129,7 @@ _COMMON_CONSTRAINTS = {
 }
 
 
-class LaplacianKMeans(ClusterMixin, BaseEstimator):
+class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
     """K-means (or K-modes) with a Laplacian k-NN graph term, solved by bound sweeps.
 
     Minimises, over soft assignments ``Y`` (rows on the simplex) and
@@ -517,20 +518,6 @@ default="k-means++"
         centers = xp.astype(self.cluster_centers_, X.dtype)
         return xp.argmin(unary_costs(X, centers, "mean", 1.0, xp), axis=1)
 
-    def to_cpu(self):
-        """Return a copy whose fitted attributes and array parameters are NumPy.
-
-        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
-        fitted on CuPy arrays to a machine without a GPU.
-
-        Returns
-        -------
-        estimator : LaplacianKMeans
-            A copy on the host; this estimator is unchanged.
-        """
-        from ..utils import to_cpu
-
-        return to_cpu(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -538,7 +525,7 @@ default="k-means++"
         return tags
 
 
-class TransductiveFewShotClassifier(ClassifierMixin, BaseEstimator):
+class TransductiveFewShotClassifier(HostCopyMixin, ClassifierMixin, BaseEstimator):
     """Few-shot classification of a whole query batch by Laplacian K-means.
 
     ``fit`` stores the labelled support set; ``predict`` / ``predict_proba``
@@ -794,20 +781,6 @@ class TransductiveFewShotClassifier(ClassifierMixin, BaseEstimator):
         xp = get_namespace(labels)
         return xp.take(self.classes_, labels, axis=0)
 
-    def to_cpu(self):
-        """Return a copy whose fitted attributes and array parameters are NumPy.
-
-        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
-        fitted on CuPy arrays to a machine without a GPU.
-
-        Returns
-        -------
-        estimator : TransductiveFewShotClassifier
-            A copy on the host; this estimator is unchanged.
-        """
-        from ..utils import to_cpu
-
-        return to_cpu(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

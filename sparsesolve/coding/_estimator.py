@@ -33,6 +33,7 @@ from .._sklearn_compat import (
     validate_estimator_params,
 )
 from .._validation import check_is_fitted, check_same_device, validate_data
+from ..utils._device import HostCopyMixin
 from ._algorithm import (
     default_step,
     dictionary_lipschitz,
@@ -113,7 +114,9 @@ class _DictionaryCache:
         )
 
 
-class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class LqSparseCoder(
+    HostCopyMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Sparse coding over a fixed dictionary with l1, l0, l1/2 or CEL0 penalties.
 
     Each row ``x`` of ``X`` is coded by minimising
@@ -406,20 +409,6 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _n_features_out(self):
         return self.dictionary.shape[0]
 
-    def to_cpu(self):
-        """Return a copy whose fitted attributes and array parameters are NumPy.
-
-        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
-        fitted on CuPy arrays to a machine without a GPU.
-
-        Returns
-        -------
-        estimator : LqSparseCoder
-            A copy on the host; this estimator is unchanged.
-        """
-        from ..utils import to_cpu
-
-        return to_cpu(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -435,7 +424,7 @@ class LqSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
 
 class LqDictionaryLearning(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    HostCopyMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
     """Mini-batch dictionary learning with l1, l0, l1/2 or CEL0 sparse codes.
 
@@ -746,20 +735,6 @@ class LqDictionaryLearning(
     def _n_features_out(self):
         return self.components_.shape[0]
 
-    def to_cpu(self):
-        """Return a copy whose fitted attributes and array parameters are NumPy.
-
-        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
-        fitted on CuPy arrays to a machine without a GPU.
-
-        Returns
-        -------
-        estimator : LqDictionaryLearning
-            A copy on the host; this estimator is unchanged.
-        """
-        from ..utils import to_cpu
-
-        return to_cpu(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -75,3 +75,20 @@ def to_cpu(estimator):
     for name, item in vars(estimator).items():
         setattr(moved, name, _host(item, seen))
     return moved
+
+
+class HostCopyMixin:
+    """Adds :meth:`to_cpu` to an estimator (see :func:`to_cpu`)."""
+
+    def to_cpu(self):
+        """Return a copy whose fitted attributes and array parameters are NumPy.
+
+        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
+        fitted on CuPy arrays to a machine without a GPU.
+
+        Returns
+        -------
+        estimator : estimator instance
+            A copy on the host; this estimator is unchanged.
+        """
+        return to_cpu(self)
