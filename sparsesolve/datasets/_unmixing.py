@@ -306,7 +306,8 @@ def _read_envi_header(path):
     """Key/value pairs of an ENVI header (values in braces become lists)."""
     import re
 
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
     fields = {}
     for match in re.finditer(r"^\s*([^=\n]+?)\s*=\s*(\{[^}]*\}|[^\n]*)", text, re.M):
         key, value = match.group(1).strip().lower(), match.group(2).strip()
@@ -509,9 +510,11 @@ def make_measured_hyperspectral(
         (n_rows, n_cols, water.size)
     )
     edges = np.r_[0:3, n_bands - 5 : n_bands]
-    cube[..., edges] += 9.0 * sigma * rng.standard_normal((n_rows, n_cols, edges.size))
+    cube[..., edges] += 9.0 * sigma * rng.standard_normal(
+        (n_rows, n_cols, edges.size))
     candidates = np.setdiff1d(np.flatnonzero(in_library), edges)
-    stripes, dead, saturated = np.split(rng.choice(candidates, 5, replace=False), [3, 4])
+    damaged = rng.choice(candidates, 5, replace=False)
+    stripes, dead, saturated = damaged[:3], damaged[3:4], damaged[4:]
     for band in stripes:
         gain = 1.0 + rng.uniform(-0.2, 0.2, n_cols)
         offset = rng.uniform(-0.05, 0.05, n_cols)

@@ -236,7 +236,7 @@ def _endmember_step(E, gram, cross, xp):
 def unmixing_objective(X, abundances, endmembers, reference_abundances,
                        reference_endmembers, *, loss="l21", guidance="learned",
                        p=0.5, alpha=1.0, guidance_sharpness=1.0, guidance_map=None):
-    """Objective of :func:`robust_unmixing` at a point, with its scale fixed at a reference.
+    """Objective of :func:`robust_unmixing` at a point, scale set at a reference.
 
     The noise scale of ``J`` is set from the residual of the reference point
     (the start of a fit). Used to check that a fit ends below its start.
@@ -389,7 +389,8 @@ def robust_unmixing(
         "abundances": A,
         "endmembers": E,
         "guidance": h,
-        "band_weights": objective.band_weights(squared_norms) * objective.noise_variance,
+        "band_weights": (objective.band_weights(squared_norms)
+                         * objective.noise_variance),
         "objective": history,
         "n_iter": n_iter,
         "converged": converged,

@@ -223,7 +223,8 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         values = to_numpy(X)
         top = values.max(axis=0)
         bottom = values.min(axis=0)
-        clipped = np.maximum((values == top).mean(axis=0), (values == bottom).mean(axis=0))
+        clipped = np.maximum((values == top).mean(axis=0),
+                             (values == bottom).mean(axis=0))
         clean &= clipped < _CLIPPED_SHARE
         if clean.sum() < self.n_endmembers:
             return np.ones(n_bands, dtype=bool)
