@@ -90,7 +90,12 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         sparser (only the purest pixels pushed towards purity).
     init : {"vca", "random"}, default="vca"
         Start: VCA endmembers on the bands that look clean (per-band noise
-        estimate), FCLS abundances; or random pixels and random abundances.
+        estimate, plus dead or saturated bands), FCLS abundances; or random
+        pixels and random abundances.
+    n_init : int, default=10
+        Number of VCA draws (random directions) tried for ``init="vca"``; the
+        one whose FCLS abundances reconstruct the clean bands best is the
+        start.
     max_iter : int, default=300
         Maximum number of outer iterations.
     tol : float >= 0, default=1e-4
@@ -173,6 +178,7 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         "guidance": [StrOptions({"learned", "uniform"}), None],
         "guidance_sharpness": [Interval(Real, 0, None, closed="neither")],
         "init": [StrOptions({"vca", "random"})],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
@@ -189,6 +195,7 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         guidance="learned",
         guidance_sharpness=1.0,
         init="vca",
+        n_init=10,
         max_iter=300,
         tol=1e-4,
         random_state=None,
@@ -201,6 +208,7 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.guidance = guidance
         self.guidance_sharpness = guidance_sharpness
         self.init = init
+        self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
@@ -237,9 +245,21 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             clean = self._clean_band_mask(X)
             clean_index = to_namespace(np.flatnonzero(clean), xp, like=X)
             X_clean = xp.take(X, clean_index, axis=1)
-            _, indices = vca(X_clean, k, random_state=rng)
-            endmembers = xp.take(X, to_namespace(indices, xp, like=X), axis=0)
-            abundances = fcls(X_clean, xp.take(endmembers, clean_index, axis=1))
+            # VCA's random directions sometimes pick a mixed pixel for one
+            # material, a start the alternating fit cannot repair (it
+            # settles in a nearby local minimum). Several draws, keeping the
+            # one whose FCLS fit explains the clean bands best, cost little
+            # (one VCA + FCLS each) and avoid most such starts.
+            best = None
+            for _ in range(self.n_init):
+                _, indices = vca(X_clean, k, random_state=rng)
+                candidate = xp.take(X, to_namespace(indices, xp, like=X), axis=0)
+                candidate_clean = xp.take(candidate, clean_index, axis=1)
+                fitted = fcls(X_clean, candidate_clean)
+                error = float(xp.sum((X_clean - fitted @ candidate_clean) ** 2))
+                if best is None or error < best[0]:
+                    best = (error, candidate, fitted)
+            _, endmembers, abundances = best
         else:
             indices = rng.choice(n_pixels, size=k, replace=False)
             endmembers = xp.take(X, to_namespace(indices, xp, like=X), axis=0)
