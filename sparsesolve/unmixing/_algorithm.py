@@ -8,17 +8,20 @@ objective is
     J(A, E, h) = data(A, E) + alpha sum_n h_n sum_k (A_nk + eps_p)^p
                  + gamma ||h||^2
 
-with ``data = c sum_l sqrt(||x_l - A e_l||^2 + eps_r^2)`` (l_2,1 over bands,
-``x_l`` the l-th band over all pixels) or ``||X - A E||_F^2 / (2 s^2)``.
+with ``data = (n_pixels / 2) sum_l log(||x_l - A e_l||^2 + eps_r^2)`` (``x_l``
+the l-th band over all pixels: the Gaussian likelihood with an unknown noise
+variance per band, maximised over those variances), or
+``c sum_l sqrt(||x_l - A e_l||^2 + eps_r^2)`` (l_2,1 over bands), or
+``||X - A E||_F^2 / (2 s^2)``.
 ``s^2`` is the noise variance of a typical band, estimated once from the
-start (median band residual), and ``c = sqrt(n_pixels) / s``: both data
-terms then count one unit per typical band and pixel whatever the scale of
+start (median band residual), and ``c = sqrt(n_pixels) / s``: the data
+terms then have the same curvature at a typical band whatever the scale of
 the data or the size of the image, so ``alpha`` (a per-pixel prior weight)
 means the same on every scene.
 
 One iteration: (1) the abundances minimise a majoriser of ``J`` exactly
-(IRLS for the square roots, the tangent of the concave ``(A + eps_p)^p``):
-a simplex-constrained quadratic program per pixel, solved by the FCLS
+(IRLS for the logarithms and square roots, the tangent of the concave
+``(A + eps_p)^p``): a simplex-constrained quadratic program per pixel, solved by the FCLS
 active-set kernel; (2) the endmembers minimise the band-separable least
 squares (the IRLS weights cancel band by band) by exact coordinate steps
 (HALS, Cichocki and Phan 2009); (3) ``h`` is the exact projection onto the
@@ -182,10 +185,13 @@ class _Objective:
         # dictate the abundances through a nearly zero endmember row.
         self.eps_r_squared = max(typical, floor) / WEIGHT_CAP**2
         self.l21_scale = (n_pixels / self.noise_variance) ** 0.5
+        self.n_pixels = n_pixels
 
     def band_weights(self, squared_norms):
         """IRLS weights ``w_l`` of the majoriser ``0.5 sum_l w_l ||r_l||^2``."""
         xp = self.xp
+        if self.loss == "log":
+            return self.n_pixels / (squared_norms + self.eps_r_squared)
         if self.loss == "l21":
             return self.l21_scale / xp.sqrt(squared_norms + self.eps_r_squared)
         return xp.full(squared_norms.shape, 1.0 / self.noise_variance,
@@ -193,7 +199,12 @@ class _Objective:
 
     def __call__(self, squared_norms, h, costs):
         xp = self.xp
-        if self.loss == "l21":
+        if self.loss == "log":
+            # Normalised so that a typical band contributes about 0.
+            value = 0.5 * self.n_pixels * float(xp.sum(xp.log(
+                (squared_norms + self.eps_r_squared)
+                / (self.n_pixels * self.noise_variance))))
+        elif self.loss == "l21":
             value = self.l21_scale * float(
                 xp.sum(xp.sqrt(squared_norms + self.eps_r_squared)))
         else:
@@ -234,7 +245,7 @@ def _endmember_step(E, gram, cross, xp):
 
 
 def unmixing_objective(X, abundances, endmembers, reference_abundances,
-                       reference_endmembers, *, loss="l21", guidance="learned",
+                       reference_endmembers, *, loss="log", guidance="learned",
                        p=0.5, alpha=1.0, guidance_sharpness=1.0, guidance_map=None):
     """Objective of :func:`robust_unmixing` at a point, scale set at a reference.
 
@@ -267,7 +278,7 @@ def robust_unmixing(
     abundances,
     endmembers,
     *,
-    loss="l21",
+    loss="log",
     guidance="learned",
     p=0.5,
     alpha=1.0,
@@ -286,7 +297,7 @@ def robust_unmixing(
         Starting abundances (rows on the simplex, for example FCLS).
     endmembers : array of shape (n_endmembers, n_bands)
         Nonnegative starting endmembers.
-    loss : {"l21", "l2"}
+    loss : {"log", "l21", "l2"}
     guidance : {"learned", "uniform"} or None
     p : float in (0, 1]
     alpha : float >= 0

@@ -43,16 +43,19 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     .. math::
 
-        \\frac{\\sqrt{N}}{s} \\sum_l \\|x_l - A e_l\\|_2
+        \\frac{N}{2} \\sum_l \\log \\|x_l - A e_l\\|_2^2
         + \\alpha \\sum_n h_n \\sum_k (A_{nk} + \\epsilon)^p + \\gamma \\|h\\|^2
 
-    where ``x_l`` is band ``l`` over all pixels, ``N`` the number of pixels
-    and ``s`` the noise level of a typical band, estimated once from the
-    start (so the objective does not depend on the scale of the data). The
-    data term is an l_2,1 norm
-    over bands (``loss="l21"``): a band that no endmember mixture can explain
-    (water absorption, a hot or dead detector) costs its residual norm, not
-    its square, so it cannot dominate the fit. ``h`` is a per-pixel guidance
+    where ``x_l`` is band ``l`` over all pixels and ``N`` the number of
+    pixels. The data term (``loss="log"``) is the Gaussian likelihood with an
+    unknown noise level per band, maximised over those levels: a band that
+    no endmember mixture can explain (water absorption, striping, a hot,
+    dead or saturated detector) is weighted by its inverse residual variance,
+    so it cannot drag the fit. ``loss="l21"`` is the l2,1 norm over bands of
+    RRLbS (weights the inverse residual norm, milder) and ``loss="l2"`` least
+    squares; both are normalised by the noise level of a typical band,
+    estimated at the start, so that no term depends on the scale of the
+    data. ``h`` is a per-pixel guidance
     map that sets how strongly each pixel is pushed towards purity; with
     ``guidance="learned"`` it is learned jointly (a sparse map on the scaled
     simplex), with ``"uniform"`` it is fixed to one (the L1/2-NMF penalty). The
@@ -73,16 +76,21 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     p : float in (0, 1], default=0.5
         Exponent of the sparsity penalty. With abundances summing to one,
         ``p=1`` is a constant and does nothing; ``p=0.5`` is the usual choice.
-    alpha : float >= 0, default=10.0
+    alpha : float >= 0, default=20.0
         Weight of the sparsity penalty per pixel. The data term is normalised
         by the noise level estimated at the start (one unit per typical band
         and pixel), so ``alpha`` means the same at any data scale, image size
         or noise level. Besides favouring pure pixels it keeps the simplex
         from growing around the noise, which matters most for nearly collinear
         endmembers.
-    loss : {"l21", "l2"}, default="l21"
-        ``"l21"``: sum over bands of the residual norms (robust to corrupted
-        bands). ``"l2"``: half the squared Frobenius norm (L1/2-NMF).
+    loss : {"log", "l21", "l2"}, default="log"
+        ``"log"``: ``(N/2)`` times the sum over bands of the log residual
+        norm, the Gaussian likelihood with an unknown noise variance per band
+        maximised over those variances: each band is weighted by its inverse
+        residual variance, so corrupted bands count very little.
+        ``"l21"``: sum over bands of the residual norms (the l2,1 loss of
+        RRLbS; corrupted bands count with the inverse residual norm).
+        ``"l2"``: half the squared Frobenius norm (L1/2-NMF).
     guidance : {"learned", "uniform"} or None, default="learned"
         Per-pixel weighting of the sparsity penalty; ``None`` drops it.
     guidance_sharpness : float > 0, default=1.0
@@ -121,8 +129,9 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Guidance value of each training pixel (all ones unless
         ``guidance="learned"``); zero marks highly mixed pixels.
     band_weights_ : array of shape (n_bands,)
-        Final weight of each band in the fit (about 1 for typical bands, small
-        for corrupted ones; all ones for ``loss="l2"``).
+        Final weight of each band in the fit, relative to a typical band's
+        (about 1 for typical bands, small for corrupted ones; all ones for
+        ``loss="l2"``). :meth:`transform` uses them.
     objective_ : array of shape (n_iter + 1,)
         Objective value at the start and after every iteration (float64, in
         the namespace of the training data).
@@ -174,7 +183,7 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         "n_endmembers": [Interval(Integral, 1, None, closed="left")],
         "p": [Interval(Real, 0, 1, closed="right")],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "loss": [StrOptions({"l21", "l2"})],
+        "loss": [StrOptions({"log", "l21", "l2"})],
         "guidance": [StrOptions({"learned", "uniform"}), None],
         "guidance_sharpness": [Interval(Real, 0, None, closed="neither")],
         "init": [StrOptions({"vca", "random"})],
@@ -190,8 +199,8 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         n_endmembers=3,
         *,
         p=0.5,
-        alpha=10.0,
-        loss="l21",
+        alpha=20.0,
+        loss="log",
         guidance="learned",
         guidance_sharpness=1.0,
         init="vca",

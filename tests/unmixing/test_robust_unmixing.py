@@ -32,6 +32,8 @@ def _scene(seed, size=15, n_bands=40, scale=1.0, corrupted=(3, 17, 30)):
 
 
 CONFIGURATIONS = [
+    dict(loss="log", guidance="learned"),
+    dict(loss="log", guidance=None, alpha=0.0),
     dict(loss="l21", guidance="learned"),
     dict(loss="l21", guidance="learned", guidance_sharpness=20.0, p=0.7),
     dict(loss="l21", guidance="uniform"),
@@ -67,12 +69,13 @@ def test_fit_never_ends_above_its_vca_fcls_start(seed):
     # objective_[0] is the objective at the VCA + FCLS start, recomputed here
     # independently of the fit; the end point must not be worse.
     X, _, _, _ = _scene(seed, scale=0.3)
-    model = RobustUnmixing(3, random_state=seed).fit(X)
+    # n_init=1: a single VCA draw, which this test repeats.
+    model = RobustUnmixing(3, n_init=1, random_state=seed).fit(X)
     clean = model._clean_band_mask(X)
     _, indices = vca(X[:, clean], 3, random_state=np.random.RandomState(seed))
     start_endmembers = np.clip(X[indices], 0, None)
     start_abundances = fcls(X[:, clean], start_endmembers[:, clean])
-    kwargs = dict(loss="l21", guidance="learned", p=0.5, alpha=model.alpha)
+    kwargs = dict(loss="log", guidance="learned", p=0.5, alpha=model.alpha)
     start = unmixing_objective(X, start_abundances, start_endmembers,
                                start_abundances, start_endmembers, **kwargs)
     end = unmixing_objective(X, model.abundances_, model.endmembers_,
@@ -125,7 +128,7 @@ def test_corrupted_bands_robust_loss_beats_least_squares():
     truth = abundances.reshape(-1, 4)
     clean = np.setdiff1d(np.arange(120), bad)
     results = {}
-    for loss in ("l21", "l2"):
+    for loss in ("log", "l21", "l2"):
         model = RobustUnmixing(4, loss=loss, guidance="uniform", random_state=0,
                                max_iter=200)
         with warnings.catch_warnings():
@@ -134,9 +137,11 @@ def test_corrupted_bands_robust_loss_beats_least_squares():
         order, angles = match_endmembers(endmembers, model.endmembers_, bands=clean)
         rmse = np.sqrt(np.mean((estimate[:, order] - truth) ** 2))
         results[loss] = (angles.mean(), rmse, model)
-    angle, rmse, robust = results["l21"]
-    assert angle < 2.0
-    assert rmse < 0.03
+    for robust_loss in ("log", "l21"):
+        angle, rmse, _ = results[robust_loss]
+        assert angle < 2.0
+        assert rmse < 0.03
+    angle, rmse, robust = results["log"]
     # Least squares lets the outlier bands drag the fit away (the full-size
     # benchmark shows > 10 degrees; this small, short run is milder).
     assert results["l2"][0] > 3.0
@@ -225,7 +230,7 @@ def test_negative_noise_keeps_factors_nonnegative_and_descent():
     X += 0.05 * rng.standard_normal(X.shape)
     X[:, 5] -= 0.3
     assert (X < 0).mean() > 0.2
-    for loss in ("l21", "l2"):
+    for loss in ("log", "l21", "l2"):
         model = RobustUnmixing(3, loss=loss, max_iter=100, tol=0.0,
                                random_state=0)
         with warnings.catch_warnings():
