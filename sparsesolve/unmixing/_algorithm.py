@@ -22,8 +22,9 @@ means the same on every scene.
 One iteration: (1) the abundances minimise a majoriser of ``J`` exactly
 (IRLS for the logarithms and square roots, the tangent of the concave
 ``(A + eps_p)^p``): a simplex-constrained quadratic program per pixel,
-solved by the FCLS active-set kernel; (2) the endmembers minimise the band-separable least
-squares (the IRLS weights cancel band by band) by exact coordinate steps
+solved by the FCLS active-set kernel; (2) the endmembers minimise the
+band-separable least squares (the IRLS weights cancel band by band) by exact
+coordinate steps
 (HALS, Cichocki and Phan 2009); (3) ``h`` is the exact projection onto the
 scaled simplex. Every step decreases ``J``, so ``J`` never increases. The
 exact block steps are what make the iteration fast on nearly collinear
