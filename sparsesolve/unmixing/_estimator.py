@@ -19,6 +19,7 @@ from .._backend import get_namespace, to_namespace, to_numpy
 from .._validation import check_is_fitted, check_same_device, validate_data
 from ._algorithm import band_noise_levels, robust_unmixing
 from ._fcls import fcls
+from ._metrics import cube_to_pixels
 from ._vca import vca
 
 __all__ = ["RobustUnmixing"]
@@ -121,11 +122,12 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     endmembers_ : array of shape (n_endmembers, n_bands)
         Learned endmember spectra. Rows of corrupted bands hold whatever fits
         them best and carry no meaning.
-    abundances_ : array of shape (n_pixels, n_endmembers)
+    abundances_ : array of shape (n_pixels, n_endmembers), or maps
+        (n_rows, n_cols, n_endmembers) when fitted on a cube.
         Abundances of the training pixels at the end of the updates (on the
         simplex, including the sparsity penalty; :meth:`transform` gives the
         plain weighted FCLS abundances for the learned endmembers).
-    guidance_map_ : array of shape (n_pixels,)
+    guidance_map_ : array of shape (n_pixels,) or (n_rows, n_cols)
         Guidance value of each training pixel (all ones unless
         ``guidance="learned"``); zero marks highly mixed pixels.
     band_weights_ : array of shape (n_bands,)
@@ -286,9 +288,10 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array of shape (n_pixels, n_bands)
-            Pixel spectra, reflectance-scaled (about [0, 1]); NumPy or CuPy.
-            Reshape an image cube with :func:`cube_to_pixels`.
+        X : array of shape (n_pixels, n_bands) or (n_rows, n_cols, n_bands)
+            Pixel spectra or an image cube, NumPy or CuPy, any scale. For a
+            cube, :attr:`abundances_` and :attr:`guidance_map_` come back as
+            maps of shape (n_rows, n_cols, ...).
         y : Ignored
             Not used, present for API consistency.
 
@@ -297,6 +300,7 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : RobustUnmixing
             Fitted estimator.
         """
+        X, cube_shape = _as_pixels(X, "X")
         X = validate_data(self, X)
         xp = get_namespace(X)
         n_pixels, n_bands = X.shape
@@ -315,8 +319,8 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             abundances, endmembers = self._initialise(X, xp, rng)
             result = self._run(X, abundances, endmembers)
         self.endmembers_ = result["endmembers"]
-        self.abundances_ = result["abundances"]
-        self.guidance_map_ = result["guidance"]
+        self.abundances_ = _as_maps(result["abundances"], cube_shape)
+        self.guidance_map_ = _as_maps(result["guidance"], cube_shape)
         self.band_weights_ = xp.astype(result["band_weights"], X.dtype)
         self.objective_ = to_namespace(np.asarray(result["objective"]), xp, like=X)
         self.n_iter_ = int(result["n_iter"])
@@ -346,35 +350,40 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array of shape (n_pixels, n_bands)
-            Pixel spectra in the namespace the model was fitted in.
+        X : array of shape (n_pixels, n_bands) or (n_rows, n_cols, n_bands)
+            Pixel spectra or an image cube, in the namespace the model was
+            fitted in.
 
         Returns
         -------
-        abundances : array of shape (n_pixels, n_endmembers)
-            Same namespace and floating dtype as ``X``.
+        abundances : array of shape (n_pixels, n_endmembers), or maps
+            (n_rows, n_cols, n_endmembers) for a cube input.
+            Same namespace and floating dtype as ``X``; abundance maps for a
+            cube.
         """
         check_is_fitted(self)
+        X, cube_shape = _as_pixels(X, "X")
         check_same_device(X, self, attribute="endmembers_", method="transform")
         X = validate_data(self, X, reset=False)
         xp = get_namespace(X)
         endmembers = xp.astype(self.endmembers_, X.dtype)
         weights = xp.astype(self.band_weights_, X.dtype)
-        return fcls(X, endmembers, band_weights=weights)
+        return _as_maps(fcls(X, endmembers, band_weights=weights), cube_shape)
 
     def fit_transform(self, X, y=None):
         """Fit, then return the exact simplex abundances of ``X``.
 
         Parameters
         ----------
-        X : array of shape (n_pixels, n_bands)
-            Pixel spectra.
+        X : array of shape (n_pixels, n_bands) or (n_rows, n_cols, n_bands)
+            Pixel spectra or an image cube.
         y : Ignored
             Not used, present for API consistency.
 
         Returns
         -------
-        abundances : array of shape (n_pixels, n_endmembers)
+        abundances : array of shape (n_pixels, n_endmembers), or maps
+            (n_rows, n_cols, n_endmembers) for a cube input.
             Same as ``fit(X).transform(X)``.
         """
         return self.fit(X, y).transform(X)
@@ -407,3 +416,19 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         tags.array_api_support = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _as_pixels(X, name):
+    """A cube (n_rows, n_cols, n_bands) as pixels, and its map shape (or None)."""
+    if getattr(X, "ndim", None) == 3 and not hasattr(X, "columns"):
+        n_rows, n_cols, _ = X.shape
+        return cube_to_pixels(X), (n_rows, n_cols)
+    return X, None
+
+
+def _as_maps(values, cube_shape):
+    """Per-pixel results back in the cube's (n_rows, n_cols, ...) shape."""
+    if cube_shape is None:
+        return values
+    xp = get_namespace(values)
+    return xp.reshape(values, cube_shape + tuple(values.shape[1:]))
