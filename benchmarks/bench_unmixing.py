@@ -362,12 +362,9 @@ def _measured_summary(rows):
     return summary
 
 
-def _measured_figure(report, rows):
-    import matplotlib.pyplot as plt
-
+def _draw_measured(axes, rows):
     methods = ("robust", "vca_fcls", "vca_fcls_dropped", "nmf")
     labels = ("RobustUnmixing", "VCA+FCLS", "drop bands, VCA+FCLS", "sklearn NMF")
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     groups = [(c, corr) for c in (True, False) for corr in (True, False)]
     width = 0.8 / len(methods)
     for ax, metric in zip(axes, ("sad", "rmse"), strict=True):
@@ -376,17 +373,22 @@ def _measured_figure(report, rows):
                                  if r["corrupted"] == c and r["correlated"] == corr])
                       for c, corr in groups]
             ax.bar(np.arange(len(groups)) + i * width, values, width, label=label)
+        if metric == "rmse":
+            oracle = [np.median([r["oracle_rmse"] for r in rows
+                                 if r["corrupted"] == c and r["correlated"] == corr])
+                      for c, corr in groups]
+            ax.plot(np.arange(len(groups)) + 0.4 - width / 2, oracle, "k_", ms=30,
+                    mew=2, label="FCLS with the true endmembers")
+            ax.legend(fontsize=7)
         ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2)
         ax.set_xticklabels([("corrupted" if c else "clean")
                             + (", correlated" if corr else ", distinct")
                             for c, corr in groups], fontsize=8)
         ax.set_yscale("log")
-        ax.set_title("median " + ("SAD (deg, clean bands)" if metric == "sad"
-                                  else "abundance RMSE")
-                     + ", earthlib measured spectra, held-out seeds")
+        ax.set_title("measured spectra (earthlib), held-out seeds: median "
+                     + ("SAD (deg, clean bands)" if metric == "sad"
+                        else "abundance RMSE"), fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    report.save_figure(fig)
 
 
 def _demo_iterations():
@@ -439,13 +441,23 @@ def _gpu(report, quick):
     return results
 
 
-def _figure(report, results, size):
+def _figure(report, results, size, measured_rows):
     import matplotlib.pyplot as plt
 
+    rows = 2 if results and measured_rows else 1
+    fig, axes = plt.subplots(rows, 2, figsize=(13, 4.5 * rows), squeeze=False)
+    if results:
+        _draw_synthetic(axes[0], results, size)
+    if measured_rows:
+        _draw_measured(axes[-1], measured_rows)
+    fig.tight_layout()
+    report.save_figure(fig)
+
+
+def _draw_synthetic(axes, results, size):
     scenarios = sorted({scenario for scenario, _ in results})
     methods = [m for m in dict.fromkeys(method for _, method in results)
                if "removed" not in m]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
         for ax, metric in zip(axes, ("sad_deg", "rmse"), strict=False):
@@ -457,10 +469,9 @@ def _figure(report, results, size):
         ax.set_xticks(np.arange(len(scenarios)) + 0.4 - width / 2)
         ax.set_xticklabels(scenarios)
         ax.set_yscale("log")
-        ax.set_title(f"{title}, {size}x{size} px, {N_BANDS} bands")
+        ax.set_title(f"synthetic spectra: {title}, {size}x{size} px, {N_BANDS} bands",
+                     fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    report.save_figure(fig)
 
 
 def run(quick=False, device="cpu"):
@@ -535,10 +546,7 @@ def run(quick=False, device="cpu"):
     summary["demo_iterations_defaults"] = demo_iterations
     summary["demo_convergence_warnings"] = demo_warnings
     report.summary = summary
-    if results:
-        _figure(report, results, size)
-    else:
-        _measured_figure(report, measured_rows)
+    _figure(report, results, size, measured_rows)
     report.write()
     return report
 

@@ -285,7 +285,7 @@ def robust_unmixing(
     alpha=1.0,
     guidance_sharpness=1.0,
     max_iter=300,
-    tol=1e-4,
+    tol=1e-3,
     verbose=0,
 ):
     """Run the block majorise-minimise iteration from a starting point.

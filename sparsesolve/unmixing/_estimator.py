@@ -107,7 +107,7 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         start.
     max_iter : int, default=300
         Maximum number of outer iterations.
-    tol : float >= 0, default=1e-4
+    tol : float >= 0, default=1e-3
         Stop when the decrease still expected (the last decrease extrapolated
         with the observed ratio of successive decreases) is below ``tol``
         times the decrease achieved since the start.
@@ -208,7 +208,7 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         init="vca",
         n_init=10,
         max_iter=300,
-        tol=1e-4,
+        tol=1e-3,
         random_state=None,
         verbose=0,
     ):
