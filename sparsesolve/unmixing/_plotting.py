@@ -41,8 +41,8 @@ def plot_unmixing(endmembers, abundances, *, wavelengths=None, bad_bands=None,
     >>> import numpy as np
     >>> from sparsesolve.unmixing import plot_unmixing
     >>> figure = plot_unmixing(np.random.rand(2, 30), np.random.rand(4, 5, 2))
-    >>> len(figure.axes)
-    4
+    >>> len(figure.axes)  # two spectra, two maps, the colour bar
+    5
     """
     import matplotlib.pyplot as plt
 
