@@ -46,6 +46,7 @@ SCENARIOS = {
 }
 
 ROBUST_METHODS = {
+    "RobustUnmixing log learned (default)": dict(loss="log", guidance="learned"),
     "RobustUnmixing l21 learned": dict(loss="l21", guidance="learned"),
     "RobustUnmixing l21 uniform": dict(loss="l21", guidance="uniform"),
     "RobustUnmixing l2 uniform (L1/2-NMF)": dict(loss="l2", guidance="uniform"),
@@ -111,7 +112,7 @@ def _pysptools_fcls():
 
 def _accuracy(report, quick):
     size = 40 if quick else 60
-    max_iter = 300 if quick else 1000
+    max_iter = 300
     scenarios = ["clean", "corrupted_1.0"] if quick else list(SCENARIOS)
     pysptools_fcls, reason = _pysptools_fcls()
     if pysptools_fcls is None:
@@ -205,18 +206,213 @@ def _speed(report, quick):
                                        random_state=2)
     X = cube_to_pixels(cube)
     # Warm-up (numba compilation) on a small slice, then one timed fit.
-    _robust_fit(X[:500], ROBUST_METHODS["RobustUnmixing l21 learned"], 5)
+    default = ROBUST_METHODS["RobustUnmixing log learned (default)"]
+    _robust_fit(X[:500], default, 5)
     # Wall time is what the figure asks for; CPU time (this process, all
     # threads) is recorded too because the shared benchmark machine is busy.
     cpu_start = time.process_time()
-    model, _, seconds = _robust_fit(X, ROBUST_METHODS["RobustUnmixing l21 learned"],
-                                    1000)
+    model, _, seconds = _robust_fit(X, default, 300)
     cpu_seconds = time.process_time() - cpu_start
     rows["fit"] = report.add(
         case=f"fit {size}x{size} px x {N_BANDS} bands, K=4 (corrupted)",
-        method="RobustUnmixing l21 learned", seconds=seconds, cpu_seconds=cpu_seconds,
+        method="RobustUnmixing log learned (default)", seconds=seconds,
+        cpu_seconds=cpu_seconds,
         n_iter=model.n_iter_, seconds_per_iteration=seconds / max(model.n_iter_, 1))
     return rows, size
+
+
+# Scenes from measured spectra (earthlib). Seeds 0-4 were used while choosing
+# the defaults (alpha, tol); the figures are medians over the held-out seeds.
+MEASURED_SEEDS = (100, 101, 102, 103, 104)
+MEASURED_SEEDS_QUICK = (100, 101)
+
+
+def _nmf_anchor(X, k, max_iter):
+    from sklearn.decomposition import NMF
+
+    model = NMF(k, init="nndsvda", solver="mu", max_iter=max_iter, tol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        W = model.fit_transform(np.clip(X, 0, None))
+    return model.components_, W / np.maximum(W.sum(axis=1, keepdims=True), 1e-12)
+
+
+def _measured(report, quick):
+    """RobustUnmixing against VCA + FCLS, band-dropping VCA + FCLS, NMF and the oracle.
+
+    Scenes: :func:`make_measured_hyperspectral` (earthlib measured spectra on
+    a 206-band grid; water windows, low-SNR edges, striping, a dead and a
+    saturated band), K in {3, 4, 6}, correlated (every pair within 8 degrees)
+    or distinct materials, corrupted or clean, 30 dB.
+    """
+    from sparsesolve.datasets import make_measured_hyperspectral
+
+    try:
+        from pysptools.abundance_maps.amaps import FCLS as pysptools_fcls
+    except Exception:  # noqa: BLE001 - any import failure means "skip"
+        pysptools_fcls = None
+    size = 40
+    seeds = MEASURED_SEEDS_QUICK if quick else MEASURED_SEEDS
+    counts = (4,) if quick else (3, 4, 6)
+    rows = []
+    for k in counts:
+        for correlated in (True, False):
+            for corruption in ("realistic", None):
+                for seed in seeds:
+                    cube, E, A, bad, _ = make_measured_hyperspectral(
+                        size, size, k, correlated=correlated, corruption=corruption,
+                        random_state=seed)
+                    X = cube_to_pixels(cube)
+                    truth = A.reshape(-1, k)
+                    clean = np.setdiff1d(np.arange(X.shape[1]), bad)
+                    scene = dict(k=k, correlated=correlated,
+                                 corrupted=corruption is not None, seed=seed)
+
+                    def score(Eh, Ah, clean=clean, E=E, truth=truth):
+                        order, angles = match_endmembers(E, Eh, bands=clean)
+                        return float(angles.mean()), float(
+                            np.sqrt(np.mean((Ah[:, order] - truth) ** 2)))
+
+                    out = {}
+                    # What a user runs first: VCA + FCLS on every band.
+                    _, idx = vca(X, k, random_state=0)
+                    out["vca_fcls"] = score(X[idx], fcls(X, X[idx]))
+                    # A careful user: drop the bands the noise screen flags.
+                    keep = RobustUnmixing(k)._clean_band_mask(X)
+                    _, idx = vca(X[:, keep], k, random_state=0)
+                    out["vca_fcls_dropped"] = score(
+                        X[idx], fcls(X[:, keep], X[idx][:, keep]))
+                    out["nmf"] = score(*_nmf_anchor(X, k, 300 if quick else 500))
+                    # RobustUnmixing's own start (best of n_init VCA draws +
+                    # FCLS): not one of the issue's anchors, but it shows
+                    # what the iterations themselves add.
+                    start_model = RobustUnmixing(k)
+                    start_A, start_E = start_model._initialise(
+                        X, np, np.random.RandomState(0))
+                    out["own_start"] = score(start_E, start_A)
+                    model = RobustUnmixing(k, random_state=0)
+                    start = time.perf_counter()
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always", ConvergenceWarning)
+                        Ah = model.fit_transform(X)
+                    seconds = time.perf_counter() - start
+                    out["robust"] = score(model.endmembers_, Ah)
+                    oracle = fcls(X[:, clean], E[:, clean])
+                    out["oracle_rmse"] = float(np.sqrt(np.mean((oracle - truth) ** 2)))
+                    if pysptools_fcls is not None and seed == seeds[0]:
+                        subset = slice(0, 200)
+                        pys = np.asarray(pysptools_fcls(X[subset][:, clean],
+                                                        E[:, clean]), dtype=float)
+                        out["pysptools_oracle_max_diff"] = float(
+                            np.abs(pys - oracle[subset]).max())
+                    objective = np.asarray(model.objective_)
+                    row = report.add(
+                        case=f"measured {size}x{size}x206 K={k}", method="all",
+                        seconds=seconds, n_iter=model.n_iter_,
+                        converged=not any(issubclass(w.category, ConvergenceWarning)
+                                          for w in caught),
+                        ended_above_start=bool(objective[-1] > objective[0]),
+                        monotone=bool(np.all(np.diff(objective)
+                                             <= 1e-10 * np.abs(objective[:-1]))),
+                        **scene, **{f"{m}_sad": v[0] for m, v in out.items()
+                                    if isinstance(v, tuple)},
+                        **{f"{m}_rmse": v[1] for m, v in out.items()
+                           if isinstance(v, tuple)},
+                        oracle_rmse=out["oracle_rmse"],
+                        pysptools_oracle_max_diff=out.get("pysptools_oracle_max_diff"))
+                    rows.append(row)
+                    print(f"   measured K={k} corr={correlated} {corruption} "
+                          f"seed={seed}"
+                          f": RU {out['robust'][0]:.2f} deg/{out['robust'][1]:.3f} "
+                          f"VCA {out['vca_fcls'][0]:.2f}/{out['vca_fcls'][1]:.3f} "
+                          f"drop {out['vca_fcls_dropped'][0]:.2f}/"
+                          f"{out['vca_fcls_dropped'][1]:.3f} NMF {out['nmf'][0]:.2f}/"
+                          f"{out['nmf'][1]:.3f} oracle {out['oracle_rmse']:.3f} "
+                          f"its {model.n_iter_}", flush=True)
+    return rows
+
+
+def _measured_summary(rows):
+    anchors = ("vca_fcls", "vca_fcls_dropped", "nmf")
+    corrupted = [r for r in rows if r["corrupted"]]
+    clean = [r for r in rows if not r["corrupted"]]
+
+    def best(row, metric):
+        return min(row[f"{a}_{metric}"] for a in anchors)
+
+    summary = {
+        "measured_corrupted_sad_ratio_median": float(np.median(
+            [r["robust_sad"] / best(r, "sad") for r in corrupted])),
+        "measured_corrupted_rmse_ratio_median": float(np.median(
+            [r["robust_rmse"] / best(r, "rmse") for r in corrupted])),
+        "measured_clean_sad_ratio_to_vca_max": float(max(
+            r["robust_sad"] / r["vca_fcls_sad"] for r in clean)),
+        "measured_clean_sad_ratio_to_vca_median": float(np.median(
+            [r["robust_sad"] / r["vca_fcls_sad"] for r in clean])),
+        "measured_clean_scenes_worse_than_vca": int(sum(
+            r["robust_sad"] > r["vca_fcls_sad"] for r in clean)),
+        "measured_corrupted_sad_ratio_to_own_start_median": float(np.median(
+            [r["robust_sad"] / r["own_start_sad"] for r in corrupted])),
+        "measured_corrupted_rmse_ratio_to_own_start_median": float(np.median(
+            [r["robust_rmse"] / r["own_start_rmse"] for r in corrupted])),
+        "measured_clean_sad_ratio_to_own_start_max": float(max(
+            r["robust_sad"] / r["own_start_sad"] for r in clean)),
+        "measured_n_scenes": len(rows),
+        "measured_fits_ending_above_start": int(
+            sum(r["ended_above_start"] for r in rows)),
+        "measured_fits_monotone": all(r["monotone"] for r in rows),
+        "measured_fits_not_converged": int(sum(not r["converged"] for r in rows)),
+        "measured_iterations_median": float(np.median([r["n_iter"] for r in rows])),
+    }
+    for group, name in ((corrupted, "corrupted"), (clean, "clean")):
+        for method in ("robust", "own_start") + anchors:
+            summary[f"measured_{name}_{method}_sad_median"] = float(
+                np.median([r[f"{method}_sad"] for r in group]))
+            summary[f"measured_{name}_{method}_rmse_median"] = float(
+                np.median([r[f"{method}_rmse"] for r in group]))
+        summary[f"measured_{name}_oracle_rmse_median"] = float(
+            np.median([r["oracle_rmse"] for r in group]))
+    return summary
+
+
+def _draw_measured(axes, rows):
+    methods = ("robust", "own_start", "vca_fcls", "vca_fcls_dropped", "nmf")
+    labels = ("RobustUnmixing", "its start (best of 10 VCA, FCLS)", "VCA+FCLS",
+              "drop bands, VCA+FCLS", "sklearn NMF")
+    groups = [(c, corr) for c in (True, False) for corr in (True, False)]
+    width = 0.8 / len(methods)
+    for ax, metric in zip(axes, ("sad", "rmse"), strict=True):
+        for i, (method, label) in enumerate(zip(methods, labels, strict=True)):
+            values = [np.median([r[f"{method}_{metric}"] for r in rows
+                                 if r["corrupted"] == c and r["correlated"] == corr])
+                      for c, corr in groups]
+            ax.bar(np.arange(len(groups)) + i * width, values, width, label=label)
+        if metric == "rmse":
+            oracle = [np.median([r["oracle_rmse"] for r in rows
+                                 if r["corrupted"] == c and r["correlated"] == corr])
+                      for c, corr in groups]
+            ax.plot(np.arange(len(groups)) + 0.4 - width / 2, oracle, "k_", ms=30,
+                    mew=2, label="FCLS with the true endmembers")
+            ax.legend(fontsize=7)
+        ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2)
+        ax.set_xticklabels([("corrupted" if c else "clean")
+                            + (", correlated" if corr else ", distinct")
+                            for c, corr in groups], fontsize=8)
+        ax.set_yscale("log")
+        ax.set_title("measured spectra (earthlib), held-out seeds: median "
+                     + ("SAD (deg, clean bands)" if metric == "sad"
+                        else "abundance RMSE"), fontsize=9)
+    axes[0].legend(fontsize=7)
+
+
+def _demo_iterations():
+    cube, _, _, _ = make_hyperspectral(40, 40, 4, N_BANDS, snr_db=30,
+                                       corrupted_bands="water",
+                                       corruption_scale=1.0, random_state=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model = RobustUnmixing(4, random_state=0).fit(cube_to_pixels(cube))
+    return model.n_iter_, len(caught)
 
 
 def _gpu(report, quick):
@@ -259,13 +455,23 @@ def _gpu(report, quick):
     return results
 
 
-def _figure(report, results, size):
+def _figure(report, results, size, measured_rows):
     import matplotlib.pyplot as plt
 
+    rows = 2 if results and measured_rows else 1
+    fig, axes = plt.subplots(rows, 2, figsize=(13, 4.5 * rows), squeeze=False)
+    if results:
+        _draw_synthetic(axes[0], results, size)
+    if measured_rows:
+        _draw_measured(axes[-1], measured_rows)
+    fig.tight_layout()
+    report.save_figure(fig)
+
+
+def _draw_synthetic(axes, results, size):
     scenarios = sorted({scenario for scenario, _ in results})
     methods = [m for m in dict.fromkeys(method for _, method in results)
                if "removed" not in m]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
         for ax, metric in zip(axes, ("sad_deg", "rmse"), strict=False):
@@ -277,10 +483,9 @@ def _figure(report, results, size):
         ax.set_xticks(np.arange(len(scenarios)) + 0.4 - width / 2)
         ax.set_xticklabels(scenarios)
         ax.set_yscale("log")
-        ax.set_title(f"{title}, {size}x{size} px, {N_BANDS} bands")
+        ax.set_title(f"synthetic spectra: {title}, {size}x{size} px, {N_BANDS} bands",
+                     fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    report.save_figure(fig)
 
 
 def run(quick=False, device="cpu"):
@@ -301,13 +506,24 @@ def run(quick=False, device="cpu"):
         report.write()
         return report
     with threadpool_limits(1):
-        results, size = _accuracy(report, quick)
+        measured_rows = _measured(report, quick)
+        # UNMIXING_MEASURED_ONLY=1 skips the synthetic scenarios (used for
+        # the last full run, on a shared machine short of time).
+        if os.environ.get("UNMIXING_MEASURED_ONLY"):
+            results, size = {}, 0
+        else:
+            results, size = _accuracy(report, quick)
         speed, fit_size = _speed(report, quick)
+        demo_iterations, demo_warnings = _demo_iterations()
 
     worst = "corrupted_1.0"
     summary = {}
     robust = results.get((worst, "RobustUnmixing l21 learned"))
     uniform = results.get((worst, "RobustUnmixing l21 uniform"))
+    default = results.get((worst, "RobustUnmixing log learned (default)"))
+    if default:
+        summary["corrupted_sad_deg_default"] = default["sad_deg"]
+        summary["corrupted_rmse_default"] = default["rmse"]
     if robust:
         oracle = results[(worst, "RobustUnmixing l21 learned [bad bands removed]")]
         summary.update({
@@ -326,10 +542,10 @@ def run(quick=False, device="cpu"):
         })
     robust_rows = [r for r in report.rows if str(r.get("method", "")).startswith(
         "RobustUnmixing")]
-    summary["max_sum_to_one_error"] = max(r["sum_to_one_error"] for r in robust_rows
-                                          if "sum_to_one_error" in r)
-    summary["min_abundance"] = min(r["min_abundance"] for r in robust_rows
-                                   if "min_abundance" in r)
+    summary["max_sum_to_one_error"] = max((r["sum_to_one_error"] for r in robust_rows
+                                          if "sum_to_one_error" in r), default=None)
+    summary["min_abundance"] = min((r["min_abundance"] for r in robust_rows
+                                   if "min_abundance" in r), default=None)
     summary["objective_monotone_all_fits"] = all(
         r["objective_monotone"] for r in robust_rows
         if r.get("objective_monotone") is not None)
@@ -340,8 +556,11 @@ def run(quick=False, device="cpu"):
     summary["fit_cpu_seconds"] = speed["fit"]["cpu_seconds"]
     summary["load_average_1min"] = os.getloadavg()[0]
     summary["fit_iterations"] = speed["fit"]["n_iter"]
+    summary.update(_measured_summary(measured_rows))
+    summary["demo_iterations_defaults"] = demo_iterations
+    summary["demo_convergence_warnings"] = demo_warnings
     report.summary = summary
-    _figure(report, results, size)
+    _figure(report, results, size, measured_rows)
     report.write()
     return report
 

@@ -13,14 +13,20 @@ from ._completion import make_completion_problem
 from ._irs import make_irs_channel
 from ._kronecker import make_kronecker_sparse
 from ._poisson import make_poisson_problem
-from ._unmixing import make_hyperspectral
+from ._unmixing import (
+    load_earthlib_spectra,
+    make_hyperspectral,
+    make_measured_hyperspectral,
+)
 
 __all__ = [
+    "load_earthlib_spectra",
     "make_completion_problem",
     "make_fewshot_episodes",
     "make_hyperspectral",
     "make_image_patches",
     "make_irs_channel",
     "make_kronecker_sparse",
+    "make_measured_hyperspectral",
     "make_poisson_problem",
 ]

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["make_hyperspectral"]
+__all__ = ["load_earthlib_spectra", "make_hyperspectral", "make_measured_hyperspectral"]
 
 # Wavelength range of a typical airborne VNIR-SWIR sensor (AVIRIS-like), in um.
 _FIRST_WAVELENGTH = 0.4
@@ -270,3 +270,258 @@ def make_hyperspectral(
                 rng.standard_normal((n_rows, n_cols))
             )
     return cube, endmembers, abundances, corrupted
+
+
+# --- Scenes built from measured library spectra -------------------------------
+
+# Reflectance ceiling of the "saturated" detector band (a sensor that clips
+# bright pixels): the band's 20th percentile, so most pixels sit on it.
+_SATURATION_QUANTILE = 0.2
+
+
+def _earthlib_directory():
+    """Folder of the data files inside the installed ``earthlib`` package.
+
+    Found with :func:`importlib.util.find_spec`, which does not run
+    ``earthlib/__init__.py`` (that imports earth-engine helpers the spectra
+    do not need).
+    """
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("earthlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "load_earthlib_spectra needs the 'earthlib' package (MIT-licensed, it "
+            "ships the spectral library): pip install earthlib, or "
+            "pip install 'sparsesolve[bench]'."
+        )
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "data")
+    if not os.path.exists(os.path.join(folder, "spectra.sli")):
+        raise ImportError(f"earthlib is installed but {folder} has no spectra.sli.")
+    return folder
+
+
+def _read_envi_header(path):
+    """Key/value pairs of an ENVI header (values in braces become lists)."""
+    import re
+
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    fields = {}
+    for match in re.finditer(r"^\s*([^=\n]+?)\s*=\s*(\{[^}]*\}|[^\n]*)", text, re.M):
+        key, value = match.group(1).strip().lower(), match.group(2).strip()
+        if value.startswith("{"):
+            value = [item.strip() for item in value[1:-1].split(",")]
+        fields[key] = value
+    return fields
+
+
+def load_earthlib_spectra(*, measured_only=True):
+    """Measured reflectance spectra of the earthlib spectral library.
+
+    earthlib (Anderson et al., MIT licence, on PyPI) bundles a global library
+    of 7261 field and laboratory spectra resampled to 180 bands between 0.40
+    and 2.45 um (10 nm steps; the atmospheric water windows 1.35-1.45 and
+    1.80-1.95 um are left out): soils (the ICRAF-ISRIC world soil database),
+    urban materials measured with an ASD spectrometer (roofing, asphalt,
+    concrete, paint, metal...), sand, gravel, bark, litter and char, plus
+    2000 canopy spectra *simulated* with PROSAIL. The files are read from the
+    installed package; nothing is downloaded.
+
+    Parameters
+    ----------
+    measured_only : bool, default=True
+        Leave out the simulated canopy spectra.
+
+    Returns
+    -------
+    spectra : ndarray of shape (n_spectra, 180)
+        Reflectance (float64, about [0, 1]).
+    wavelengths : ndarray of shape (180,)
+        Band centres in micrometres.
+    classes : ndarray of str, shape (n_spectra,)
+        Material class of each spectrum (earthlib's ``LEVEL_3``: ``"soil"``,
+        ``"asphalt"``, ``"comp_shingle"``, ``"canopy"``...).
+    names : ndarray of str, shape (n_spectra,)
+        Spectrum names in the library.
+
+    Raises
+    ------
+    ImportError
+        When earthlib is not installed.
+
+    Examples
+    --------
+    >>> from sparsesolve.datasets import load_earthlib_spectra
+    >>> spectra, wavelengths, classes, names = load_earthlib_spectra()
+    ... # doctest: +SKIP
+    >>> spectra.shape[1], float(wavelengths[0]), float(wavelengths[-1])
+    ... # doctest: +SKIP
+    (180, 0.4, 2.45)
+    """
+    import csv
+    import os
+
+    folder = _earthlib_directory()
+    header = _read_envi_header(os.path.join(folder, "spectra.sli.hdr"))
+    n_spectra, n_bands = int(header["lines"]), int(header["samples"])
+    # ENVI data type 4 is float32; byte order 0 is little-endian.
+    spectra = np.fromfile(os.path.join(folder, "spectra.sli"), dtype="<f4")
+    spectra = spectra.reshape(n_spectra, n_bands).astype(np.float64)
+    wavelengths = np.array([float(v) for v in header["wavelength"]])
+    with open(os.path.join(folder, "spectra.csv"), encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    names = np.array([row["NAME"] for row in rows])
+    classes = np.array([row["LEVEL_3"] for row in rows])
+    keep = np.ones(n_spectra, dtype=bool)
+    if measured_only:
+        keep = np.array([row["LEVEL_4"] == "measured" for row in rows])
+    return spectra[keep], wavelengths, classes[keep], names[keep]
+
+
+def _pick_spectra(spectra, classes, n_endmembers, correlated, rng):
+    """Indices of ``n_endmembers`` library spectra.
+
+    ``correlated=False``: from distinct material classes. ``correlated=True``:
+    similar spectra (every pair within 8 degrees, the closest pair at least
+    1 degree apart so they remain distinct materials), the hard case where
+    endmembers are nearly collinear.
+    """
+    from sparsesolve.unmixing._metrics import spectral_angles
+
+    # Very dark spectra (char, glass) carry little shape information.
+    usable = np.flatnonzero(spectra.mean(axis=1) > 0.04)
+    for _ in range(2000):
+        if correlated:
+            first = rng.choice(usable)
+            angles = spectral_angles(spectra[first : first + 1], spectra[usable])[0]
+            near = usable[(angles > 1.0) & (angles < 8.0)]
+            if near.size < n_endmembers - 1:
+                continue
+            chosen = np.r_[first, rng.choice(near, n_endmembers - 1, replace=False)]
+        else:
+            names = rng.permutation(np.unique(classes[usable]))[:n_endmembers]
+            chosen = np.array([rng.choice(usable[classes[usable] == c]) for c in names])
+        pairwise = spectral_angles(spectra[chosen], spectra[chosen])
+        off_diagonal = pairwise[~np.eye(n_endmembers, dtype=bool)]
+        if off_diagonal.min() > 1.0 and (not correlated or off_diagonal.max() < 8.0):
+            return chosen
+    raise ValueError(
+        f"could not pick {n_endmembers} distinct library spectra "
+        f"(correlated={correlated})."
+    )
+
+
+def make_measured_hyperspectral(
+    n_rows=60,
+    n_cols=60,
+    n_endmembers=4,
+    snr_db=30.0,
+    *,
+    correlated=False,
+    corruption="realistic",
+    dirichlet_alpha=1.0,
+    random_state=None,
+):
+    """Make a hyperspectral scene from measured library spectra (earthlib).
+
+    Endmembers are measured reflectance spectra from
+    :func:`load_earthlib_spectra`, put on a full 10 nm sensor grid from 0.40
+    to 2.45 um (206 bands; the library leaves out the water windows, where
+    the true spectrum is interpolated and the observation is noise). Pixels
+    are Dirichlet mixtures plus white Gaussian noise.
+
+    With ``corruption="realistic"`` the cube is damaged the way airborne
+    spectrometer data are:
+
+    * water-vapour windows (1.35-1.45 and 1.80-1.95 um, 26 bands): almost no
+      signal reaches the sensor, so the reflectance there is
+      ``0.05 * signal + N(0, 0.1^2)``;
+    * low-SNR edges: the first 3 and last 5 bands carry ten times the noise;
+    * striping: 3 bands with a per-column gain (+-20%) and offset (+-0.05),
+      as from a miscalibrated push-broom detector element;
+    * one dead band (all zeros) and one saturated band (clipped at its 20th
+      percentile).
+
+    Parameters
+    ----------
+    n_rows, n_cols : int, default=60
+    n_endmembers : int, default=4
+    snr_db : float or None, default=30.0
+        Signal-to-noise ratio of the white noise on every band, in dB.
+    correlated : bool, default=False
+        Pick nearly collinear endmembers (every pair within 8 degrees) instead
+        of spectra of distinct material classes.
+    corruption : {"realistic", None}, default="realistic"
+    dirichlet_alpha : float, default=1.0
+        Concentration of the per-pixel Dirichlet abundances.
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    cube : ndarray of shape (n_rows, n_cols, 206)
+    endmembers : ndarray of shape (n_endmembers, 206)
+        True spectra (interpolated across the water windows).
+    abundances : ndarray of shape (n_rows, n_cols, n_endmembers)
+    corrupted : ndarray of int
+        Sorted indices of every damaged band (windows, edges, stripes, dead
+        and saturated); score endmembers on the others.
+    wavelengths : ndarray of shape (206,)
+        Band centres in micrometres.
+
+    Examples
+    --------
+    >>> from sparsesolve.datasets import make_measured_hyperspectral
+    >>> cube, E, A, bad, wavelengths = make_measured_hyperspectral(
+    ...     10, 10, 3, random_state=0)  # doctest: +SKIP
+    >>> cube.shape, E.shape, bad.size  # doctest: +SKIP
+    ((10, 10, 206), (3, 206), 36)
+    """
+    _check_positive_int(n_rows, "n_rows")
+    _check_positive_int(n_cols, "n_cols")
+    _check_positive_int(n_endmembers, "n_endmembers", minimum=2)
+    if corruption not in ("realistic", None):
+        raise ValueError(f"corruption must be 'realistic' or None; got {corruption!r}.")
+    if not isinstance(dirichlet_alpha, numbers.Real) or dirichlet_alpha <= 0:
+        raise ValueError(f"dirichlet_alpha must be positive; got {dirichlet_alpha!r}.")
+    rng = check_random_state(random_state)
+    library, library_wavelengths, classes, _ = load_earthlib_spectra()
+    chosen = _pick_spectra(library, classes, n_endmembers, correlated, rng)
+    wavelengths = np.round(np.arange(40, 246) / 100.0, 2)
+    endmembers = np.vstack(
+        [np.interp(wavelengths, library_wavelengths, s) for s in library[chosen]]
+    )
+    n_bands = wavelengths.size
+    abundances = rng.dirichlet(
+        np.full(n_endmembers, float(dirichlet_alpha)), size=(n_rows, n_cols)
+    )
+    clean = abundances @ endmembers
+    sigma = 0.0
+    if snr_db is not None:
+        sigma = np.sqrt(np.mean(clean**2) / 10.0 ** (float(snr_db) / 10.0))
+    cube = clean + sigma * rng.standard_normal(clean.shape)
+    if corruption is None:
+        return cube, endmembers, abundances, np.array([], dtype=np.intp), wavelengths
+
+    in_library = np.isin(wavelengths, np.round(library_wavelengths, 2))
+    water = np.flatnonzero(~in_library)
+    cube[..., water] = 0.05 * clean[..., water] + 0.1 * rng.standard_normal(
+        (n_rows, n_cols, water.size)
+    )
+    edges = np.r_[0:3, n_bands - 5 : n_bands]
+    cube[..., edges] += 9.0 * sigma * rng.standard_normal(
+        (n_rows, n_cols, edges.size))
+    candidates = np.setdiff1d(np.flatnonzero(in_library), edges)
+    damaged = rng.choice(candidates, 5, replace=False)
+    stripes, dead, saturated = damaged[:3], damaged[3:4], damaged[4:]
+    for band in stripes:
+        gain = 1.0 + rng.uniform(-0.2, 0.2, n_cols)
+        offset = rng.uniform(-0.05, 0.05, n_cols)
+        cube[..., band] = cube[..., band] * gain + offset
+    cube[..., dead] = 0.0
+    for band in saturated:
+        ceiling = np.quantile(cube[..., band], _SATURATION_QUANTILE)
+        cube[..., band] = np.minimum(cube[..., band], ceiling)
+    corrupted = np.unique(np.r_[water, edges, stripes, dead, saturated]).astype(np.intp)
+    return cube, endmembers, abundances, corrupted, wavelengths

@@ -9,16 +9,17 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
-    _fit_context,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from threadpoolctl import threadpool_limits
 
 from .._backend import get_namespace, to_namespace, to_numpy
+from .._docs import API_PAGE
+from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, check_same_device, validate_data
 from ._algorithm import band_noise_levels, robust_unmixing
 from ._fcls import fcls
+from ._metrics import cube_to_pixels
 from ._vca import vca
 
 __all__ = ["RobustUnmixing"]
@@ -27,32 +28,43 @@ __all__ = ["RobustUnmixing"]
 # are left out of the VCA initialisation (they would attract VCA to outlier
 # pixels); the robust loss handles them afterwards.
 _NOISY_BAND_FACTOR = 3.0
-# Share of the uniform abundance 1/K mixed into the starting abundances:
-# multiplicative updates can never move an exact zero.
-_START_MIXING = 0.01
+
+
+# Share of pixels sitting exactly on a band's extreme value above which the
+# band is taken as dead or saturated.
+_CLIPPED_SHARE = 0.05
 
 
 class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Blind hyperspectral unmixing robust to corrupted bands, with l_p sparsity.
 
     Factorises pixel spectra ``X ~ A E`` into nonnegative endmembers ``E``
-    and abundances ``A`` that (approximately, during fitting) sum to one,
-    minimising
+    and abundances ``A`` on the probability simplex (nonnegative, summing to
+    one), minimising
 
     .. math::
 
-        \\sum_l \\|x_l - A e_l\\|_2 + \\frac{\\delta^2}{2} \\|A 1 - 1\\|^2
-        + \\alpha \\sum_n h_n \\sum_k A_{nk}^p + \\gamma \\|h\\|^2
+        \\frac{N}{2} \\sum_l \\log \\|x_l - A e_l\\|_2^2
+        + \\alpha \\sum_n h_n \\sum_k (A_{nk} + \\epsilon)^p + \\gamma \\|h\\|^2
 
-    where ``x_l`` is band ``l`` over all pixels. The data term is an l_2,1 norm
-    over bands (``loss="l21"``): a band that no endmember mixture can explain
-    (water absorption, a hot or dead detector) costs its residual norm, not
-    its square, so it cannot dominate the fit. ``h`` is a per-pixel guidance
+    where ``x_l`` is band ``l`` over all pixels and ``N`` the number of
+    pixels. The data term (``loss="log"``) is the Gaussian likelihood with an
+    unknown noise level per band, maximised over those levels: a band that
+    no endmember mixture can explain (water absorption, striping, a hot,
+    dead or saturated detector) is weighted by its inverse residual variance,
+    so it cannot drag the fit. ``loss="l21"`` is the l2,1 norm over bands of
+    RRLbS (weights the inverse residual norm, milder) and ``loss="l2"`` least
+    squares; both are normalised by the noise level of a typical band,
+    estimated at the start, so that no term depends on the scale of the
+    data. ``h`` is a per-pixel guidance
     map that sets how strongly each pixel is pushed towards purity; with
     ``guidance="learned"`` it is learned jointly (a sparse map on the scaled
     simplex), with ``"uniform"`` it is fixed to one (the L1/2-NMF penalty). The
-    updates are multiplicative majorise-minimise steps, so the objective
-    never increases (:attr:`objective_`).
+    updates are block majorise-minimise steps: each iteration solves a
+    simplex-constrained quadratic program per pixel exactly for ``A``
+    (reweighted least squares plus the tangent of the penalty), then exact
+    coordinate steps for ``E``, so the objective never increases
+    (:attr:`objective_`) and a fit never ends above its VCA + FCLS start.
 
     The model follows the robust representation and learning-based sparsity
     (RRLbS) idea of Zhu et al.; their paper's update equations were not
@@ -65,11 +77,21 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     p : float in (0, 1], default=0.5
         Exponent of the sparsity penalty. With abundances summing to one,
         ``p=1`` is a constant and does nothing; ``p=0.5`` is the usual choice.
-    alpha : float >= 0, default=0.02
-        Weight of the sparsity penalty (for reflectance-scaled data, 0.01-0.3).
-    loss : {"l21", "l2"}, default="l21"
-        ``"l21"``: sum over bands of the residual norms (robust to corrupted
-        bands). ``"l2"``: half the squared Frobenius norm (L1/2-NMF).
+    alpha : float >= 0, default=20.0
+        Weight of the sparsity penalty per pixel. The data term is normalised
+        by the noise level estimated at the start (one unit per typical band
+        and pixel), so ``alpha`` means the same at any data scale, image size
+        or noise level. Besides favouring pure pixels it keeps the simplex
+        from growing around the noise, which matters most for nearly collinear
+        endmembers.
+    loss : {"log", "l21", "l2"}, default="log"
+        ``"log"``: ``(N/2)`` times the sum over bands of the log residual
+        norm, the Gaussian likelihood with an unknown noise variance per band
+        maximised over those variances: each band is weighted by its inverse
+        residual variance, so corrupted bands count very little.
+        ``"l21"``: sum over bands of the residual norms (the l2,1 loss of
+        RRLbS; corrupted bands count with the inverse residual norm).
+        ``"l2"``: half the squared Frobenius norm (L1/2-NMF).
     guidance : {"learned", "uniform"} or None, default="learned"
         Per-pixel weighting of the sparsity penalty; ``None`` drops it.
     guidance_sharpness : float > 0, default=1.0
@@ -77,14 +99,18 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         sparser (only the purest pixels pushed towards purity).
     init : {"vca", "random"}, default="vca"
         Start: VCA endmembers on the bands that look clean (per-band noise
-        estimate), FCLS abundances; or random pixels and random abundances.
-    delta : float >= 0, default=15.0
-        Strength of the sum-to-one penalty ``delta^2/2 ||A 1 - 1||^2`` during
-        fitting. :meth:`transform` always returns exact simplex abundances.
-    max_iter : int, default=1000
+        estimate, plus dead or saturated bands), FCLS abundances; or random
+        pixels and random abundances.
+    n_init : int, default=10
+        Number of VCA draws (random directions) tried for ``init="vca"``; the
+        one whose FCLS abundances reconstruct the clean bands best is the
+        start.
+    max_iter : int, default=300
         Maximum number of outer iterations.
-    tol : float >= 0, default=1e-6
-        Stop when the relative decrease of the objective falls below ``tol``.
+    tol : float >= 0, default=1e-3
+        Stop when the decrease still expected (the last decrease extrapolated
+        with the observed ratio of successive decreases) is below ``tol``
+        times the decrease achieved since the start.
     random_state : int, RandomState instance or None, default=None
         Seeds VCA's random directions or the random start (drawn on the host
         and moved to the data's device).
@@ -96,16 +122,18 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     endmembers_ : array of shape (n_endmembers, n_bands)
         Learned endmember spectra. Rows of corrupted bands hold whatever fits
         them best and carry no meaning.
-    abundances_ : array of shape (n_pixels, n_endmembers)
-        Abundances of the training pixels at the end of the updates (sum to
-        one only up to the ``delta`` penalty; use :meth:`transform` for exact
-        simplex abundances).
-    guidance_map_ : array of shape (n_pixels,)
+    abundances_ : array of shape (n_pixels, n_endmembers), or maps
+        (n_rows, n_cols, n_endmembers) when fitted on a cube.
+        Abundances of the training pixels at the end of the updates (on the
+        simplex, including the sparsity penalty; :meth:`transform` gives the
+        plain weighted FCLS abundances for the learned endmembers).
+    guidance_map_ : array of shape (n_pixels,) or (n_rows, n_cols)
         Guidance value of each training pixel (all ones unless
         ``guidance="learned"``); zero marks highly mixed pixels.
     band_weights_ : array of shape (n_bands,)
-        Final weight of each band in the fit (about 1 for typical bands, small
-        for corrupted ones; all ones for ``loss="l2"``).
+        Final weight of each band in the fit, relative to a typical band's
+        (about 1 for typical bands, small for corrupted ones; all ones for
+        ``loss="l2"``). :meth:`transform` uses them.
     objective_ : array of shape (n_iter + 1,)
         Objective value at the start and after every iteration (float64, in
         the namespace of the training data).
@@ -153,15 +181,18 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     True
     """
 
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
+
     _parameter_constraints: dict = {
         "n_endmembers": [Interval(Integral, 1, None, closed="left")],
         "p": [Interval(Real, 0, 1, closed="right")],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "loss": [StrOptions({"l21", "l2"})],
+        "loss": [StrOptions({"log", "l21", "l2"})],
         "guidance": [StrOptions({"learned", "uniform"}), None],
         "guidance_sharpness": [Interval(Real, 0, None, closed="neither")],
         "init": [StrOptions({"vca", "random"})],
-        "delta": [Interval(Real, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
@@ -173,14 +204,14 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         n_endmembers=3,
         *,
         p=0.5,
-        alpha=0.02,
-        loss="l21",
+        alpha=20.0,
+        loss="log",
         guidance="learned",
         guidance_sharpness=1.0,
         init="vca",
-        delta=15.0,
-        max_iter=1000,
-        tol=1e-6,
+        n_init=10,
+        max_iter=300,
+        tol=1e-3,
         random_state=None,
         verbose=0,
     ):
@@ -191,7 +222,7 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.guidance = guidance
         self.guidance_sharpness = guidance_sharpness
         self.init = init
-        self.delta = delta
+        self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
@@ -209,6 +240,14 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             return np.ones(n_bands, dtype=bool)
         noise = to_numpy(band_noise_levels(X, get_namespace(X)))
         clean = noise <= _NOISY_BAND_FACTOR * np.median(noise)
+        # Dead (constant) and saturated (clipped) bands look noise-free to
+        # the regression test; they are recognised by repeated values.
+        values = to_numpy(X)
+        top = values.max(axis=0)
+        bottom = values.min(axis=0)
+        clipped = np.maximum((values == top).mean(axis=0),
+                             (values == bottom).mean(axis=0))
+        clean &= clipped < _CLIPPED_SHARE
         if clean.sum() < self.n_endmembers:
             return np.ones(n_bands, dtype=bool)
         return clean
@@ -220,31 +259,42 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             clean = self._clean_band_mask(X)
             clean_index = to_namespace(np.flatnonzero(clean), xp, like=X)
             X_clean = xp.take(X, clean_index, axis=1)
-            _, indices = vca(X_clean, k, random_state=rng)
-            endmembers = xp.take(X, to_namespace(indices, xp, like=X), axis=0)
-            abundances = fcls(X_clean, xp.take(endmembers, clean_index, axis=1))
+            # VCA's random directions sometimes pick a mixed pixel for one
+            # material, a start the alternating fit cannot repair (it
+            # settles in a nearby local minimum). Several draws, keeping the
+            # one whose FCLS fit explains the clean bands best, cost little
+            # (one VCA + FCLS each) and avoid most such starts.
+            best = None
+            for _ in range(self.n_init):
+                _, indices = vca(X_clean, k, random_state=rng)
+                candidate = xp.take(X, to_namespace(indices, xp, like=X), axis=0)
+                candidate_clean = xp.take(candidate, clean_index, axis=1)
+                fitted = fcls(X_clean, candidate_clean)
+                error = float(xp.sum((X_clean - fitted @ candidate_clean) ** 2))
+                if best is None or error < best[0]:
+                    best = (error, candidate, fitted)
+            _, endmembers, abundances = best
         else:
             indices = rng.choice(n_pixels, size=k, replace=False)
             endmembers = xp.take(X, to_namespace(indices, xp, like=X), axis=0)
             abundances = to_namespace(
                 rng.dirichlet(np.ones(k), size=n_pixels).astype(X.dtype), xp, like=X
             )
-        # Multiplicative updates keep signs and never revive zeros: start
-        # strictly positive.
-        floor = 1e-6 * max(float(xp.max(xp.abs(X))), 1e-12)
-        endmembers = xp.clip(endmembers, floor, None)
-        abundances = (1.0 - _START_MIXING) * abundances + _START_MIXING / k
+        # Endmembers are nonnegative reflectances; a noisy pixel can have a
+        # few negative values.
+        endmembers = xp.clip(endmembers, 0.0, None)
         return xp.astype(abundances, X.dtype), xp.astype(endmembers, X.dtype)
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn endmembers (and the guidance map and band weights) from pixels.
 
         Parameters
         ----------
-        X : array of shape (n_pixels, n_bands)
-            Pixel spectra, reflectance-scaled (about [0, 1]); NumPy or CuPy.
-            Reshape an image cube with :func:`cube_to_pixels`.
+        X : array of shape (n_pixels, n_bands) or (n_rows, n_cols, n_bands)
+            Pixel spectra or an image cube, NumPy or CuPy, any scale. For a
+            cube, :attr:`abundances_` and :attr:`guidance_map_` come back as
+            maps of shape (n_rows, n_cols, ...).
         y : Ignored
             Not used, present for API consistency.
 
@@ -253,6 +303,7 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : RobustUnmixing
             Fitted estimator.
         """
+        X, cube_shape = _as_pixels(X, "X")
         X = validate_data(self, X)
         xp = get_namespace(X)
         n_pixels, n_bands = X.shape
@@ -271,8 +322,8 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             abundances, endmembers = self._initialise(X, xp, rng)
             result = self._run(X, abundances, endmembers)
         self.endmembers_ = result["endmembers"]
-        self.abundances_ = result["abundances"]
-        self.guidance_map_ = result["guidance"]
+        self.abundances_ = _as_maps(result["abundances"], cube_shape)
+        self.guidance_map_ = _as_maps(result["guidance"], cube_shape)
         self.band_weights_ = xp.astype(result["band_weights"], X.dtype)
         self.objective_ = to_namespace(np.asarray(result["objective"]), xp, like=X)
         self.n_iter_ = int(result["n_iter"])
@@ -287,7 +338,6 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             guidance=self.guidance,
             p=float(self.p),
             alpha=float(self.alpha),
-            delta=float(self.delta),
             guidance_sharpness=float(self.guidance_sharpness),
             max_iter=self.max_iter,
             tol=float(self.tol),
@@ -303,35 +353,40 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Parameters
         ----------
-        X : array of shape (n_pixels, n_bands)
-            Pixel spectra in the namespace the model was fitted in.
+        X : array of shape (n_pixels, n_bands) or (n_rows, n_cols, n_bands)
+            Pixel spectra or an image cube, in the namespace the model was
+            fitted in.
 
         Returns
         -------
-        abundances : array of shape (n_pixels, n_endmembers)
-            Same namespace and floating dtype as ``X``.
+        abundances : array of shape (n_pixels, n_endmembers), or maps
+            (n_rows, n_cols, n_endmembers) for a cube input.
+            Same namespace and floating dtype as ``X``; abundance maps for a
+            cube.
         """
         check_is_fitted(self)
+        X, cube_shape = _as_pixels(X, "X")
         check_same_device(X, self, attribute="endmembers_", method="transform")
         X = validate_data(self, X, reset=False)
         xp = get_namespace(X)
         endmembers = xp.astype(self.endmembers_, X.dtype)
         weights = xp.astype(self.band_weights_, X.dtype)
-        return fcls(X, endmembers, band_weights=weights)
+        return _as_maps(fcls(X, endmembers, band_weights=weights), cube_shape)
 
     def fit_transform(self, X, y=None):
         """Fit, then return the exact simplex abundances of ``X``.
 
         Parameters
         ----------
-        X : array of shape (n_pixels, n_bands)
-            Pixel spectra.
+        X : array of shape (n_pixels, n_bands) or (n_rows, n_cols, n_bands)
+            Pixel spectra or an image cube.
         y : Ignored
             Not used, present for API consistency.
 
         Returns
         -------
-        abundances : array of shape (n_pixels, n_endmembers)
+        abundances : array of shape (n_pixels, n_endmembers), or maps
+            (n_rows, n_cols, n_endmembers) for a cube input.
             Same as ``fit(X).transform(X)``.
         """
         return self.fit(X, y).transform(X)
@@ -341,7 +396,8 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Abundances come from :meth:`transform`; the loss is the data term of
         the fitted ``loss``, scaled so that folds of different sizes compare:
-        for ``"l21"`` the sum over bands of the root-mean-square residual of
+        for ``"l21"`` and ``"log"`` (whose band weights are refitted noise
+        levels, so the robust l_2,1 term stands in for it) the sum over bands of the root-mean-square residual of
         the band, ``sum_l ||x_l - A e_l||_2 / sqrt(n_pixels)`` (a corrupted
         band costs its RMS, not its mean square); for ``"l2"`` the mean over
         pixels of ``0.5 ||x_n - a_n E||^2``. Larger is better, so
@@ -397,3 +453,19 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         tags.array_api_support = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _as_pixels(X, name):
+    """A cube (n_rows, n_cols, n_bands) as pixels, and its map shape (or None)."""
+    if getattr(X, "ndim", None) == 3 and not hasattr(X, "columns"):
+        n_rows, n_cols, _ = X.shape
+        return cube_to_pixels(X), (n_rows, n_cols)
+    return X, None
+
+
+def _as_maps(values, cube_shape):
+    """Per-pixel results back in the cube's (n_rows, n_cols, ...) shape."""
+    if cube_shape is None:
+        return values
+    xp = get_namespace(values)
+    return xp.reshape(values, cube_shape + tuple(values.shape[1:]))

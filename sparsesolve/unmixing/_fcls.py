@@ -119,11 +119,35 @@ def fcls(X, endmembers, *, band_weights=None, tol=1e-12):
     endmembers64 = xp.astype(endmembers, xp.float64)
     gram = endmembers64 @ endmembers64.T
     correlations = X @ endmembers.T
+    return simplex_qp(gram, correlations, tol=tol)
+
+
+def simplex_qp(gram, correlations, *, tol=1e-12):
+    """Solve ``min_a 0.5 a^T G a - b_n^T a`` on the simplex for every row ``b_n``.
+
+    The per-pixel problem behind :func:`fcls` with a general linear term (a
+    linearised penalty can be folded into it), dispatched to the numba CPU
+    driver or the numba-cuda kernel by the namespace of ``correlations``.
+
+    Parameters
+    ----------
+    gram : array of shape (k, k)
+        Symmetric positive semidefinite matrix (float64), same namespace.
+    correlations : array of shape (n, k)
+        Linear terms ``b_n``; the result has their dtype.
+    tol : float, default=1e-12
+
+    Returns
+    -------
+    array of shape (n, k)
+        Rows on the probability simplex.
+    """
+    xp = get_namespace(correlations)
     if is_numpy_namespace(xp):
         return cpu_fcls(np.asarray(gram), np.asarray(correlations), tol)
     if is_cupy_namespace(xp):
         cupy = require_cupy()
-        n_endmembers = endmembers.shape[0]
+        n_endmembers = correlations.shape[1]
         if n_endmembers > MAX_GPU_ENDMEMBERS:
             raise ValueError(
                 f"The GPU FCLS kernel handles at most {MAX_GPU_ENDMEMBERS} "
@@ -137,4 +161,4 @@ def fcls(X, endmembers, *, band_weights=None, tol=1e-12):
     # Another array API library (array-api-strict in the tests): solve on
     # the host and hand the result back in the caller's namespace.
     result = cpu_fcls(to_numpy(gram), to_numpy(correlations), tol)
-    return to_namespace(result, xp, like=X)
+    return to_namespace(result, xp, like=correlations)
