@@ -1,0 +1,123 @@
+"""Per-entry variances on a Kronecker candidate set, chosen by the evidence.
+
+The Kronecker prior ``gamma = gamma_1 ⊗ ⋯ ⊗ gamma_I`` can only describe
+supports that are Kronecker products. Sources at independent positions (for
+instance three far-field sources at unrelated ``(u, v)`` on a rectangular
+array) occupy a set of grid points that is not one; the smallest Kronecker
+support covering them also holds every cross term ``(u_a, v_b)``. That
+support is still the right *candidate set*: it contains the true entries and
+is small (``prod |S_i|`` points). This module runs classical SBL with one
+variance per entry on those candidates only, so the dictionary it forms has
+``M x prod |S_i|`` entries, never ``M x N``, and compares the two priors by
+their type-II cost penalised per hyperparameter (the same extended-BIC
+weight the slab moves use), which is how the estimator picks the prior with
+``prior="auto"``.
+
+The free prior nests the Kronecker one (any ``⊗ gamma_i`` is a vector of
+per-entry variances), so the unpenalised evidence alone would always prefer
+it; the penalty charges each active entry (free) or slab (Kronecker) the
+``log`` of its number of candidates plus ``log`` of the number of
+observations, as in the extended BIC of Chen and Chen (Biometrika, 2008).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._backend import to_namespace, to_numpy
+from ._posterior import dense_log_evidence, dense_posterior, kron_vector
+
+__all__ = ["cost_from_log_evidence", "refine_entries"]
+
+# Fixed-point iterations of the per-entry refinement and its stopping rule.
+_MAX_ITER = 200
+_TOL = 1e-5
+# Relative pruning threshold of the per-entry variances.
+_PRUNE = 1e-4
+
+
+def cost_from_log_evidence(total_log_evidence, is_complex):
+    """Type-II cost in the units of :mod:`._moves` (``-log`` or ``-2 log``)."""
+    return -total_log_evidence if is_complex else -2.0 * total_log_evidence
+
+
+def entry_penalty(n_measurements, n_samples, n_candidates, is_complex):
+    """Extended-BIC weight per active entry (cost units, as ``slab_penalty``)."""
+    if is_complex:
+        return 0.5 * (math.log(2 * n_measurements * n_samples)
+                      + math.log(n_candidates))
+    return math.log(n_measurements * n_samples) + math.log(n_candidates)
+
+
+def refine_entries(columns, gamma, noise_variance, Y, xp, *, learn_noise=False,
+                   noise_floor=0.0):
+    """Classical SBL (MacKay fixed point) on a small candidate set.
+
+    Parameters
+    ----------
+    columns : array of shape (M, C)
+        Dictionary columns of the candidates.
+    gamma : array of shape (C,)
+        Starting variances (the Kronecker prior on the candidates).
+    noise_variance : float
+        Known noise variance, or the starting value when ``learn_noise``.
+    Y : array of shape (n_samples, M)
+    xp : module
+    learn_noise : bool, default=False
+        Re-learn the noise variance by EM alongside the variances: a
+        Kronecker prior that cannot describe the support leaves part of the
+        signal in its noise estimate, which would hide the entries that the
+        free prior can explain.
+    noise_floor : float, default=0.0
+
+    Returns
+    -------
+    keep : ndarray of int
+        Positions (among the candidates) that stay active.
+    gamma : array of shape (len(keep),)
+        Their variances.
+    log_evidence : float
+        Total log marginal likelihood of ``Y`` under the refined prior.
+    noise_variance : float
+        The noise variance used (re-learned with ``learn_noise``).
+    """
+    n_samples = int(Y.shape[0])
+    keep = np.arange(int(columns.shape[1]))
+    gamma = xp.asarray(gamma)
+    tiny = float(np.finfo(np.float64).tiny)
+    for _ in range(_MAX_ITER):
+        A = xp.take(columns, to_namespace(keep, xp, like=columns), axis=1)
+        mean, variance = dense_posterior(A, gamma, noise_variance, Y, xp)
+        power = xp.sum(xp.abs(mean) ** 2, axis=0) / n_samples
+        # MacKay's update gamma = <|mu|^2> / (1 - Sigma_nn / gamma) converges
+        # in far fewer iterations than EM (Tipping, JMLR 2001, section 2.2);
+        # the denominator is the "well-determinedness" of the entry.
+        determined = xp.maximum(1.0 - variance / gamma, 1e-12)
+        new_gamma = xp.maximum(power / determined, tiny)
+        if learn_noise:
+            residual = Y - mean @ xp.permute_dims(A, (1, 0))
+            misfit = float(xp.sum(xp.abs(residual) ** 2)) / n_samples
+            explained = float(xp.sum(1.0 - variance / gamma))
+            noise_variance = max((misfit + noise_variance * explained)
+                                 / int(Y.shape[1]), noise_floor)
+        change = float(xp.sqrt(xp.sum((new_gamma - gamma) ** 2))
+                       / xp.sqrt(xp.sum(gamma ** 2)))
+        gamma = new_gamma
+        host = to_numpy(gamma)
+        alive = np.flatnonzero(host >= _PRUNE * host.max())
+        if alive.size < keep.size:
+            keep = keep[alive]
+            gamma = xp.take(gamma, to_namespace(alive, xp, like=gamma))
+            continue
+        if change < _TOL:
+            break
+    A = xp.take(columns, to_namespace(keep, xp, like=columns), axis=1)
+    log_evidence = float(xp.sum(dense_log_evidence(A, gamma, noise_variance, Y, xp)))
+    return keep, gamma, log_evidence, noise_variance
+
+
+def candidate_gammas(gammas, xp):
+    """The Kronecker prior on the flat candidate grid ``S_1 x ⋯ x S_I``."""
+    return kron_vector(gammas, xp)

@@ -1,0 +1,130 @@
+"""Off-grid refinement of the sources a grid SBL fit has found.
+
+With a parametric dictionary (a steering vector ``a_i(theta)`` per mode, the
+grid columns being ``a_i`` at the grid points), every separate peak of the
+learned power on the grid is one source at ``theta_k = (theta_k1, ...,
+theta_kI)`` whose atom is ``a_1(theta_k1) ⊗ ⋯ ⊗ a_I(theta_kI)``. A source
+off the grid spreads its power over neighbouring grid points and its
+estimate is wrong by up to half a cell. Here the directions of all sources
+are refined jointly, in continuous parameters, by minimising the
+variable-projection residual ``||Y - Y P_A(theta)||^2`` (the deterministic
+maximum-likelihood criterion of array processing: the amplitudes are
+eliminated in closed form, Golub and Pereyra, SIAM J. Numer. Anal. 1973;
+Stoica and Nehorai, IEEE TASSP 1989), each parameter kept within one grid
+cell of its peak. At high SNR this is efficient (it attains the
+deterministic Cramér-Rao bound); near convergence, ``s2 / 2 (J^T J)^-1``
+(``J`` the Jacobian of the real-stacked residual) is the Laplace
+approximation of the posterior covariance of the directions under a flat
+prior, which gives the per-source standard deviations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import maximum_filter
+from scipy.optimize import least_squares
+
+__all__ = ["find_peaks", "refine_directions"]
+
+# Peaks below this fraction of the strongest one are side lobes / leakage.
+_PEAK_FLOOR = 1e-2
+
+
+def find_peaks(power, sizes):
+    """Multi-indices of the local maxima of ``power`` on the grid.
+
+    Parameters
+    ----------
+    power : ndarray of shape (prod(sizes),)
+        Learned power per grid point (zero off the support).
+    sizes : list of int
+
+    Returns
+    -------
+    ndarray of shape (n_peaks, I), strongest first
+    """
+    grid = np.asarray(power, dtype=np.float64).reshape(sizes)
+    if not np.any(grid > 0):
+        return np.zeros((0, len(sizes)), dtype=np.intp)
+    local = maximum_filter(grid, size=3, mode="constant", cval=0.0)
+    is_peak = (grid >= local) & (grid > _PEAK_FLOOR * grid.max())
+    flat = np.flatnonzero(is_peak.ravel())
+    flat = flat[np.argsort(-grid.ravel()[flat], kind="stable")]
+    return np.stack(np.unravel_index(flat, sizes), axis=1)
+
+
+def _atoms(steering, theta):
+    """Columns ``⊗_i a_i(theta[k, i])`` for the sources ``theta`` (K, I)."""
+    result = None
+    for mode, function in enumerate(steering):
+        piece = np.asarray(function(theta[:, mode]))
+        if result is None:
+            result = piece
+            continue
+        rows = result.shape[0]
+        result = (result[:, None, :] * piece[None, :, :]).reshape(
+            rows * piece.shape[0], -1)
+    return result
+
+
+def _residual(theta_flat, steering, Y, n_sources, n_modes):
+    theta = theta_flat.reshape(n_sources, n_modes)
+    A = _atoms(steering, theta)
+    # Rows of Y are snapshots: Y^T = A S^T + noise; project Y^T onto span(A).
+    amplitudes, *_ = np.linalg.lstsq(A, Y.T, rcond=None)
+    residual = (Y.T - A @ amplitudes).ravel()
+    if np.iscomplexobj(residual):
+        return np.concatenate([residual.real, residual.imag])
+    return residual
+
+
+def refine_directions(steering, grids, peaks, Y, noise_variance):
+    """Jointly refine the directions of the sources at ``peaks``.
+
+    Parameters
+    ----------
+    steering : list of callables
+        ``a_i(theta) -> (m_i, len(theta))`` per mode.
+    grids : list of ndarray of shape (n_i,)
+        Grid parameters per mode.
+    peaks : ndarray of shape (K, I)
+        Grid multi-indices of the sources (strongest first).
+    Y : ndarray of shape (n_samples, M)
+    noise_variance : float
+
+    Returns
+    -------
+    theta : ndarray of shape (K, I)
+        Refined directions.
+    std : ndarray of shape (K, I)
+        Laplace-approximation standard deviations.
+    amplitudes : ndarray of shape (n_samples, K)
+        Least-squares source amplitudes per snapshot at ``theta``.
+    """
+    n_sources, n_modes = peaks.shape
+    start = np.empty((n_sources, n_modes))
+    lower, upper = np.empty_like(start), np.empty_like(start)
+    for mode, grid in enumerate(grids):
+        index = peaks[:, mode]
+        start[:, mode] = grid[index]
+        step = np.abs(np.diff(grid)).min() if grid.size > 1 else 1.0
+        lower[:, mode] = grid[index] - step
+        upper[:, mode] = grid[index] + step
+    args = (steering, Y, n_sources, n_modes)
+    solution = least_squares(
+        _residual, start.ravel(), args=args, bounds=(lower.ravel(), upper.ravel()),
+        method="trf", x_scale="jac", xtol=1e-10, ftol=1e-10, max_nfev=50 * start.size,
+    )
+    theta = solution.x.reshape(n_sources, n_modes)
+    jacobian = solution.jac
+    scale = noise_variance / 2.0 if np.iscomplexobj(Y) else noise_variance
+    information = jacobian.T @ jacobian
+    try:
+        covariance = scale * np.linalg.pinv(information)
+        std = np.sqrt(np.maximum(np.diag(covariance), 0.0)).reshape(
+            n_sources, n_modes)
+    except np.linalg.LinAlgError:  # pragma: no cover - pinv rarely fails
+        std = np.full_like(theta, np.inf)
+    A = _atoms(steering, theta)
+    amplitudes = np.linalg.lstsq(A, Y.T, rcond=None)[0].T
+    return theta, std, amplitudes
