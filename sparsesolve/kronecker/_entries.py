@@ -163,7 +163,9 @@ def addition_gains(factors, columns, gamma, noise_variance, Y, xp):
     # H = (s2 Gamma^-1 + A_S^H A_S)^-1, k x k.
     inner = columns_h @ columns
     k = int(inner.shape[0])
-    eye = xp.eye(k, dtype=inner.dtype)
+    from array_api_compat import device
+
+    eye = xp.eye(k, dtype=inner.dtype, device=device(inner))
     inner = inner + eye * (noise_variance / gamma)[None, :]
     inner = 0.5 * (inner + _hermitian(inner, xp))
     H = xp.linalg.inv(inner)

@@ -86,9 +86,11 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         the measurements.
     max_iter : int, default=150
         Maximum number of EM iterations.
-    tol : float, default=1e-4
+    tol : float or "auto", default="auto"
         Stop when ``||gamma_new - gamma_old|| / ||gamma_old|| < tol``,
-        measured on the full zero-filled variance vector.
+        measured on the full zero-filled variance vector. ``"auto"``: 1e-4,
+        or 1e-3 with ``steering`` (the grid stage then only has to place
+        each source within a cell; the off-grid step estimates it).
     prune_threshold : float in [0, 1) or "auto", default="auto"
         At the start of each iteration, drop the grid points of a mode whose
         variance is below ``prune_threshold`` times the largest of that mode
@@ -103,8 +105,12 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         on the diagonal and ``beta`` beside it. A float couples every mode
         with that ``beta``; a list gives ``beta`` (or ``None``) per mode.
         Not available with ``method="classic"``.
-    refine : bool, default=True
-        After EM, polish the support by exact marginal-likelihood slab moves
+    refine : bool or "auto", default="auto"
+        ``"auto"``: ``True`` without ``steering``, ``False`` with it (an
+        off-grid source spreads over neighbouring slabs, which the slab moves
+        would read as an unidentifiable support and rebuild, at a cost,
+        while the off-grid step and the per-entry prior handle it). After EM,
+        polish the support by exact marginal-likelihood slab moves
         (in the spirit of Tipping and Faul's fast marginal likelihood, at the
         level of one grid point of one mode): a pruned slab is re-added when
         it lowers the SBL cost by more than an extended-BIC penalty
@@ -232,13 +238,13 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "method": [StrOptions({"svd", "am", "classic"})],
         "noise_variance": [Interval(Real, 0, None, closed="neither"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "prune_threshold": [
             Interval(Real, 0, 1, closed="left"),
             StrOptions({"auto"}),
         ],
         "coupling": [Interval(Real, 0, None, closed="left"), list, tuple, None],
-        "refine": ["boolean"],
+        "refine": ["boolean", StrOptions({"auto"})],
         "prior": [StrOptions({"auto", "kronecker", "free"})],
         "steering": [list, tuple, None],
         "grids": [list, tuple, None],
@@ -253,10 +259,10 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         method="svd",
         noise_variance=None,
         max_iter=150,
-        tol=1e-4,
+        tol="auto",
         prune_threshold="auto",
         coupling=None,
-        refine=True,
+        refine="auto",
         prior="auto",
         steering=None,
         grids=None,
@@ -372,6 +378,8 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         xp = get_namespace(Y)
         factors = self._factors_like(Y, xp)
         couplings = self._couplings(len(factors))
+        if self.steering is not None:
+            self._check_steering(factors)  # fail before the EM, not after
         work, out, real_out = self._dtypes(Y, factors, xp)
         # Double precision inside: diag(Sigma) = gamma - (...) cancels badly
         # in single precision at high SNR.
@@ -386,12 +394,12 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             method=self.method,
             noise_variance=self.noise_variance,
             max_iter=self.max_iter,
-            tol=self.tol,
+            tol=self._tol(),
             prune_threshold=threshold,
             couplings=couplings,
             verbose=self.verbose,
             xp=xp,
-            refine=self.refine,
+            refine=self._refine(),
         )
         self._dense = self.method == "classic"
         self._kept = result.kept
@@ -399,7 +407,8 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         sizes = [int(f.shape[1]) for f in factors]
         self._sizes = sizes
         self.prior_ = "free" if self._dense else "kronecker"
-        if not self._dense and self.prior != "kronecker":
+        # With one mode the Kronecker prior already has one variance per entry.
+        if not self._dense and self.prior != "kronecker" and len(sizes) > 1:
             self._choose_prior(factors, Y_work, result, xp)
         positions = self._positions()
         coef = self._zero_fill(result.mean, positions, xp)
@@ -430,6 +439,16 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return self
 
     # ------------------------------------------------------------------
+    def _tol(self):
+        if self.tol != "auto":
+            return float(self.tol)
+        return 1e-4 if self.steering is None else 1e-3
+
+    def _refine(self):
+        if self.refine != "auto":
+            return bool(self.refine)
+        return self.steering is None
+
     def _check_steering(self, factors):
         """Validated ``(steering, grids)`` as host callables and arrays."""
         steering, grids = self.steering, self.grids
@@ -486,7 +505,8 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         # its cross-term compromise (tiny variances where a lone source sits
         # in a weak slab) and MacKay's pruning would make it final.
         start = self._candidate_start(result, candidates, xp)
-        start = xp.full(start.shape, float(xp.mean(start)), dtype=start.dtype)
+        start = xp.full(start.shape, float(xp.mean(start)), dtype=start.dtype,
+                        device=_device(start))
         learn_noise = self.noise_variance is None
         free_sigma2 = sigma2
         if learn_noise:
@@ -497,7 +517,7 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         keep, gamma, free_evidence, free_sigma2 = refine_entries(
             columns, start, free_sigma2, Y, xp, learn_noise=learn_noise,
             noise_floor=1e-10 * float(xp.mean(xp.abs(Y) ** 2)),
-            tol=max(self.tol, 1e-6))
+            tol=max(self._tol(), 1e-6))
         # Forward additions over the whole grid (entries no Kronecker slab
         # covered: a source the Kronecker fit missed altogether).
         penalty = entry_penalty(n_measurements, n_samples, math.prod(self._sizes),
@@ -517,7 +537,7 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             keep, gamma, free_evidence, free_sigma2 = refine_entries(
                 columns, start, free_sigma2, Y, xp, learn_noise=learn_noise,
                 noise_floor=1e-10 * float(xp.mean(xp.abs(Y) ** 2)),
-                tol=max(self.tol, 1e-6), max_iter=_ADDITION_ITER)
+                tol=max(self._tol(), 1e-6), max_iter=_ADDITION_ITER)
         if self.prior == "auto":
             kron_evidence = float(xp.sum(log_evidence_on_support(
                 factors, result.kept, result.gammas, sigma2, Y, xp, dense=False)))
