@@ -15,7 +15,10 @@ cell of its peak. At high SNR this is efficient (it attains the
 deterministic Cramér-Rao bound); near convergence, ``s2 / 2 (J^T J)^-1``
 (``J`` the Jacobian of the real-stacked residual) is the Laplace
 approximation of the posterior covariance of the directions under a flat
-prior, which gives the per-source standard deviations.
+prior, which gives the per-source standard deviations. A peak whose source
+explains less of the data than the Bayesian information criterion charges
+for its parameters is dropped (model-order selection, Schwarz, Ann. Statist.
+1978).
 """
 
 from __future__ import annotations
@@ -101,21 +104,31 @@ def refine_directions(steering, grids, peaks, Y, noise_variance):
     amplitudes : ndarray of shape (n_samples, K)
         Least-squares source amplitudes per snapshot at ``theta``.
     """
-    n_sources, n_modes = peaks.shape
-    start = np.empty((n_sources, n_modes))
-    lower, upper = np.empty_like(start), np.empty_like(start)
-    for mode, grid in enumerate(grids):
-        index = peaks[:, mode]
-        start[:, mode] = grid[index]
-        step = np.abs(np.diff(grid)).min() if grid.size > 1 else 1.0
-        lower[:, mode] = grid[index] - step
-        upper[:, mode] = grid[index] + step
-    args = (steering, Y, n_sources, n_modes)
-    solution = least_squares(
-        _residual, start.ravel(), args=args, bounds=(lower.ravel(), upper.ravel()),
-        method="trf", x_scale="jac", xtol=1e-10, ftol=1e-10, max_nfev=50 * start.size,
-    )
-    theta = solution.x.reshape(n_sources, n_modes)
+    theta, lower, upper, solution = _fit_directions(steering, grids, peaks, Y)
+    # Model order: drop the weakest source while the data pay less for it than
+    # a BIC charge for its parameters (its I directions and a complex
+    # amplitude per snapshot): a leakage peak of an off-grid source, or a
+    # side lobe, explains almost nothing once the real sources sit at their
+    # continuous directions.
+    n_samples, n_measurements = Y.shape
+    scale = 1.0 if np.iscomplexobj(Y) else 0.5  # -log likelihood per |r|^2 / s2
+    n_obs = n_measurements * n_samples * (2 if np.iscomplexobj(Y) else 1)
+    per_source = (peaks.shape[1] + n_samples * (2 if np.iscomplexobj(Y) else 1))
+    penalty = 0.5 * per_source * np.log(n_obs)
+    keep = np.arange(theta.shape[0])
+    while keep.size > 1:
+        base = np.sum(solution.fun ** 2)
+        gains = np.array([
+            scale * (np.sum(_residual(np.delete(theta, k, axis=0).ravel(), steering, Y,
+                                      keep.size - 1, theta.shape[1]) ** 2) - base)
+            / noise_variance for k in range(keep.size)])
+        weakest = int(np.argmin(gains))
+        if gains[weakest] >= penalty:
+            break
+        keep = np.delete(keep, weakest)
+        theta, lower, upper, solution = _fit_directions(
+            steering, grids, peaks[keep], Y, start=np.delete(theta, weakest, axis=0))
+    n_sources, n_modes = theta.shape
     jacobian = solution.jac
     scale = noise_variance / 2.0 if np.iscomplexobj(Y) else noise_variance
     information = jacobian.T @ jacobian
@@ -128,3 +141,23 @@ def refine_directions(steering, grids, peaks, Y, noise_variance):
     A = _atoms(steering, theta)
     amplitudes = np.linalg.lstsq(A, Y.T, rcond=None)[0].T
     return theta, std, amplitudes
+
+
+def _fit_directions(steering, grids, peaks, Y, start=None):
+    """Variable-projection least squares from the grid peaks (bounded)."""
+    n_sources, n_modes = peaks.shape
+    centre = np.empty((n_sources, n_modes))
+    lower, upper = np.empty_like(centre), np.empty_like(centre)
+    for mode, grid in enumerate(grids):
+        index = peaks[:, mode]
+        centre[:, mode] = grid[index]
+        step = np.abs(np.diff(grid)).min() if grid.size > 1 else 1.0
+        lower[:, mode] = grid[index] - step
+        upper[:, mode] = grid[index] + step
+    start = centre if start is None else np.clip(start, lower, upper)
+    args = (steering, Y, n_sources, n_modes)
+    solution = least_squares(
+        _residual, start.ravel(), args=args, bounds=(lower.ravel(), upper.ravel()),
+        method="trf", x_scale="jac", xtol=1e-10, ftol=1e-10, max_nfev=50 * start.size,
+    )
+    return solution.x.reshape(n_sources, n_modes), lower, upper, solution
