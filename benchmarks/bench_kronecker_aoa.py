@@ -239,8 +239,9 @@ def _run_trial(report, layout, seed, snr_db, n_snapshots, methods, *, crb=False)
                     extra[method] = dict(n_found=int(model.directions_.shape[0]),
                                          prior=model.prior_)
                     if method == "krosbl":
-                        extra[method]["mean_std"] = float(np.mean(
-                            model.direction_std_[:k])) if model.directions_.size else None
+                        extra[method]["mean_std"] = (
+                            float(np.mean(model.direction_std_[:k]))
+                            if model.directions_.size else None)
                         extra[method]["std_per_source"] = (
                             model.direction_std_[:k].tolist())
                 extra[method]["prior"] = model.prior_
@@ -259,7 +260,8 @@ def _run_trial(report, layout, seed, snr_db, n_snapshots, methods, *, crb=False)
                         -1.0 + 0.5 * cell[1] / 2 * np.arange(4 * GRID[1])]
                 estimates[method] = music(Y, fine, k)
                 seconds[method] = time.perf_counter() - start
-    bound = deterministic_crb(truth, info["signals"], info["noise_variance"]) if crb else None
+    bound = (deterministic_crb(truth, info["signals"], info["noise_variance"])
+             if crb else None)
     for method in methods:
         cells, cosine, squared = match_errors(estimates[method], truth, cell)
         row = dict(case, method=method, mean_error_cells=float(cells.mean()),

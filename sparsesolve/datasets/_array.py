@@ -107,7 +107,8 @@ def make_ura_doa(
     Returns
     -------
     Y : ndarray of shape (n_snapshots, m_1 * m_2), complex
-        Snapshots, one per row (the layout :class:`~sparsesolve.kronecker.KroneckerSBL` reads).
+        Snapshots, one per row (the layout
+        :class:`~sparsesolve.kronecker.KroneckerSBL` reads).
     dictionaries : list of two ndarrays of shape (m_i, n_i)
         ULA steering matrices on the two grids.
     info : dict

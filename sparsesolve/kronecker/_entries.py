@@ -159,6 +159,12 @@ def addition_gains(factors, columns, gamma, noise_variance, Y, xp):
 
     n_samples = int(Y.shape[0])
     adjoints = [_hermitian(f, xp) for f in factors]
+    norms = kron_vector([xp.sum(xp.abs(f) ** 2, axis=0) for f in factors], xp)
+    if int(columns.shape[1]) == 0:  # C = s2 I
+        s = norms / noise_variance
+        q = mode_product_apply(adjoints, Y / noise_variance, xp)
+        Q = xp.sum(xp.abs(q) ** 2, axis=0)
+        return _gains(to_numpy(s), to_numpy(Q), n_samples)
     columns_h = _hermitian(columns, xp)
     # H = (s2 Gamma^-1 + A_S^H A_S)^-1, k x k.
     inner = columns_h @ columns
@@ -172,7 +178,6 @@ def addition_gains(factors, columns, gamma, noise_variance, Y, xp):
     # B[j, n] = a_n^H a_j: rows are (⊗A)^H applied to each active column.
     B = mode_product_apply(adjoints, xp.permute_dims(columns, (1, 0)), xp)
     B = xp.conj(B) if xp.isdtype(B.dtype, "complex floating") else B  # a_j^H a_n
-    norms = kron_vector([xp.sum(xp.abs(f) ** 2, axis=0) for f in factors], xp)
     # s_n = (||a_n||^2 - b_n^H H b_n) / s2 with b_n = A_S^H a_n = B[:, n].
     quad = xp.real(xp.sum(xp.conj(B) * (H @ B), axis=0))
     s = xp.maximum((norms - quad) / noise_variance, 1e-300)
@@ -183,7 +188,10 @@ def addition_gains(factors, columns, gamma, noise_variance, Y, xp):
         columns, (1, 0))) / noise_variance
     q = mode_product_apply(adjoints, z, xp)
     Q = xp.sum(xp.abs(q) ** 2, axis=0)
-    s, Q = to_numpy(s), to_numpy(Q)
+    return _gains(to_numpy(s), to_numpy(Q), n_samples)
+
+
+def _gains(s, Q, n_samples):
     best = np.maximum(Q / n_samples - s, 0.0) / s ** 2
     gain = -(n_samples * np.log1p(best * s) - best * Q / (1.0 + best * s))
     return np.maximum(gain, 0.0), best

@@ -135,7 +135,9 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         never ``M x N``. ``"auto"`` fits both and keeps the one with the
         lower type-II cost (minus the log evidence) penalised per active
         hyperparameter (extended BIC, as the slab moves); the choice is in
-        ``prior_``. Ignored with ``method="classic"``.
+        ``prior_``. Ignored with ``method="classic"``, with one mode (the
+        Kronecker prior is then already per entry) and, for ``"auto"``, with
+        ``coupling`` (the coupled Kronecker prior is kept).
     steering : list of callables or None, default=None
         Parametric dictionary, one callable per mode:
         ``steering[i](theta)`` takes a 1-D array of parameters (angles,
@@ -320,6 +322,11 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         coupling = self.coupling
         if coupling is None:
             return [None] * n_modes
+        if self.prior == "free":
+            raise ValueError(
+                "coupling (pattern-coupled KroSBL) constrains the Kronecker "
+                "prior; use prior='kronecker' or 'auto' (which keeps it) with "
+                "coupling, or coupling=None with prior='free'.")
         if self.method == "classic":
             raise ValueError(
                 "coupling (pattern-coupled KroSBL) needs a Kronecker prior; use "
@@ -408,7 +415,11 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._sizes = sizes
         self.prior_ = "free" if self._dense else "kronecker"
         # With one mode the Kronecker prior already has one variance per entry.
-        if not self._dense and self.prior != "kronecker" and len(sizes) > 1:
+        # Pattern coupling is a structured Kronecker prior the caller chose:
+        # "auto" keeps it.
+        coupled = any(beta is not None for beta in couplings)
+        if (not self._dense and self.prior != "kronecker" and len(sizes) > 1
+                and not coupled):
             self._choose_prior(factors, Y_work, result, xp)
         positions = self._positions()
         coef = self._zero_fill(result.mean, positions, xp)
@@ -499,30 +510,32 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         flat = np.ravel_multi_index([g.ravel() for g in grids], self._sizes)
         if flat.size == 0:
             return
-        multi = [np.asarray(i) for i in np.unravel_index(flat, self._sizes)]
-        columns = _dense_columns(factors, multi, xp)
-        # A flat start on the candidates: the Kronecker values would carry
-        # its cross-term compromise (tiny variances where a lone source sits
-        # in a weak slab) and MacKay's pruning would make it final.
-        start = self._candidate_start(result, candidates, xp)
-        start = xp.full(start.shape, float(xp.mean(start)), dtype=start.dtype,
-                        device=_device(start))
         learn_noise = self.noise_variance is None
-        free_sigma2 = sigma2
-        if learn_noise:
-            # Restart the noise from the authors' 0.1 var(y) when the
-            # Kronecker fit left more than that: signal it could not model
-            # sits in its noise estimate and would mask the entries.
-            free_sigma2 = min(sigma2, 0.1 * float(xp.mean(xp.abs(Y) ** 2)))
-        keep, gamma, free_evidence, free_sigma2 = refine_entries(
-            columns, start, free_sigma2, Y, xp, learn_noise=learn_noise,
-            noise_floor=1e-10 * float(xp.mean(xp.abs(Y) ** 2)),
-            tol=max(self._tol(), 1e-6))
-        # Forward additions over the whole grid (entries no Kronecker slab
-        # covered: a source the Kronecker fit missed altogether).
+        floor = 1e-10 * float(xp.mean(xp.abs(Y) ** 2))
         penalty = entry_penalty(n_measurements, n_samples, math.prod(self._sizes),
                                 is_complex)
-        for _ in range(_MAX_ADDITIONS):
+        if 2 * flat.size > n_measurements:
+            # More candidates than M measurements can identify (2k > M: the
+            # Kronecker fit barely pruned, as at low SNR): build the per-entry
+            # support forward from nothing instead, so that no dictionary
+            # beyond the active columns is formed and SBL on an
+            # unidentifiable set does not overfit.
+            flat = np.zeros(0, dtype=np.intp)
+            keep = flat
+            columns = xp.zeros((n_measurements, 0), dtype=Y.dtype,
+                               device=_device(Y))
+            gamma = xp.zeros((0,), dtype=xp.float64, device=_device(Y))
+            free_sigma2 = sigma2 if not learn_noise else float(
+                xp.mean(xp.abs(Y) ** 2))
+            free_evidence = None
+            n_additions = n_measurements // 2
+        else:
+            keep, gamma, free_evidence, free_sigma2, columns = self._free_start(
+                factors, Y, result, candidates, flat, sigma2, learn_noise, floor, xp)
+            n_additions = _MAX_ADDITIONS
+        # Forward additions over the whole grid (entries no Kronecker slab
+        # covered: a source the Kronecker fit missed altogether).
+        for _ in range(n_additions):
             active = xp.take(columns, to_namespace(keep, xp, like=columns), axis=1)
             gain, best = addition_gains(factors, active, gamma, free_sigma2, Y, xp)
             gain[flat[keep]] = 0.0
@@ -532,12 +545,14 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             flat = np.append(flat[keep], candidate)
             multi = [np.asarray(i) for i in np.unravel_index(flat, self._sizes)]
             columns = _dense_columns(factors, multi, xp)
-            start = xp.concat([gamma, xp.asarray([best[candidate]], dtype=gamma.dtype,
-                                                 device=_device(gamma))])
+            start = xp.concat([gamma, xp.asarray([best[candidate]], dtype=xp.float64,
+                                                 device=_device(columns))])
             keep, gamma, free_evidence, free_sigma2 = refine_entries(
                 columns, start, free_sigma2, Y, xp, learn_noise=learn_noise,
-                noise_floor=1e-10 * float(xp.mean(xp.abs(Y) ** 2)),
-                tol=max(self._tol(), 1e-6), max_iter=_ADDITION_ITER)
+                noise_floor=floor, tol=max(self._tol(), 1e-6),
+                max_iter=_ADDITION_ITER)
+        if free_evidence is None:
+            return
         if self.prior == "auto":
             kron_evidence = float(xp.sum(log_evidence_on_support(
                 factors, result.kept, result.gammas, sigma2, Y, xp, dense=False)))
@@ -561,6 +576,28 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         result.kept, result.gammas = self._kept, self._kept_gammas
         self.prior_ = "free"
 
+    def _free_start(self, factors, Y, result, candidates, flat, sigma2,
+                    learn_noise, floor, xp):
+        """Per-entry SBL on the Kronecker candidate set."""
+        multi = [np.asarray(i) for i in np.unravel_index(flat, self._sizes)]
+        columns = _dense_columns(factors, multi, xp)
+        # A flat start on the candidates: the Kronecker values would carry
+        # its cross-term compromise (tiny variances where a lone source sits
+        # in a weak slab) and MacKay's pruning would make it final.
+        start = self._candidate_start(result, candidates, xp)
+        start = xp.full(start.shape, float(xp.mean(start)), dtype=start.dtype,
+                        device=_device(start))
+        free_sigma2 = sigma2
+        if learn_noise:
+            # Restart the noise from the authors' 0.1 var(y) when the
+            # Kronecker fit left more than that: signal it could not model
+            # sits in its noise estimate and would mask the entries.
+            free_sigma2 = min(sigma2, 0.1 * float(xp.mean(xp.abs(Y) ** 2)))
+        keep, gamma, evidence, free_sigma2 = refine_entries(
+            columns, start, free_sigma2, Y, xp, learn_noise=learn_noise,
+            noise_floor=floor, tol=max(self._tol(), 1e-6))
+        return keep, gamma, evidence, free_sigma2, columns
+
     @staticmethod
     def _candidate_start(result, candidates, xp):
         """Kronecker variances on the candidates (EM's values where pruned)."""
@@ -569,9 +606,10 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             full = {}
             if result.em_kept is not None:
                 full.update(zip(result.em_kept[mode].tolist(),
-                                to_numpy(result.em_gammas[mode]).tolist()))
+                                to_numpy(result.em_gammas[mode]).tolist(),
+                                strict=True))
             full.update(zip(result.kept[mode].tolist(),
-                            to_numpy(result.gammas[mode]).tolist()))
+                            to_numpy(result.gammas[mode]).tolist(), strict=True))
             values = np.array([full[j] for j in index.tolist()], dtype=np.float64)
             pieces.append(to_namespace(np.maximum(values, 1e-12 * values.max()),
                                        xp, like=result.gammas[mode]))

@@ -20,7 +20,8 @@ def test_noiseless_snapshots_follow_the_kronecker_steering():
 def test_separable_layout_is_a_kronecker_product_and_sources_are_separated():
     _, _, info = make_ura_doa(4, layout="separable", random_state=3)
     d = info["directions"]
-    assert len(np.unique(d[:, 0])) == 2 and len(np.unique(d[:, 1])) == 2
+    assert len(np.unique(d[:, 0])) == 2
+    assert len(np.unique(d[:, 1])) == 2
     _, _, info = make_ura_doa(3, random_state=3, min_separation=2.0)
     d = info["directions"] / info["cell"]
     for i in range(3):
