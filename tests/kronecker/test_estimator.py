@@ -199,7 +199,7 @@ def test_pattern_coupling_with_zero_beta_matches_plain_am():
     # The refinement leaves coupled modes alone, so it would treat the two
     # fits differently; the claim is about the coupled EM update.
     plain = KroneckerSBL(factors, method="am", noise_variance=0.01,
-                         refine=False).fit(Y)
+                         refine=False, prior="kronecker").fit(Y)
     coupled = KroneckerSBL(factors, method="am", noise_variance=0.01,
                            coupling=[0.0, None], refine=False).fit(Y)
     # beta = 0 makes C = I; only the relative 1e-5 offset differs.
