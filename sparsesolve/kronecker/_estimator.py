@@ -29,7 +29,7 @@ from ._entries import (
     refine_entries,
 )
 from ._moves import slab_penalty
-from ._offgrid import find_peaks, refine_directions
+from ._offgrid import find_peaks, periods, refine_directions
 from ._operator import _check_factors
 from ._posterior import dense_posterior, kron_vector
 
@@ -620,7 +620,8 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         factors = _check_factors(self.dictionaries, "dictionaries")
         steering, grids = self._check_steering(factors)
         power = to_numpy(self.prior_variance())
-        peaks = find_peaks(power, sizes)
+        wrap = periods(steering, grids)
+        peaks = find_peaks(power, sizes, [p is not None for p in wrap])
         Y_host = to_numpy(Y)
         if peaks.shape[0] == 0:
             self.directions_ = np.zeros((0, len(sizes)))
@@ -628,7 +629,7 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self.source_amplitudes_ = np.zeros((Y_host.shape[0], 0))
         else:
             theta, std, amplitudes = refine_directions(
-                steering, grids, peaks, Y_host, self.noise_variance_)
+                steering, grids, peaks, Y_host, self.noise_variance_, wrap=wrap)
             self.directions_, self.direction_std_ = theta, std
             self.source_amplitudes_ = amplitudes
         if one_d:

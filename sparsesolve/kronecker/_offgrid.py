@@ -24,16 +24,38 @@ for its parameters is dropped (model-order selection, Schwarz, Ann. Statist.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import maximum_filter
 from scipy.optimize import least_squares
 
 __all__ = ["find_peaks", "refine_directions"]
 
 # Peaks below this fraction of the strongest one are side lobes / leakage.
 _PEAK_FLOOR = 1e-2
+# Bounded solves from a recentred box when a parameter ends on its bound.
+_RECENTRE = 3
 
 
-def find_peaks(power, sizes):
+def periods(steering, grids):
+    """Per mode, the period of a uniform grid that closes on itself, or None.
+
+    A ULA steering vector is periodic in its direction cosine (``a(u + 2) =
+    a(u)``); a uniform grid ``g_0, g_0 + h, ..., g_0 + (n - 1) h`` covers a
+    full period when ``a(g_0 + n h) = a(g_0)``. Peaks may then straddle the
+    two ends of the grid, and estimates are wrapped into the grid's range.
+    """
+    result = []
+    for function, grid in zip(steering, grids, strict=True):
+        steps = np.diff(grid)
+        if grid.size < 3 or not np.allclose(steps, steps[0]):
+            result.append(None)
+            continue
+        span = steps[0] * grid.size
+        ends = np.asarray(function(np.array([grid[0], grid[0] + span])))
+        periodic = np.allclose(ends[:, 0], ends[:, 1], rtol=1e-9, atol=1e-9)
+        result.append(float(span) if periodic else None)
+    return result
+
+
+def find_peaks(power, sizes, periodic=None):
     """Multi-indices of the local maxima of ``power`` on the grid.
 
     Parameters
@@ -41,6 +63,8 @@ def find_peaks(power, sizes):
     power : ndarray of shape (prod(sizes),)
         Learned power per grid point (zero off the support).
     sizes : list of int
+    periodic : list of bool, optional
+        Modes whose grid wraps around (neighbours across the ends).
 
     Returns
     -------
@@ -49,8 +73,19 @@ def find_peaks(power, sizes):
     grid = np.asarray(power, dtype=np.float64).reshape(sizes)
     if not np.any(grid > 0):
         return np.zeros((0, len(sizes)), dtype=np.intp)
-    local = maximum_filter(grid, size=3, mode="constant", cval=0.0)
-    is_peak = (grid >= local) & (grid > _PEAK_FLOOR * grid.max())
+    periodic = periodic or [False] * len(sizes)
+    # Neighbours along the axes only: two sources one diagonal cell apart
+    # (allowed at the Rayleigh separation) both stay peaks; spurious peaks
+    # this admits are removed by the order selection after refinement.
+    is_peak = grid > _PEAK_FLOOR * grid.max()
+    for axis, wraps in enumerate(periodic):
+        for shift in (1, -1):
+            neighbour = np.roll(grid, shift, axis=axis)
+            if not wraps:
+                edge = [slice(None)] * grid.ndim
+                edge[axis] = 0 if shift == 1 else -1
+                neighbour[tuple(edge)] = 0.0
+            is_peak &= grid >= neighbour
     flat = np.flatnonzero(is_peak.ravel())
     flat = flat[np.argsort(-grid.ravel()[flat], kind="stable")]
     return np.stack(np.unravel_index(flat, sizes), axis=1)
@@ -81,7 +116,7 @@ def _residual(theta_flat, steering, Y, n_sources, n_modes):
     return residual
 
 
-def refine_directions(steering, grids, peaks, Y, noise_variance):
+def refine_directions(steering, grids, peaks, Y, noise_variance, wrap=None):
     """Jointly refine the directions of the sources at ``peaks``.
 
     Parameters
@@ -94,6 +129,9 @@ def refine_directions(steering, grids, peaks, Y, noise_variance):
         Grid multi-indices of the sources (strongest first).
     Y : ndarray of shape (n_samples, M)
     noise_variance : float
+    wrap : list of (float or None), optional
+        Period per mode (see :func:`periods`): estimates are wrapped into
+        the grid's range.
 
     Returns
     -------
@@ -129,6 +167,10 @@ def refine_directions(steering, grids, peaks, Y, noise_variance):
         theta, lower, upper, solution = _fit_directions(
             steering, grids, peaks[keep], Y, start=np.delete(theta, weakest, axis=0))
     n_sources, n_modes = theta.shape
+    for mode, period in enumerate(wrap or [None] * n_modes):
+        if period is not None:
+            origin = grids[mode][0] - 0.5 * (grids[mode][1] - grids[mode][0])
+            theta[:, mode] = origin + np.mod(theta[:, mode] - origin, period)
     jacobian = solution.jac
     scale = noise_variance / 2.0 if np.iscomplexobj(Y) else noise_variance
     information = jacobian.T @ jacobian
@@ -156,8 +198,19 @@ def _fit_directions(steering, grids, peaks, Y, start=None):
         upper[:, mode] = grid[index] + step
     start = centre if start is None else np.clip(start, lower, upper)
     args = (steering, Y, n_sources, n_modes)
-    solution = least_squares(
-        _residual, start.ravel(), args=args, bounds=(lower.ravel(), upper.ravel()),
-        method="trf", x_scale="jac", xtol=1e-10, ftol=1e-10, max_nfev=50 * start.size,
-    )
-    return solution.x.reshape(n_sources, n_modes), lower, upper, solution
+    for _ in range(_RECENTRE):
+        solution = least_squares(
+            _residual, start.ravel(), args=args,
+            bounds=(lower.ravel(), upper.ravel()), method="trf", x_scale="jac",
+            xtol=1e-10, ftol=1e-10, max_nfev=50 * start.size,
+        )
+        theta = solution.x.reshape(n_sources, n_modes)
+        # A parameter stopped by its bound: the peak cell was a neighbour of
+        # the source's (leakage split across cells); recentre and go on.
+        width = upper - lower
+        at_bound = (np.abs(theta - lower) < 1e-6 * width) | (
+            np.abs(theta - upper) < 1e-6 * width)
+        if not at_bound.any():
+            break
+        lower, upper, start = theta - 0.5 * width, theta + 0.5 * width, theta
+    return theta, lower, upper, solution

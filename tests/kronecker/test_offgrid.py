@@ -87,3 +87,23 @@ def test_no_steering_no_direction_attributes():
     Y, factors, info = make_ura_doa(2, random_state=0)
     model = KroneckerSBL(factors).fit(Y)
     assert not hasattr(model, "directions_")
+
+
+def test_ula_grids_wrap_around():
+    from sparsesolve.kronecker._offgrid import periods
+
+    _, factors, info = make_ura_doa(1, random_state=0)
+    assert periods(info["steering"], info["grids"]) == [2.0, 2.0]
+    uneven = [np.sort(np.r_[info["grids"][0][:-1], 0.9]), info["grids"][1]]
+    assert periods(info["steering"], uneven)[0] is None
+    # A source between the last grid point and the first (v = 0.93, i.e.
+    # between 0.875 and -1 = 1): its power straddles the ends of the grid.
+    rng = np.random.RandomState(0)
+    a = np.kron(ula_steering(8, [0.1])[:, 0], ula_steering(8, [0.93])[:, 0])
+    s = rng.standard_normal((10, 1)) + 1j * rng.standard_normal((10, 1))
+    Y = s @ a[None, :] + 0.01 * (rng.standard_normal((10, 64))
+                                 + 1j * rng.standard_normal((10, 64)))
+    model = KroneckerSBL(factors, steering=info["steering"],
+                         grids=info["grids"]).fit(Y)
+    assert model.directions_.shape == (1, 2)
+    assert_allclose(model.directions_[0], [0.1, 0.93], atol=2e-3)
