@@ -83,7 +83,7 @@ cell = info["cell"]
 for estimate in model.directions_:
     distance = np.min(np.linalg.norm((truth - estimate) / cell, axis=1))
     print(f"estimate {np.round(estimate, 4)}: {distance:.3f} cells from the truth")
-on_grid = np.linalg.norm((truth - np.round((truth + 1) / cell) * cell + 1) / cell,
-                         axis=1)
+nearest_grid_point = np.round((truth + 1) / cell) * cell - 1
+on_grid = np.linalg.norm((truth - nearest_grid_point) / cell, axis=1)
 print("distance of each source to its nearest grid point (cells):",
       np.round(on_grid, 3))

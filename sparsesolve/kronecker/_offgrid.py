@@ -209,12 +209,20 @@ def refine_directions(steering, grids, peaks, Y, noise_variance, wrap=None):
         keep = np.delete(keep, duplicate)
         theta, lower, upper, solution = _fit_directions(
             steering, grids, peaks[keep], Y, start=theta[keep])
+    def noise_of(cost, n_sources):
+        # The deterministic-ML noise estimate of the larger model, never
+        # below the SBL value: an SBL prior that keeps leakage entries
+        # underestimates the noise and would let spurious sources pass.
+        dof = n_samples * max(n_measurements - n_sources, 1)
+        return max(noise_variance, cost / dof)
+
     while keep.size > 1:
         base = np.sum(solution.fun ** 2)
+        sigma2 = noise_of(base, keep.size)
         gains = np.array([
             scale * (np.sum(_residual(np.delete(theta, k, axis=0).ravel(), steering, Y,
                                       keep.size - 1, theta.shape[1]) ** 2) - base)
-            / noise_variance for k in range(keep.size)])
+            / sigma2 for k in range(keep.size)])
         weakest = int(np.argmin(gains))
         if gains[weakest] >= penalty:
             break
@@ -243,13 +251,15 @@ def refine_directions(steering, grids, peaks, Y, noise_variance, wrap=None):
         # joint off-grid refinement gains at most a few times that (the
         # power lost by a source half a cell off the grid), so a candidate
         # far below the charge is not worth a solve.
-        if scale * power[best] / norms[best] / noise_variance < 0.25 * penalty:
+        if scale * power[best] / norms[best] / noise_of(base, keep.size + 1) < (
+                0.25 * penalty):
             break
         cell = np.array(np.unravel_index(best, sizes))
         trial_peaks = np.vstack([peaks[keep], cell[None, :]])
         start = np.vstack([theta, [g[c] for g, c in zip(grids, cell, strict=True)]])
         trial = _fit_directions(steering, grids, trial_peaks, Y, start=start)
-        gain = scale * (base - np.sum(trial[3].fun ** 2)) / noise_variance
+        after = np.sum(trial[3].fun ** 2)
+        gain = scale * (base - after) / noise_of(after, keep.size + 1)
         if gain < penalty:
             break
         peaks = trial_peaks
