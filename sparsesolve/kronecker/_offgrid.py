@@ -154,6 +154,26 @@ def _jacobian(theta_flat, steering, Y, n_sources, n_modes):
     return np.stack(columns, axis=1)
 
 
+def _duplicates(theta, steps, wrap=None):
+    """Sources within half a grid step (every mode) of a stronger one.
+
+    On a periodic mode distances are taken modulo the period (a ULA source
+    at ``u`` and one at ``u - 2`` are the same).
+    """
+    periods_ = np.array([np.inf if p is None else p
+                         for p in (wrap or [None] * theta.shape[1])])
+
+    def distance(a, b):
+        delta = a - b
+        finite = np.isfinite(periods_)
+        delta[finite] = (delta[finite] + 0.5 * periods_[finite]) % periods_[
+            finite] - 0.5 * periods_[finite]
+        return np.abs(delta)
+
+    return [k for k in range(theta.shape[0]) if any(
+        np.all(distance(theta[k], theta[j]) < 0.5 * steps) for j in range(k))]
+
+
 def _residual_matrix(theta_flat, steering, Y, n_sources, n_modes):
     """Rows: snapshots minus their projection on the sources' atoms."""
     A = _atoms(steering, theta_flat.reshape(n_sources, n_modes))
@@ -203,8 +223,7 @@ def refine_directions(steering, grids, peaks, Y, noise_variance, wrap=None):
     # converge to the same place: keep the stronger (earlier) one.
     steps = np.array([np.abs(np.diff(g)).min() if g.size > 1 else np.inf
                       for g in grids])
-    duplicate = [k for k in range(theta.shape[0]) if any(
-        np.all(np.abs(theta[k] - theta[j]) < 0.5 * steps) for j in range(k))]
+    duplicate = _duplicates(theta, steps, wrap)
     if duplicate:
         keep = np.delete(keep, duplicate)
         theta, lower, upper, solution = _fit_directions(
@@ -258,6 +277,10 @@ def refine_directions(steering, grids, peaks, Y, noise_variance, wrap=None):
         trial_peaks = np.vstack([peaks[keep], cell[None, :]])
         start = np.vstack([theta, [g[c] for g, c in zip(grids, cell, strict=True)]])
         trial = _fit_directions(steering, grids, trial_peaks, Y, start=start)
+        # Two atoms converging on one source (huge, cancelling amplitudes) fit
+        # a little noise, not a new source.
+        if _duplicates(trial[0], steps, wrap):
+            break
         after = np.sum(trial[3].fun ** 2)
         gain = scale * (base - after) / noise_of(after, keep.size + 1)
         if gain < penalty:
@@ -265,6 +288,15 @@ def refine_directions(steering, grids, peaks, Y, noise_variance, wrap=None):
         peaks = trial_peaks
         keep = np.arange(peaks.shape[0])
         theta, lower, upper, solution = trial
+    # A later solve can still bring two atoms onto one source.
+    for _ in range(theta.shape[0]):
+        duplicate = _duplicates(theta, steps, wrap)
+        if not duplicate:
+            break
+        keep = np.delete(np.arange(theta.shape[0]), duplicate)
+        peaks = peaks[keep]
+        theta, lower, upper, solution = _fit_directions(
+            steering, grids, peaks, Y, start=theta[keep])
     n_sources, n_modes = theta.shape
     for mode, period in enumerate(wrap or [None] * n_modes):
         if period is not None:
