@@ -7,6 +7,7 @@ and return NumPy arrays (move them to the GPU yourself with ``cupy.asarray``);
 downloaded at run time.
 """
 
+from ._array import make_ura_doa, ula_steering
 from ._clustering import make_fewshot_episodes
 from ._coding import make_image_patches
 from ._completion import make_completion_problem
@@ -29,4 +30,6 @@ __all__ = [
     "make_kronecker_sparse",
     "make_measured_hyperspectral",
     "make_poisson_problem",
+    "make_ura_doa",
+    "ula_steering",
 ]

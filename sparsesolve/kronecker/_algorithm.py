@@ -63,6 +63,8 @@ class SBLResult:
     history: list
     n_moves: int = 0
     variance: object = None
+    em_kept: list = None
+    em_gammas: list = None
 
 
 def _take_columns(factors, kept, xp):
@@ -283,6 +285,7 @@ def sparse_bayesian_learning(
         kept, gammas, mode_couplings, prune_threshold, xp
     )
     n_moves = 0
+    em_kept, em_gammas = kept, gammas
     free_modes = [mode for mode, matrix in enumerate(mode_couplings)
                   if matrix is None]
     if refine and not dense and free_modes:
@@ -301,6 +304,8 @@ def sparse_bayesian_learning(
         history=history,
         n_moves=n_moves,
         variance=variance,
+        em_kept=em_kept,
+        em_gammas=em_gammas,
     )
 
 

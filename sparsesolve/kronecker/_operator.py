@@ -29,15 +29,22 @@ def mode_product_apply(factors, X, xp):
     -------
     array of shape (n_samples, prod(m_i))
     """
-    n_samples = X.shape[0]
-    tensor = xp.reshape(X, (n_samples, *(factor.shape[1] for factor in factors)))
+    n_samples = int(X.shape[0])
+    shape = [int(factor.shape[1]) for factor in factors]
+    tensor = X
     for mode, factor in enumerate(factors):
-        axis = mode + 1
-        # tensordot puts the new mode first; moving it back keeps C order.
-        tensor = xp.tensordot(factor, tensor, axes=([1], [axis]))
-        tensor = xp.moveaxis(tensor, 0, axis)
-    out_size = math.prod(factor.shape[0] for factor in factors)
-    return xp.reshape(tensor, (n_samples, out_size))
+        # View the rows as (before, n_i, after) in C order and multiply the
+        # middle axis: one (batched) matmul per mode, no transposes. The
+        # last mode (after == 1) is a plain matrix product.
+        before = n_samples * math.prod(shape[:mode])
+        after = math.prod(shape[mode + 1:])
+        if after == 1:
+            tensor = xp.reshape(tensor, (before, shape[mode])) @ xp.permute_dims(
+                factor, (1, 0))
+        else:
+            tensor = xp.matmul(factor, xp.reshape(tensor, (before, shape[mode], after)))
+        shape[mode] = int(factor.shape[0])
+    return xp.reshape(tensor, (n_samples, math.prod(shape)))
 
 
 def kron_matrix(factors, xp):

@@ -52,7 +52,8 @@ def test_one_mode_reduces_to_classical_sbl(method, complex_values):
     # (which moves away from the EM point when that lowers the penalised
     # cost) is switched off.
     model = KroneckerSBL([A], method=method, noise_variance=0.01, max_iter=n_iter,
-                         tol=0.0, prune_threshold=0.0, refine=False)
+                         tol=0.0, prune_threshold=0.0, refine=False,
+                         prior="kronecker")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # tol=0: fixed count
         model.fit(Y)
@@ -86,7 +87,8 @@ def test_svd_kronsbl_matches_dense_reference(complex_values):
                                           random_state=1)
     # A check of the EM iterations themselves: no refinement afterwards.
     model = KroneckerSBL(factors, method="svd", noise_variance=0.05, max_iter=15,
-                         tol=0.0, prune_threshold=0.0, refine=False)
+                         tol=0.0, prune_threshold=0.0, refine=False,
+                         prior="kronecker")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(Y)
@@ -197,7 +199,7 @@ def test_pattern_coupling_with_zero_beta_matches_plain_am():
     # The refinement leaves coupled modes alone, so it would treat the two
     # fits differently; the claim is about the coupled EM update.
     plain = KroneckerSBL(factors, method="am", noise_variance=0.01,
-                         refine=False).fit(Y)
+                         refine=False, prior="kronecker").fit(Y)
     coupled = KroneckerSBL(factors, method="am", noise_variance=0.01,
                            coupling=[0.0, None], refine=False).fit(Y)
     # beta = 0 makes C = I; only the relative 1e-5 offset differs.
