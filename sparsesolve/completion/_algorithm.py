@@ -175,6 +175,7 @@ def alternating_minimization(
     random_state,
     progress,
     sketch_hashes=None,
+    biases=None,
 ):
     """Run AltMin sweeps from ``(left, right)``; return factors and history.
 
@@ -210,6 +211,14 @@ def alternating_minimization(
     sketch_hashes : tuple of arrays, optional
         Output of :func:`draw_sketch_hashes` to reuse (``"sketch"``); drawn
         from ``random_state`` when None.
+    biases : tuple of two arrays, optional
+        ``(row_bias, col_bias)`` of shapes (n_rows,) and (n_cols,), starting
+        values of per-row and per-column offsets fitted with the factors
+        (updated and returned); None fits the pure low-rank model. Each
+        half-sweep solves a row's factor and offset jointly, as one ridge
+        problem against the other side's factors with a column of ones
+        appended (the bias shares the row's ridge), and subtracts the other
+        side's offsets from the values first (Koren, Bell and Volinsky 2009).
 
     Returns
     -------
@@ -221,6 +230,8 @@ def alternating_minimization(
         Whether the ``tol`` criterion was met.
     huber_delta : float or None
         Final Huber threshold (None for the squared loss).
+    biases : tuple of two arrays or None
+        Fitted ``(row_bias, col_bias)`` when ``biases`` was given.
     """
     kernels = kernels_for(xp)
     dtype = left.dtype
@@ -255,21 +266,50 @@ def alternating_minimization(
     history = []
     converged = False
     huber_delta = None
+    row_bias = col_bias = None
+    if biases is not None:
+        row_bias, col_bias = biases
+        columns_t = xp.take(observed.rows, observed.transpose_order)
+        ones_rows = xp.ones((left.shape[0], 1), dtype=dtype, device=_device(left))
+        ones_cols = xp.ones((right.shape[0], 1), dtype=dtype, device=_device(right))
+
+    def current_residual():
+        residual = values - predict_entries(xp, observed.rows, observed.indices,
+                                            left, right)
+        if biases is not None:
+            residual = (residual - xp.take(row_bias, observed.rows)
+                        - xp.take(col_bias, observed.indices))
+        return residual
+
     if loss == "huber" and n_observed:
         # Weight the very first solves already: the initial factors come from
         # winsorised data, so their residuals flag the outliers.
-        residual = values - predict_entries(xp, observed.rows, observed.indices,
-                                            left, right)
-        weights, _, huber_delta = _huber_weights(xp, residual, dtype)
+        weights, _, huber_delta = _huber_weights(xp, current_residual(), dtype)
         weights_t = xp.take(weights, observed.transpose_order)
     for _ in range(max_iter):
-        _row_pass(kernels, solver, observed.indptr, observed.indices, values, weights,
-                  right, reg_rows, left, cg_steps, cg_tol, bucket, sign, sketch_size)
-        _row_pass(kernels, solver, observed.indptr_t, observed.indices_t,
-                  observed.values_t, weights_t, left, reg_cols, right, cg_steps,
-                  cg_tol, bucket_t, sign_t, sketch_size)
-        residual = values - predict_entries(xp, observed.rows, observed.indices,
-                                            left, right)
+        if biases is None:
+            _row_pass(kernels, solver, observed.indptr, observed.indices, values,
+                      weights, right, reg_rows, left, cg_steps, cg_tol, bucket, sign,
+                      sketch_size)
+            _row_pass(kernels, solver, observed.indptr_t, observed.indices_t,
+                      observed.values_t, weights_t, left, reg_cols, right, cg_steps,
+                      cg_tol, bucket_t, sign_t, sketch_size)
+        else:
+            # Rows: solve [u_i, b_i] against [v_j, 1] on m_ij - c_j.
+            joint = xp.concat([left, xp.reshape(row_bias, (-1, 1))], axis=1)
+            _row_pass(kernels, solver, observed.indptr, observed.indices,
+                      values - xp.take(col_bias, observed.indices), weights,
+                      xp.concat([right, ones_cols], axis=1), reg_rows, joint,
+                      cg_steps, cg_tol, bucket, sign, sketch_size)
+            left, row_bias = _split_joint(xp, joint)
+            # Columns: solve [v_j, c_j] against [u_i, 1] on m_ij - b_i.
+            joint = xp.concat([right, xp.reshape(col_bias, (-1, 1))], axis=1)
+            _row_pass(kernels, solver, observed.indptr_t, observed.indices_t,
+                      observed.values_t - xp.take(row_bias, columns_t), weights_t,
+                      xp.concat([left, ones_rows], axis=1), reg_cols, joint,
+                      cg_steps, cg_tol, bucket_t, sign_t, sketch_size)
+            right, col_bias = _split_joint(xp, joint)
+        residual = current_residual()
         if loss == "huber" and n_observed:
             weights, data_term, huber_delta = _huber_weights(xp, residual, dtype)
             weights_t = xp.take(weights, observed.transpose_order)
@@ -286,14 +326,24 @@ def alternating_minimization(
         if current <= fitted_loss:
             converged = True
             break
-    return left, right, history, converged, huber_delta
+    fitted_biases = None if biases is None else (row_bias, col_bias)
+    return left, right, history, converged, huber_delta, fitted_biases
 
 
-def fold_in_rows(xp, observed, right, alpha, value_scale):
+def _split_joint(xp, joint):
+    """Factor block and last column of a ``[factors, bias]`` solve, contiguous."""
+    k = joint.shape[1] - 1
+    return xp.asarray(joint[:, :k], copy=True), xp.asarray(joint[:, k], copy=True)
+
+
+def fold_in_rows(xp, observed, right, alpha, value_scale, col_bias=None):
     """Row factors of new rows by an exact ridge solve against ``right``.
 
     Each new row is one small least-squares problem, so the exact solver is
     always used here; the ridge follows the same ALS-WR rule as in fitting.
+    With ``col_bias`` (values already centred by the global mean) each row's
+    factor and bias are solved jointly, as in the fitting sweeps, and the
+    pair ``(left, row_bias)`` is returned; otherwise ``left`` alone.
     """
     dtype = right.dtype
     values = observed.values
@@ -301,9 +351,18 @@ def fold_in_rows(xp, observed, right, alpha, value_scale):
         (alpha * value_scale * np.maximum(observed.counts, 1)).astype(dtype), xp,
         like=right,
     )
-    left = xp.zeros((observed.shape[0], right.shape[1]), dtype=dtype,
-                    device=_device(right))
     weights = xp.ones(values.shape, dtype=dtype, device=_device(right))
+    if col_bias is not None:
+        other = xp.concat(
+            [right, xp.ones((right.shape[0], 1), dtype=dtype, device=_device(right))],
+            axis=1)
+        values = values - xp.take(col_bias, observed.indices)
+    else:
+        other = right
+    left = xp.zeros((observed.shape[0], other.shape[1]), dtype=dtype,
+                    device=_device(right))
     kernels_for(xp)["exact"](observed.indptr, observed.indices, values, weights,
-                             right, reg_rows, left)
-    return left
+                             other, reg_rows, left)
+    if col_bias is None:
+        return left
+    return _split_joint(xp, left)
