@@ -604,8 +604,9 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
                 "predict_ratings(pairs) for given (user, item) pairs or "
                 "recommend(users, n) for top-N lists."
             )
+        csr, xp, like = self._observed_input(X, reset=False)
         right = self.col_factors_
-        n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
+        n_rows = csr.shape[0]
         needed = int(n_rows) * int(right.shape[0]) * np.dtype(right.dtype).itemsize
         if needed > MAX_DENSE_BYTES:
             raise ValueError(
@@ -614,7 +615,6 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
                 " GiB limit); call predict(rows, cols) for the entries you need, "
                 "recommend(users, n) for top-N lists, or transform row blocks."
             )
-        csr, xp, like = self._observed_input(X, reset=False)
         observed = observed_from_host(csr.astype(right.dtype), get_namespace(right),
                                       like=right)
         xp = get_namespace(right)
