@@ -215,10 +215,16 @@ def alternating_minimization(
         ``(row_bias, col_bias)`` of shapes (n_rows,) and (n_cols,), starting
         values of per-row and per-column offsets fitted with the factors
         (updated and returned); None fits the pure low-rank model. Each
-        half-sweep solves a row's factor and offset jointly, as one ridge
-        problem against the other side's factors with a column of ones
-        appended (the bias shares the row's ridge), and subtracts the other
-        side's offsets from the values first (Koren, Bell and Volinsky 2009).
+        half-sweep first solves the factors on the values less both
+        offsets, then updates that side's offsets in closed form,
+        ``b_i = sum_j w_ij r_ij / (sum_j w_ij + lam)`` with ``r_ij`` the
+        residual of the rest of the model. ``lam`` is the same for every row
+        of a side (``alpha * s`` times the mean number of observations per
+        row), so sparsely observed rows and columns are shrunk towards the
+        global mean, as in Koren's baseline estimates (Koren 2010, "Factor
+        in the neighbors", section 2.1); scaling it with each row's count,
+        as ALS-WR does for the factors, would leave one-rating users with
+        their whole residual as bias.
 
     Returns
     -------
@@ -269,9 +275,11 @@ def alternating_minimization(
     row_bias = col_bias = None
     if biases is not None:
         row_bias, col_bias = biases
-        columns_t = xp.take(observed.rows, observed.transpose_order)
-        ones_rows = xp.ones((left.shape[0], 1), dtype=dtype, device=_device(left))
-        ones_cols = xp.ones((right.shape[0], 1), dtype=dtype, device=_device(right))
+        # Column of every CSR entry is ``indices``; row of every CSC entry is
+        # ``indices_t`` and its column is ``columns_t``.
+        columns_t = xp.take(observed.indices, observed.transpose_order)
+        bias_reg_rows = alpha * rms * float(np.mean(np.maximum(observed.counts, 1)))
+        bias_reg_cols = alpha * rms * float(np.mean(np.maximum(observed.counts_t, 1)))
 
     def current_residual():
         residual = values - predict_entries(xp, observed.rows, observed.indices,
@@ -295,20 +303,25 @@ def alternating_minimization(
                       observed.values_t, weights_t, left, reg_cols, right, cg_steps,
                       cg_tol, bucket_t, sign_t, sketch_size)
         else:
-            # Rows: solve [u_i, b_i] against [v_j, 1] on m_ij - c_j.
-            joint = xp.concat([left, xp.reshape(row_bias, (-1, 1))], axis=1)
+            # Rows: factors on m_ij - b_i - c_j, then b_i on what is left.
+            offset = values - xp.take(col_bias, observed.indices)
             _row_pass(kernels, solver, observed.indptr, observed.indices,
-                      values - xp.take(col_bias, observed.indices), weights,
-                      xp.concat([right, ones_cols], axis=1), reg_rows, joint,
-                      cg_steps, cg_tol, bucket, sign, sketch_size)
-            left, row_bias = _split_joint(xp, joint)
-            # Columns: solve [v_j, c_j] against [u_i, 1] on m_ij - b_i.
-            joint = xp.concat([right, xp.reshape(col_bias, (-1, 1))], axis=1)
+                      offset - xp.take(row_bias, observed.rows), weights, right,
+                      reg_rows, left, cg_steps, cg_tol, bucket, sign, sketch_size)
+            row_bias = shrunk_offsets(
+                xp, offset - predict_entries(xp, observed.rows, observed.indices,
+                                             left, right),
+                weights, observed.indptr, bias_reg_rows, dtype)
+            # Columns: the same with the roles swapped (CSC order).
+            offset = observed.values_t - xp.take(row_bias, observed.indices_t)
             _row_pass(kernels, solver, observed.indptr_t, observed.indices_t,
-                      observed.values_t - xp.take(row_bias, columns_t), weights_t,
-                      xp.concat([left, ones_rows], axis=1), reg_cols, joint,
-                      cg_steps, cg_tol, bucket_t, sign_t, sketch_size)
-            right, col_bias = _split_joint(xp, joint)
+                      offset - xp.take(col_bias, columns_t), weights_t, left,
+                      reg_cols, right, cg_steps, cg_tol, bucket_t, sign_t,
+                      sketch_size)
+            col_bias = shrunk_offsets(
+                xp, offset - predict_entries(xp, observed.indices_t, columns_t,
+                                             left, right),
+                weights_t, observed.indptr_t, bias_reg_cols, dtype)
         residual = current_residual()
         if loss == "huber" and n_observed:
             weights, data_term, huber_delta = _huber_weights(xp, residual, dtype)
@@ -330,20 +343,38 @@ def alternating_minimization(
     return left, right, history, converged, huber_delta, fitted_biases
 
 
-def _split_joint(xp, joint):
-    """Factor block and last column of a ``[factors, bias]`` solve, contiguous."""
-    k = joint.shape[1] - 1
-    return xp.asarray(joint[:, :k], copy=True), xp.asarray(joint[:, k], copy=True)
+def shrunk_offsets(xp, residual, weights, indptr, ridge, dtype):
+    """Per-row ``sum_j w_ij r_ij / (sum_j w_ij + ridge)`` over a CSR layout.
+
+    Row sums are differences of a running sum at the row pointers, which
+    every array-API library (NumPy, CuPy) provides; accumulated in float64
+    so that float32 data keep their precision.
+    """
+    wide = xp.float64
+    zero = xp.zeros(1, dtype=wide, device=_device(residual))
+    weighted = xp.concat([zero, xp.cumulative_sum(xp.astype(weights * residual,
+                                                            wide))])
+    total = xp.concat([zero, xp.cumulative_sum(xp.astype(weights, wide))])
+    start, stop = indptr[:-1], indptr[1:]
+    numerator = xp.take(weighted, stop) - xp.take(weighted, start)
+    denominator = xp.take(total, stop) - xp.take(total, start) + ridge
+    return xp.astype(numerator / denominator, dtype)
 
 
-def fold_in_rows(xp, observed, right, alpha, value_scale, col_bias=None):
+# Most block updates (factor, then bias) of folded-in rows; see fold_in_rows.
+_FOLD_IN_ALTERNATIONS = 200
+
+
+def fold_in_rows(xp, observed, right, alpha, value_scale, col_bias=None,
+                 bias_ridge=0.0):
     """Row factors of new rows by an exact ridge solve against ``right``.
 
     Each new row is one small least-squares problem, so the exact solver is
     always used here; the ridge follows the same ALS-WR rule as in fitting.
     With ``col_bias`` (values already centred by the global mean) each row's
-    factor and bias are solved jointly, as in the fitting sweeps, and the
-    pair ``(left, row_bias)`` is returned; otherwise ``left`` alone.
+    factor and bias (ridge ``bias_ridge``) are fitted by the block updates
+    of the fitting sweeps, repeated, and the pair ``(left, row_bias)`` is
+    returned; otherwise ``left`` alone.
     """
     dtype = right.dtype
     values = observed.values
@@ -352,17 +383,29 @@ def fold_in_rows(xp, observed, right, alpha, value_scale, col_bias=None):
         like=right,
     )
     weights = xp.ones(values.shape, dtype=dtype, device=_device(right))
-    if col_bias is not None:
-        other = xp.concat(
-            [right, xp.ones((right.shape[0], 1), dtype=dtype, device=_device(right))],
-            axis=1)
-        values = values - xp.take(col_bias, observed.indices)
-    else:
-        other = right
-    left = xp.zeros((observed.shape[0], other.shape[1]), dtype=dtype,
+    left = xp.zeros((observed.shape[0], right.shape[1]), dtype=dtype,
                     device=_device(right))
-    kernels_for(xp)["exact"](observed.indptr, observed.indices, values, weights,
-                             other, reg_rows, left)
+    exact = kernels_for(xp)["exact"]
     if col_bias is None:
+        exact(observed.indptr, observed.indices, values, weights, right, reg_rows,
+              left)
         return left
-    return _split_joint(xp, left)
+    # Each row's (factor, bias) problem is jointly convex in two blocks, so
+    # alternating the two updates converges (linearly, at a rate set by how
+    # far the mean of the factors is from 0); stop when the biases settle.
+    offset = values - xp.take(col_bias, observed.indices)
+    row_bias = xp.zeros(observed.shape[0], dtype=dtype, device=_device(right))
+    settled = 1e-10 if dtype == np.float64 else 1e-5
+    for _ in range(_FOLD_IN_ALTERNATIONS):
+        exact(observed.indptr, observed.indices,
+              offset - xp.take(row_bias, observed.rows), weights, right, reg_rows,
+              left)
+        previous = row_bias
+        row_bias = shrunk_offsets(
+            xp, offset - predict_entries(xp, observed.rows, observed.indices, left,
+                                         right),
+            weights, observed.indptr, bias_ridge, dtype)
+        if row_bias.shape[0] == 0 or float(xp.max(xp.abs(row_bias - previous))) <= (
+                settled * value_scale):
+            break
+    return left, row_bias

@@ -87,18 +87,19 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         exactly, which is then cheaper).
     alpha : float or "auto", default="auto"
         Ridge strength relative to the data: the penalty of row ``i`` is
-        ``alpha * s * n_i * ||u_i||^2`` (and ``alpha * s * n_i * b_i^2`` for
-        its bias), with ``n_i`` its number of observations and ``s`` the
-        root mean square of the observed values after the global mean is
-        removed (and likewise for columns). ``"auto"`` holds out 10% of the
-        observed entries, fits the other 90% along a path of decreasing
-        strengths (``1`` down to ``1e-8``, each warm-started from the
-        previous, stopped once the held-out error has risen twice in a
-        row), keeps the strength with the smallest held-out error and
-        refits on all entries from that point of the path; the choice is
-        in ``alpha_``. Noiseless low-rank data end up near ``1e-8``, noisy
-        ratings near ``1e-1``. With fewer than 200 observed entries,
-        ``"auto"`` means ``1e-3``.
+        ``alpha * s * n_i * ||u_i||^2``, with ``n_i`` its number of
+        observations and ``s`` the root mean square of the observed values
+        after the global mean is removed (and likewise for columns); a bias
+        ``b_i`` is penalised by ``alpha * s * mean(n) * b_i^2``, the same
+        for every row, so that rarely observed rows keep small biases.
+        ``"auto"`` holds out 10% of the observed entries, fits the other 90%
+        along a path of decreasing strengths (``1`` down to ``1e-8``, each
+        warm-started from the previous, stopped once the held-out error has
+        risen twice in a row), keeps the strength with the smallest held-out
+        error and refits on all entries from that point of the path; the
+        choice is in ``alpha_``. Noiseless low-rank data end up near
+        ``1e-8``, noisy ratings near ``1e-1``. With fewer than 200 observed
+        entries, ``"auto"`` means ``1e-3``.
     loss : {"squared", "huber"}, default="squared"
         Data-fit term. ``"huber"`` downweights residuals beyond
         ``1.345 * 1.4826 * MAD(residuals)`` (re-estimated every sweep).
@@ -466,6 +467,10 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
                       xp.zeros(n_cols, dtype=dtype, device=_device_of(left)))
         self.row_biases_, self.col_biases_ = biases
         self._has_biases = use_biases
+        # The ridge of a folded-in row's bias, as in the sweeps (see
+        # alternating_minimization).
+        self._row_bias_ridge = (alpha * self._value_scale
+                                * float(np.mean(np.maximum(np.diff(csr.indptr), 1))))
         self.n_iter_ = len(history)
         self.loss_history_ = history
         self.huber_delta_ = delta
@@ -621,7 +626,8 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         if self._has_biases:
             observed.values = observed.values - self.global_mean_
             left, row_bias = fold_in_rows(xp, observed, right, float(self.alpha_),
-                                          self._value_scale, col_bias=self.col_biases_)
+                                          self._value_scale, col_bias=self.col_biases_,
+                                          bias_ridge=self._row_bias_ridge)
             completed = (left @ right.T + self.global_mean_
                          + xp.reshape(row_bias, (-1, 1))
                          + xp.reshape(self.col_biases_, (1, -1)))

@@ -36,27 +36,32 @@ def _frame(rows, cols, values):
 
 def _reference_biased_als(dense, mask, left, right, row_bias, col_bias, alpha,
                           scale, n_sweeps):
-    """Plain NumPy ALS with biases: each row solves [u_i, b_i] against [V, 1]."""
+    """Plain NumPy ALS with biases: per row, the factor by np.linalg.solve on
+    the values less both biases, then the bias as a shrunk mean residual."""
     left, right = left.copy(), right.copy()
     row_bias, col_bias = row_bias.copy(), col_bias.copy()
     rank = left.shape[1]
+    bias_ridge_rows = alpha * scale * mask.sum(axis=1).mean()
+    bias_ridge_cols = alpha * scale * mask.sum(axis=0).mean()
     for _ in range(n_sweeps):
         for i in range(dense.shape[0]):
             cols = np.flatnonzero(mask[i])
-            design = np.column_stack([right[cols], np.ones(cols.size)])
+            design = right[cols]
             target = dense[i, cols] - col_bias[cols]
             ridge = alpha * scale * max(cols.size, 1)
-            solution = np.linalg.solve(design.T @ design + ridge * np.eye(rank + 1),
-                                       design.T @ target)
-            left[i], row_bias[i] = solution[:rank], solution[rank]
+            left[i] = np.linalg.solve(design.T @ design + ridge * np.eye(rank),
+                                      design.T @ (target - row_bias[i]))
+            row_bias[i] = (np.sum(target - design @ left[i])
+                           / (cols.size + bias_ridge_rows))
         for j in range(dense.shape[1]):
             rows = np.flatnonzero(mask[:, j])
-            design = np.column_stack([left[rows], np.ones(rows.size)])
+            design = left[rows]
             target = dense[rows, j] - row_bias[rows]
             ridge = alpha * scale * max(rows.size, 1)
-            solution = np.linalg.solve(design.T @ design + ridge * np.eye(rank + 1),
-                                       design.T @ target)
-            right[j], col_bias[j] = solution[:rank], solution[rank]
+            right[j] = np.linalg.solve(design.T @ design + ridge * np.eye(rank),
+                                       design.T @ (target - col_bias[j]))
+            col_bias[j] = (np.sum(target - design @ right[j])
+                           / (rows.size + bias_ridge_cols))
     return left, right, row_bias, col_bias
 
 
@@ -83,8 +88,8 @@ def test_biased_sweeps_match_dense_reference(solver, cg_steps):
             cg_steps=cg_steps, sketch_size=8, random_state=rng, progress=progress,
             biases=(row_bias0.copy(), col_bias0.copy()),
         )
-    # CG with 15 > k + 1 steps solves the (k+1)-sized systems to its 1e-10
-    # relative tolerance; Cholesky agrees with np.linalg.solve to round-off.
+    # CG with 15 > k steps solves the k x k systems to its 1e-10 relative
+    # tolerance; Cholesky agrees with np.linalg.solve to round-off.
     for got, want in zip((left, right, *biases), expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
 
@@ -102,10 +107,12 @@ def test_biased_fit_is_stationary_for_the_full_objective():
     # space: the bias gradients do not depend on the rotation.
     residual = values - (mu + b[rows] + c[cols] + np.sum(U[rows] * V[cols], axis=1))
     scale = np.sqrt(np.mean((values - mu) ** 2))
-    row_counts = np.bincount(rows, minlength=25)
-    col_counts = np.bincount(cols, minlength=20)
-    grad_b = -np.bincount(rows, residual, 25) + model.alpha_ * scale * row_counts * b
-    grad_c = -np.bincount(cols, residual, 20) + model.alpha_ * scale * col_counts * c
+    # The bias ridge is alpha * s * (mean observations per row), see the
+    # alpha parameter.
+    ridge_b = model.alpha_ * scale * np.bincount(rows, minlength=25).mean()
+    ridge_c = model.alpha_ * scale * np.bincount(cols, minlength=20).mean()
+    grad_b = -np.bincount(rows, residual, 25) + ridge_b * b
+    grad_c = -np.bincount(cols, residual, 20) + ridge_c * c
     # Gradients relative to the size of the data term (sum of |r| per row).
     np.testing.assert_allclose(grad_b, 0, atol=1e-6)
     np.testing.assert_allclose(grad_c, 0, atol=1e-6)
