@@ -318,11 +318,16 @@ def alternating_minimization(
                       offset - xp.take(col_bias, columns_t), weights_t, left,
                       reg_cols, right, cg_steps, cg_tol, bucket_t, sign_t,
                       sketch_size)
-            col_bias = shrunk_offsets(
-                xp, offset - predict_entries(xp, observed.indices_t, columns_t,
-                                             left, right),
-                weights_t, observed.indptr_t, bias_reg_cols, dtype)
-        residual = current_residual()
+            column_residual = offset - predict_entries(xp, observed.indices_t,
+                                                       columns_t, left, right)
+            col_bias = shrunk_offsets(xp, column_residual, weights_t,
+                                      observed.indptr_t, bias_reg_cols, dtype)
+        if biases is not None and loss == "squared":
+            # The full residual in CSC order: the loss does not depend on the
+            # order, so this saves one pass over the entries.
+            residual = column_residual - xp.take(col_bias, columns_t)
+        else:
+            residual = current_residual()
         if loss == "huber" and n_observed:
             weights, data_term, huber_delta = _huber_weights(xp, residual, dtype)
             weights_t = xp.take(weights, observed.transpose_order)
