@@ -14,7 +14,14 @@ from sklearn.utils import check_random_state, metadata_routing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in
 
-from .._backend import get_namespace, is_array, to_namespace, to_numpy
+from .._backend import (
+    get_namespace,
+    is_array,
+    is_cupy_namespace,
+    is_numpy_namespace,
+    to_namespace,
+    to_numpy,
+)
 from .._progress import Progress
 from .._validation import check_is_fitted, validate_data
 from ._algorithm import (
@@ -342,6 +349,15 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             xp, like = get_namespace(np.empty(0)), None
         else:
             xp = get_namespace(X) if is_array(X) else None
+            if xp is not None and not (is_numpy_namespace(xp)
+                                       or is_cupy_namespace(xp)):
+                # The row solves are numba kernels, compiled for NumPy (CPU)
+                # and CuPy (GPU) memory only.
+                raise TypeError(
+                    f"AltMinCompletion runs on NumPy and CuPy arrays; got an array "
+                    f"of {type(X).__module__}.{type(X).__name__}. Convert it with "
+                    "numpy.asarray (or cupy.asarray for the GPU) first."
+                )
             foreign = xp is not None and not isinstance(X, np.ndarray)
             # Missing entries are NaN here, so only infinity is rejected.
             # (The shared check of foreign arrays treats "allow-nan" as True.)

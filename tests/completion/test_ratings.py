@@ -356,3 +356,10 @@ def test_bad_ratings_input_is_rejected_clearly():
         model.fit(np.array([["a", "b"], ["c", "d"]], dtype=object), ["x", "y"])
     with pytest.raises(ValueError, match="None or NaN"):
         model.fit(np.array([[None, "b"], ["c", "d"]], dtype=object), [1.0, 2.0])
+
+
+def test_array_api_strict_input_is_rejected_clearly():
+    strict = pytest.importorskip("array_api_strict")
+    X = strict.asarray(np.array([[1.0, np.nan], [2.0, 3.0]]))
+    with pytest.raises(TypeError, match="numpy.asarray"):
+        AltMinCompletion().fit(X)
