@@ -641,14 +641,15 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
                                       like=right)
         xp = get_namespace(right)
         if self._has_biases:
-            observed.values = observed.values - self.global_mean_
+            given = observed.values
+            observed.values = given - self.global_mean_
             left, row_bias = fold_in_rows(xp, observed, right, float(self.alpha_),
                                           self._value_scale, col_bias=self.col_biases_,
                                           bias_ridge=self._row_bias_ridge)
             completed = (left @ right.T + self.global_mean_
                          + xp.reshape(row_bias, (-1, 1))
                          + xp.reshape(self.col_biases_, (1, -1)))
-            observed.values = observed.values + self.global_mean_
+            observed.values = given
         else:
             left = fold_in_rows(xp, observed, right, float(self.alpha_),
                                 self._value_scale)

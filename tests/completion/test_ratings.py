@@ -220,6 +220,8 @@ def test_biases_on_by_default_for_ratings_only():
     # transform folds rows in with their biases, too.
     completed = with_biases.transform(X[:5])
     np.testing.assert_allclose(completed, full[:5], atol=1e-2)
+    given = X[:5].tocoo()
+    np.testing.assert_array_equal(completed[given.row, given.col], given.data)
 
 
 def test_score_is_negative_rmse_and_grid_search_works():
