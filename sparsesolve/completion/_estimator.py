@@ -191,7 +191,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     n_features_in_ : int
         Number of columns of ``X`` seen in ``fit`` (matrix columns, or 2 or 3
         for ratings input).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of a DataFrame ``X`` in matrix form, when all are
         strings.
 
