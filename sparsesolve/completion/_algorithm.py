@@ -280,6 +280,13 @@ def alternating_minimization(
         columns_t = xp.take(observed.indices, observed.transpose_order)
         bias_reg_rows = alpha * rms * float(np.mean(np.maximum(observed.counts, 1)))
         bias_reg_cols = alpha * rms * float(np.mean(np.maximum(observed.counts_t, 1)))
+        # Unit weights (squared loss) sum to the observation counts.
+        totals_rows = totals_cols = None
+        if loss == "squared":
+            totals_rows = to_namespace(observed.counts.astype(np.float64), xp,
+                                       like=values)
+            totals_cols = to_namespace(observed.counts_t.astype(np.float64), xp,
+                                       like=values)
 
     def current_residual():
         residual = values - predict_entries(xp, observed.rows, observed.indices,
@@ -311,7 +318,7 @@ def alternating_minimization(
             row_bias = shrunk_offsets(
                 xp, offset - predict_entries(xp, observed.rows, observed.indices,
                                              left, right),
-                weights, observed.indptr, bias_reg_rows, dtype)
+                weights, observed.indptr, bias_reg_rows, dtype, totals_rows)
             # Columns: the same with the roles swapped (CSC order).
             offset = observed.values_t - xp.take(row_bias, observed.indices_t)
             _row_pass(kernels, solver, observed.indptr_t, observed.indices_t,
@@ -321,7 +328,8 @@ def alternating_minimization(
             column_residual = offset - predict_entries(xp, observed.indices_t,
                                                        columns_t, left, right)
             col_bias = shrunk_offsets(xp, column_residual, weights_t,
-                                      observed.indptr_t, bias_reg_cols, dtype)
+                                      observed.indptr_t, bias_reg_cols, dtype,
+                                      totals_cols)
         if biases is not None and loss == "squared":
             # The full residual in CSC order: the loss does not depend on the
             # order, so this saves one pass over the entries.
@@ -348,22 +356,25 @@ def alternating_minimization(
     return left, right, history, converged, huber_delta, fitted_biases
 
 
-def shrunk_offsets(xp, residual, weights, indptr, ridge, dtype):
+def shrunk_offsets(xp, residual, weights, indptr, ridge, dtype, totals=None):
     """Per-row ``sum_j w_ij r_ij / (sum_j w_ij + ridge)`` over a CSR layout.
 
     Row sums are differences of a running sum at the row pointers, which
     every array-API library (NumPy, CuPy) provides; accumulated in float64
-    so that float32 data keep their precision.
+    so that float32 data keep their precision. ``totals``, the per-row sums
+    of the weights, can be passed when they are known (the observation
+    counts, for unit weights).
     """
     wide = xp.float64
     zero = xp.zeros(1, dtype=wide, device=_device(residual))
+    start, stop = indptr[:-1], indptr[1:]
     weighted = xp.concat([zero, xp.cumulative_sum(xp.astype(weights * residual,
                                                             wide))])
-    total = xp.concat([zero, xp.cumulative_sum(xp.astype(weights, wide))])
-    start, stop = indptr[:-1], indptr[1:]
     numerator = xp.take(weighted, stop) - xp.take(weighted, start)
-    denominator = xp.take(total, stop) - xp.take(total, start) + ridge
-    return xp.astype(numerator / denominator, dtype)
+    if totals is None:
+        running = xp.concat([zero, xp.cumulative_sum(xp.astype(weights, wide))])
+        totals = xp.take(running, stop) - xp.take(running, start)
+    return xp.astype(numerator / (totals + ridge), dtype)
 
 
 # Most block updates (factor, then bias) of folded-in rows; see fold_in_rows.
