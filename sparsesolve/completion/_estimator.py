@@ -28,6 +28,7 @@ from ._algorithm import (
     alternating_minimization,
     balance_factors,
     fold_in_rows,
+    implicit_alternating_minimization,
     predict_entries,
     random_init,
     spectral_init,
@@ -64,6 +65,10 @@ AUTO_SWEEPS = 3
 AUTO_MIN_OBSERVED = 200
 # A fixed ridge for data too small to hold entries out.
 FALLBACK_ALPHA = 1e-3
+# loss="implicit" with alpha="auto": the default regularisation of the
+# ``implicit`` library (Hu et al. leave it to the user). Held-out squared
+# error says little about a ranking model, so no path is run.
+IMPLICIT_ALPHA = 0.01
 
 
 class AltMinCompletion(TransformerMixin, BaseEstimator):
@@ -108,9 +113,18 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         ``alpha_``. Noiseless low-rank data end up near
         ``1e-8``, noisy ratings near ``1e-1``. With fewer than 200 observed
         entries, ``"auto"`` means ``1e-3``.
-    loss : {"squared", "huber"}, default="squared"
+    loss : {"squared", "huber", "implicit"}, default="squared"
         Data-fit term. ``"huber"`` downweights residuals beyond
         ``1.345 * 1.4826 * MAD(residuals)`` (re-estimated every sweep).
+        ``"implicit"``: implicit feedback (clicks, plays, purchases; Hu,
+        Koren and Volinsky 2008, as the ``implicit`` library and Spark's
+        ``implicitPrefs``). The stored values are interaction strengths
+        ``r >= 0``; every entry of the matrix, stored or not, is fitted to
+        the preference ``p = [r > 0]`` with confidence ``c = 1 + confidence
+        * r``, and ``alpha`` is the plain ridge ``alpha (||U||^2 + ||V||^2)``
+        (``"auto"`` means ``0.01``, the ``implicit`` default). Biases are
+        off; ``predict`` gives preferences and ``recommend`` ranks by them.
+        Solvers ``"exact"`` and ``"cg"`` only.
     max_iter : int, default=20
         Most sweeps; one sweep updates all rows, then all columns.
     tol : float, default=1e-6
@@ -127,6 +141,10 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     sketch_size : int, default=None
         Rows of the CountSketch for ``solver="sketch"``; ``None`` means
         ``4 * rank``.
+    confidence : float, default=1.0
+        ``loss="implicit"``: confidence gained per unit of interaction
+        strength (the ``alpha`` of Hu et al. and of ``implicit``); ignored
+        otherwise.
     input_type : {"matrix", "ratings"}, default="matrix"
         What ``fit`` receives. ``"matrix"``: the partially observed matrix
         itself, dense with NaN for the missing entries or sparse with the
@@ -275,7 +293,8 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         "solver": [StrOptions(set(SOLVERS))],
         "alpha": [Interval(numbers.Real, 0, None, closed="left"),
                   StrOptions({"auto"})],
-        "loss": [StrOptions({"squared", "huber"})],
+        "loss": [StrOptions({"squared", "huber", "implicit"})],
+        "confidence": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "init": [StrOptions({"svd", "random"})],
@@ -301,6 +320,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         init="svd",
         cg_steps=3,
         sketch_size=None,
+        confidence=1.0,
         input_type="matrix",
         biases="auto",
         duplicates="error",
@@ -317,6 +337,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         self.init = init
         self.cg_steps = cg_steps
         self.sketch_size = sketch_size
+        self.confidence = confidence
         self.input_type = input_type
         self.biases = biases
         self.duplicates = duplicates
@@ -438,6 +459,8 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             xp, like = get_namespace(np.empty(0)), None
         else:
             csr, xp, like = self._observed_input(X, reset=True)
+        if self.loss == "implicit":
+            return self._fit_implicit(csr, xp, like)
         use_biases = ratings if self.biases == "auto" else bool(self.biases)
         center = use_biases or ratings
         random_state = check_random_state(self.random_state)
@@ -491,6 +514,65 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         self.n_iter_ = len(history)
         self.loss_history_ = history
         self.huber_delta_ = delta
+        self.n_observed_ = int(csr.nnz)
+        return self
+
+    def _fit_implicit(self, csr, xp, like):
+        """Confidence-weighted ALS on interaction strengths (``loss="implicit"``)."""
+        if self.biases is True:
+            raise ValueError("biases=True is not available with loss='implicit': "
+                             "the implicit model fits preferences in {0, 1}.")
+        if self.solver == "sketch":
+            raise ValueError("loss='implicit' supports solver='exact' or 'cg'; "
+                             "got solver='sketch'.")
+        if csr.nnz and csr.data.min() < 0:
+            raise ValueError("loss='implicit' needs interaction strengths >= 0; "
+                             f"X holds values down to {csr.data.min()}.")
+        random_state = check_random_state(self.random_state)
+        n_rows, n_cols = csr.shape
+        rank = int(min(self.rank, n_rows, n_cols))
+        dtype = csr.dtype
+        self._value_scale = 1.0
+        self.global_mean_ = 0.0
+        if self.input_type != "ratings":
+            self.users_ = np.arange(n_rows)
+            self.items_ = np.arange(n_cols)
+        self._seen = sp.csr_matrix(
+            (np.ones(csr.nnz, dtype=np.int8), csr.indices, csr.indptr),
+            shape=csr.shape)
+        preference = csr.copy()
+        preference.data = (preference.data > 0).astype(dtype)
+        if self.init == "svd" and preference.nnz:
+            left, right = spectral_init(preference, rank, dtype, random_state)
+        else:
+            left, right = random_init(n_rows, n_cols, rank, dtype, 1.0, random_state)
+        left = to_namespace(np.ascontiguousarray(left), xp, like=like)
+        right = to_namespace(np.ascontiguousarray(right), xp, like=like)
+        alpha = IMPLICIT_ALPHA if self.alpha == "auto" else float(self.alpha)
+        with self._sweeping(self.max_iter) as progress:
+            left, right, history, converged = implicit_alternating_minimization(
+                xp, csr.copy(), left, right, solver=self.solver, reg=alpha,
+                confidence=float(self.confidence), max_iter=self.max_iter,
+                tol=float(self.tol), cg_steps=int(self.cg_steps), progress=progress,
+                like=like)
+        if not converged and self.tol > 0:
+            warnings.warn(
+                f"AltMinCompletion did not converge in max_iter={self.max_iter} "
+                f"sweeps (tol={self.tol}); increase max_iter or tol.",
+                ConvergenceWarning, stacklevel=3,
+            )
+        left, right = balance_factors(xp, left, right)
+        self.row_factors_ = xp.asarray(left, dtype=left.dtype)
+        self.col_factors_ = xp.asarray(right, dtype=right.dtype)
+        self.row_biases_ = xp.zeros(n_rows, dtype=dtype, device=_device_of(left))
+        self.col_biases_ = xp.zeros(n_cols, dtype=dtype, device=_device_of(left))
+        self._has_biases = False
+        self._row_bias_ridge = 0.0
+        self.alpha_ = alpha
+        self.alpha_path_ = []
+        self.n_iter_ = len(history)
+        self.loss_history_ = history
+        self.huber_delta_ = None
         self.n_observed_ = int(csr.nnz)
         return self
 
@@ -620,6 +702,12 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             (use :meth:`predict` on the entries needed, or :meth:`recommend`).
         """
         check_is_fitted(self)
+        if self.loss == "implicit":
+            raise ValueError(
+                "transform is not available with loss='implicit' (new rows would "
+                "need the implicit objective over every column); call "
+                "recommend(users, n) or predict(rows, cols) for preferences."
+            )
         if self.input_type == "ratings":
             raise ValueError(
                 "transform completes matrices; with input_type='ratings' call "
@@ -771,6 +859,12 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             ``-sqrt(mean((predicted - observed)^2))``.
         """
         check_is_fitted(self)
+        if self.loss == "implicit":
+            raise ValueError(
+                "score is the RMSE of ratings; a loss='implicit' model predicts "
+                "preferences to rank, so score it with a ranking metric such as "
+                "precision at k on held-out interactions (see recommend)."
+            )
         if self.input_type == "ratings":
             if sp.issparse(X):
                 coo = sp.coo_matrix(X)
