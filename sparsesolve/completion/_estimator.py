@@ -253,6 +253,9 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     Y. Koren, R. Bell, C. Volinsky, "Matrix factorization techniques for
     recommender systems", IEEE Computer 42(8), 2009.
 
+    Y. Hu, Y. Koren, C. Volinsky, "Collaborative filtering for implicit
+    feedback datasets", ICDM 2008.
+
     Examples
     --------
     >>> import numpy as np
