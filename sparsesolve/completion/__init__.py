@@ -2,7 +2,9 @@
 
 :class:`AltMinCompletion` fills in a partially observed matrix with a rank-k
 model ``U V^T``, with exact, conjugate-gradient or sketch-preconditioned row
-solves compiled by numba for the CPU and numba-cuda for CuPy input.
+solves compiled by numba for the CPU and numba-cuda for CuPy input, from a
+matrix or from (user, item, rating) tables with arbitrary ids.
+:class:`RatingsKFold` cross-validates over observed ratings.
 """
 
 # sparsesolve._backend.get_namespace returns ``array_api_compat.numpy`` when
@@ -11,5 +13,6 @@ solves compiled by numba for the CPU and numba-cuda for CuPy input.
 import array_api_compat.numpy  # noqa: F401
 
 from ._estimator import AltMinCompletion
+from ._split import RatingsKFold
 
-__all__ = ["AltMinCompletion"]
+__all__ = ["AltMinCompletion", "RatingsKFold"]

@@ -175,6 +175,7 @@ def alternating_minimization(
     random_state,
     progress,
     sketch_hashes=None,
+    biases=None,
 ):
     """Run AltMin sweeps from ``(left, right)``; return factors and history.
 
@@ -210,6 +211,20 @@ def alternating_minimization(
     sketch_hashes : tuple of arrays, optional
         Output of :func:`draw_sketch_hashes` to reuse (``"sketch"``); drawn
         from ``random_state`` when None.
+    biases : tuple of two arrays, optional
+        ``(row_bias, col_bias)`` of shapes (n_rows,) and (n_cols,), starting
+        values of per-row and per-column offsets fitted with the factors
+        (updated and returned); None fits the pure low-rank model. Each
+        half-sweep first solves the factors on the values less both
+        offsets, then updates that side's offsets in closed form,
+        ``b_i = sum_j w_ij r_ij / (sum_j w_ij + lam)`` with ``r_ij`` the
+        residual of the rest of the model. ``lam`` is the same for every row
+        of a side (``alpha * s`` times the mean number of observations per
+        row), so sparsely observed rows and columns are shrunk towards the
+        global mean, as in Koren's baseline estimates (Koren 2010, "Factor
+        in the neighbors", section 2.1); scaling it with each row's count,
+        as ALS-WR does for the factors, would leave one-rating users with
+        their whole residual as bias.
 
     Returns
     -------
@@ -221,6 +236,8 @@ def alternating_minimization(
         Whether the ``tol`` criterion was met.
     huber_delta : float or None
         Final Huber threshold (None for the squared loss).
+    biases : tuple of two arrays or None
+        Fitted ``(row_bias, col_bias)`` when ``biases`` was given.
     """
     kernels = kernels_for(xp)
     dtype = left.dtype
@@ -255,21 +272,70 @@ def alternating_minimization(
     history = []
     converged = False
     huber_delta = None
+    row_bias = col_bias = None
+    if biases is not None:
+        row_bias, col_bias = biases
+        # Column of every CSR entry is ``indices``; row of every CSC entry is
+        # ``indices_t`` and its column is ``columns_t``.
+        columns_t = xp.take(observed.indices, observed.transpose_order)
+        bias_reg_rows = alpha * rms * float(np.mean(np.maximum(observed.counts, 1)))
+        bias_reg_cols = alpha * rms * float(np.mean(np.maximum(observed.counts_t, 1)))
+        # Unit weights (squared loss) sum to the observation counts.
+        totals_rows = totals_cols = None
+        if loss == "squared":
+            totals_rows = to_namespace(observed.counts.astype(np.float64), xp,
+                                       like=values)
+            totals_cols = to_namespace(observed.counts_t.astype(np.float64), xp,
+                                       like=values)
+
+    def current_residual():
+        residual = values - predict_entries(xp, observed.rows, observed.indices,
+                                            left, right)
+        if biases is not None:
+            residual = (residual - xp.take(row_bias, observed.rows)
+                        - xp.take(col_bias, observed.indices))
+        return residual
+
     if loss == "huber" and n_observed:
         # Weight the very first solves already: the initial factors come from
         # winsorised data, so their residuals flag the outliers.
-        residual = values - predict_entries(xp, observed.rows, observed.indices,
-                                            left, right)
-        weights, _, huber_delta = _huber_weights(xp, residual, dtype)
+        weights, _, huber_delta = _huber_weights(xp, current_residual(), dtype)
         weights_t = xp.take(weights, observed.transpose_order)
     for _ in range(max_iter):
-        _row_pass(kernels, solver, observed.indptr, observed.indices, values, weights,
-                  right, reg_rows, left, cg_steps, cg_tol, bucket, sign, sketch_size)
-        _row_pass(kernels, solver, observed.indptr_t, observed.indices_t,
-                  observed.values_t, weights_t, left, reg_cols, right, cg_steps,
-                  cg_tol, bucket_t, sign_t, sketch_size)
-        residual = values - predict_entries(xp, observed.rows, observed.indices,
-                                            left, right)
+        if biases is None:
+            _row_pass(kernels, solver, observed.indptr, observed.indices, values,
+                      weights, right, reg_rows, left, cg_steps, cg_tol, bucket, sign,
+                      sketch_size)
+            _row_pass(kernels, solver, observed.indptr_t, observed.indices_t,
+                      observed.values_t, weights_t, left, reg_cols, right, cg_steps,
+                      cg_tol, bucket_t, sign_t, sketch_size)
+        else:
+            # Rows: factors on m_ij - b_i - c_j, then b_i on what is left.
+            offset = values - xp.take(col_bias, observed.indices)
+            _row_pass(kernels, solver, observed.indptr, observed.indices,
+                      offset - xp.take(row_bias, observed.rows), weights, right,
+                      reg_rows, left, cg_steps, cg_tol, bucket, sign, sketch_size)
+            row_bias = shrunk_offsets(
+                xp, offset - predict_entries(xp, observed.rows, observed.indices,
+                                             left, right),
+                weights, observed.indptr, bias_reg_rows, dtype, totals_rows)
+            # Columns: the same with the roles swapped (CSC order).
+            offset = observed.values_t - xp.take(row_bias, observed.indices_t)
+            _row_pass(kernels, solver, observed.indptr_t, observed.indices_t,
+                      offset - xp.take(col_bias, columns_t), weights_t, left,
+                      reg_cols, right, cg_steps, cg_tol, bucket_t, sign_t,
+                      sketch_size)
+            column_residual = offset - predict_entries(xp, observed.indices_t,
+                                                       columns_t, left, right)
+            col_bias = shrunk_offsets(xp, column_residual, weights_t,
+                                      observed.indptr_t, bias_reg_cols, dtype,
+                                      totals_cols)
+        if biases is not None and loss == "squared":
+            # The full residual in CSC order: the loss does not depend on the
+            # order, so this saves one pass over the entries.
+            residual = column_residual - xp.take(col_bias, columns_t)
+        else:
+            residual = current_residual()
         if loss == "huber" and n_observed:
             weights, data_term, huber_delta = _huber_weights(xp, residual, dtype)
             weights_t = xp.take(weights, observed.transpose_order)
@@ -286,14 +352,45 @@ def alternating_minimization(
         if current <= fitted_loss:
             converged = True
             break
-    return left, right, history, converged, huber_delta
+    fitted_biases = None if biases is None else (row_bias, col_bias)
+    return left, right, history, converged, huber_delta, fitted_biases
 
 
-def fold_in_rows(xp, observed, right, alpha, value_scale):
+def shrunk_offsets(xp, residual, weights, indptr, ridge, dtype, totals=None):
+    """Per-row ``sum_j w_ij r_ij / (sum_j w_ij + ridge)`` over a CSR layout.
+
+    Row sums are differences of a running sum at the row pointers, which
+    every array-API library (NumPy, CuPy) provides; accumulated in float64
+    so that float32 data keep their precision. ``totals``, the per-row sums
+    of the weights, can be passed when they are known (the observation
+    counts, for unit weights).
+    """
+    wide = xp.float64
+    zero = xp.zeros(1, dtype=wide, device=_device(residual))
+    start, stop = indptr[:-1], indptr[1:]
+    weighted = xp.concat([zero, xp.cumulative_sum(xp.astype(weights * residual,
+                                                            wide))])
+    numerator = xp.take(weighted, stop) - xp.take(weighted, start)
+    if totals is None:
+        running = xp.concat([zero, xp.cumulative_sum(xp.astype(weights, wide))])
+        totals = xp.take(running, stop) - xp.take(running, start)
+    return xp.astype(numerator / (totals + ridge), dtype)
+
+
+# Most block updates (factor, then bias) of folded-in rows; see fold_in_rows.
+_FOLD_IN_ALTERNATIONS = 200
+
+
+def fold_in_rows(xp, observed, right, alpha, value_scale, col_bias=None,
+                 bias_ridge=0.0):
     """Row factors of new rows by an exact ridge solve against ``right``.
 
     Each new row is one small least-squares problem, so the exact solver is
     always used here; the ridge follows the same ALS-WR rule as in fitting.
+    With ``col_bias`` (values already centred by the global mean) each row's
+    factor and bias (ridge ``bias_ridge``) are fitted by the block updates
+    of the fitting sweeps, repeated, and the pair ``(left, row_bias)`` is
+    returned; otherwise ``left`` alone.
     """
     dtype = right.dtype
     values = observed.values
@@ -301,9 +398,139 @@ def fold_in_rows(xp, observed, right, alpha, value_scale):
         (alpha * value_scale * np.maximum(observed.counts, 1)).astype(dtype), xp,
         like=right,
     )
+    weights = xp.ones(values.shape, dtype=dtype, device=_device(right))
     left = xp.zeros((observed.shape[0], right.shape[1]), dtype=dtype,
                     device=_device(right))
-    weights = xp.ones(values.shape, dtype=dtype, device=_device(right))
-    kernels_for(xp)["exact"](observed.indptr, observed.indices, values, weights,
-                             right, reg_rows, left)
-    return left
+    exact = kernels_for(xp)["exact"]
+    if col_bias is None:
+        exact(observed.indptr, observed.indices, values, weights, right, reg_rows,
+              left)
+        return left
+    # Each row's (factor, bias) problem is jointly convex in two blocks, so
+    # alternating the two updates converges (linearly, at a rate set by how
+    # far the mean of the factors is from 0); stop when the biases settle.
+    offset = values - xp.take(col_bias, observed.indices)
+    row_bias = xp.zeros(observed.shape[0], dtype=dtype, device=_device(right))
+    settled = 1e-10 if dtype == np.float64 else 1e-5
+    for _ in range(_FOLD_IN_ALTERNATIONS):
+        exact(observed.indptr, observed.indices,
+              offset - xp.take(row_bias, observed.rows), weights, right, reg_rows,
+              left)
+        previous = row_bias
+        row_bias = shrunk_offsets(
+            xp, offset - predict_entries(xp, observed.rows, observed.indices, left,
+                                         right),
+            weights, observed.indptr, bias_ridge, dtype)
+        if row_bias.shape[0] == 0 or float(xp.max(xp.abs(row_bias - previous))) <= (
+                settled * value_scale):
+            break
+    return left, row_bias
+
+
+def _augmented_rows(csr_host, n_virtual, confidence, dtype):
+    """CSR of one side for confidence-weighted ALS, with ``n_virtual`` extra
+    entries per row pointing at rows ``n_cols .. n_cols + n_virtual - 1`` of
+    the augmented other factor (see :func:`implicit_alternating_minimization`).
+
+    Real entries carry weight ``c - 1 = confidence * r`` and value
+    ``c / (c - 1)`` (0 where ``r = 0``, whose weight is 0 anyway), so that the
+    kernels' ``sum_j w_j y_j y_j^T`` and ``sum_j w_j v_j y_j`` are
+    ``Y^T (C_i - I) Y`` and ``Y^T C_i p_i``; virtual entries carry weight 1
+    and value 0.
+    """
+    n_rows, n_cols = csr_host.shape
+    counts = np.diff(csr_host.indptr)
+    indptr = csr_host.indptr.astype(np.int64) + n_virtual * np.arange(n_rows + 1)
+    total = int(indptr[-1])
+    row_of_entry = np.repeat(np.arange(n_rows), counts)
+    real = np.arange(csr_host.nnz) + n_virtual * row_of_entry
+    indices = np.empty(total, dtype=np.int64)
+    weights = np.ones(total, dtype=dtype)
+    values = np.zeros(total, dtype=dtype)
+    indices[real] = csr_host.indices
+    raw = csr_host.data.astype(np.float64)
+    weights[real] = confidence * raw
+    values[real] = np.where(raw > 0, (1.0 + confidence * raw)
+                            / np.where(raw > 0, confidence * raw, 1.0), 0.0)
+    virtual = np.ones(total, dtype=bool)
+    virtual[real] = False
+    indices[virtual] = n_cols + np.tile(np.arange(n_virtual), n_rows)
+    index_dtype = np.int32 if total < 2**31 - 1 else np.int64
+    return (indptr.astype(index_dtype), indices.astype(index_dtype), values,
+            weights)
+
+
+def implicit_alternating_minimization(xp, csr_host, left, right, *, solver, reg,
+                                      confidence, max_iter, tol, cg_steps,
+                                      progress, like=None):
+    """Confidence-weighted ALS for implicit feedback (Hu, Koren and Volinsky 2008).
+
+    Minimises ``sum_{all i,j} c_ij (p_ij - u_i.v_j)^2 + reg (||U||^2 + ||V||^2)``
+    with ``p_ij = 1`` where ``r_ij > 0`` (else 0) and ``c_ij = 1 +
+    confidence * r_ij``. A row's normal equations are
+    ``(Y^T Y + Y_i^T (C_i - I) Y_i + reg I) x = Y_i^T C_i p_i``: ``Y^T Y`` is
+    shared by every row and the rest only involves the observed entries
+    (the "Gram trick" of the paper). Here ``Y^T Y = L L^T`` is written as a
+    sum of ``k`` outer products of the columns of its Cholesky factor, which
+    enter every row as ``k`` extra entries of unit weight and zero value
+    against ``k`` extra rows of the other factor. The unchanged row kernels
+    (exact or CG) then solve the implicit problem, at ``O(nnz k^2 + n k^3)``
+    per sweep for the exact solver and ``O((nnz + n k) k)`` per CG step.
+
+    ``csr_host`` holds the raw interaction strengths ``r_ij >= 0``; returns
+    ``(left, right, history, converged)``, ``history`` holding the mean
+    weighted squared error over all ``n_rows * n_cols`` entries.
+    """
+    kernels = kernels_for(xp)
+    dtype = left.dtype
+    rank = left.shape[1]
+    n_rows, n_cols = csr_host.shape
+    sides = []
+    for host in (csr_host, csr_host.T.tocsr()):
+        host.sort_indices()
+        arrays = _augmented_rows(host, rank, confidence, dtype)
+        sides.append(tuple(to_namespace(np.ascontiguousarray(a), xp, like=like)
+                           for a in arrays))
+    reg_rows = to_namespace(np.full(n_rows, reg, dtype=dtype), xp, like=like)
+    reg_cols = to_namespace(np.full(n_cols, reg, dtype=dtype), xp, like=like)
+    coo = csr_host.tocoo()
+    rows = to_namespace(coo.row.astype(np.int64), xp, like=like)
+    cols = to_namespace(coo.col.astype(np.int64), xp, like=like)
+    raw = to_namespace(coo.data.astype(dtype), xp, like=like)
+    observed_confidence = 1.0 + confidence * raw
+    positive = xp.astype(raw > 0, dtype)
+    cg_tol = 1e-10 if dtype == np.float64 else 1e-5
+    eye = xp.eye(rank, dtype=dtype, device=_device(left))
+
+    def augmented(other):
+        gram = other.T @ other
+        # A relative jitter keeps the factor finite when ``other`` is rank
+        # deficient (a rank larger than the data support).
+        jitter = 1e-12 * float(xp.max(xp.abs(xp.linalg.diagonal(gram)))) + 1e-300
+        factor = xp.linalg.cholesky(gram + jitter * eye)
+        return xp.concat([other, factor.T], axis=0)
+
+    history = []
+    converged = False
+    for _ in range(max_iter):
+        for (indptr, indices, values, weights), reg_side, x, other in (
+                (sides[0], reg_rows, left, right), (sides[1], reg_cols, right, left)):
+            _row_pass(kernels, solver, indptr, indices, values, weights,
+                      augmented(other), reg_side, x, cg_steps, cg_tol, None, None,
+                      0)
+        # sum over all entries of c (p - x)^2 = sum_all x^2
+        #   + sum_observed [c (p - x)^2 - x^2], and sum_all x^2 =
+        #   trace(U^T U V^T V).
+        predicted = predict_entries(xp, rows, cols, left, right)
+        everywhere = float(xp.sum((left.T @ left) * (right.T @ right)))
+        correction = float(xp.sum(observed_confidence * (positive - predicted) ** 2
+                                  - predicted**2))
+        current = (everywhere + correction) / (n_rows * n_cols)
+        progress.update(loss=current)
+        previous = history[-1] if history else None
+        history.append(current)
+        if previous is not None and abs(previous - current) <= tol * max(previous,
+                                                                         1e-300):
+            converged = True
+            break
+    return left, right, history, converged

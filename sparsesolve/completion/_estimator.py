@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import warnings
 
@@ -11,20 +12,36 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state, metadata_routing
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_feature_names_in
 
-from .._backend import get_namespace, is_array, to_namespace, to_numpy
+from .._backend import (
+    get_namespace,
+    is_array,
+    is_cupy_namespace,
+    is_numpy_namespace,
+    to_namespace,
+    to_numpy,
+)
 from .._progress import Progress
 from .._validation import check_is_fitted, validate_data
 from ._algorithm import (
     alternating_minimization,
     balance_factors,
     fold_in_rows,
+    implicit_alternating_minimization,
     predict_entries,
     random_init,
     spectral_init,
 )
 from ._kernels import SOLVERS
 from ._observed import csr_from_input, observed_from_host
+from ._ratings import (
+    encode_ids,
+    lookup_ids,
+    pairs_from_input,
+    ratings_triplets,
+    resolve_duplicates,
+)
 
 __all__ = ["AltMinCompletion"]
 
@@ -33,12 +50,35 @@ def _is_cupy_sparse(X):
     return type(X).__module__.startswith("cupyx.scipy.sparse")
 
 
+# ``transform`` returns a dense n_rows x n_cols array; past this size it
+# refuses (a 1e6 x 1e5 float64 completion would need 800 GB) and points to
+# the entry-wise and top-N methods instead.
+MAX_DENSE_BYTES = 2**32
+
+# alpha="auto": the ridge strengths tried, largest first, each warm-started
+# from the previous one (a regularisation path), and the share of the
+# observed entries held out to score them.
+AUTO_ALPHAS = tuple(10.0 ** (-0.25 * step) for step in range(33))
+AUTO_HOLDOUT = 0.1
+AUTO_SWEEPS = 3
+# Fewer observations than this and no entry can be spared for validation.
+AUTO_MIN_OBSERVED = 200
+# A fixed ridge for data too small to hold entries out.
+FALLBACK_ALPHA = 1e-3
+# loss="implicit" with alpha="auto": the default regularisation of the
+# ``implicit`` library (Hu et al. leave it to the user). Held-out squared
+# error says little about a ranking model, so no path is run.
+IMPLICIT_ALPHA = 0.01
+
+
 class AltMinCompletion(TransformerMixin, BaseEstimator):
     """Low-rank matrix completion by alternating minimisation (ALS).
 
-    Fits ``M ~ U V^T`` of rank ``rank`` to the observed entries of a
-    partially known matrix (Jain, Netrapalli and Sanghavi 2013) by
-    alternating ridge least squares over rows and columns. Every row solve
+    Fits ``M ~ mu + b 1^T + 1 c^T + U V^T`` of rank ``rank`` to the observed
+    entries of a partially known matrix (Jain, Netrapalli and Sanghavi 2013)
+    by alternating ridge least squares over rows and columns; the global
+    mean ``mu`` and the row and column biases ``b``, ``c`` are optional
+    (on for ratings, off for exactly low-rank matrices). Every row solve
     can be exact (Cholesky, cost ``O(|Omega| k^2)`` per sweep) or approximate and
     warm-started, by conjugate gradients or by sketch-and-precondition (Gu,
     Song, Yin and Zhang 2024), at ``O(|Omega| k)`` per step. The Huber loss,
@@ -57,15 +97,34 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         ``"sketch"`` preconditions those steps with a CountSketch of the
         row's design matrix (rows shorter than ``2 * sketch_size`` are solved
         exactly, which is then cheaper).
-    alpha : float, default=1e-3
+    alpha : float or "auto", default="auto"
         Ridge strength relative to the data: the penalty of row ``i`` is
         ``alpha * s * n_i * ||u_i||^2``, with ``n_i`` its number of
         observations and ``s`` the root mean square of the observed values
-        (and likewise for columns). Use ``1e-8`` or so for noiseless data,
-        ``1e-2`` to ``1e-1`` for noisy ratings.
-    loss : {"squared", "huber"}, default="squared"
+        after the global mean is removed (and likewise for columns); a bias
+        ``b_i`` is penalised by ``alpha * s * mean(n) * b_i^2``, the same
+        for every row, so that rarely observed rows keep small biases.
+        ``"auto"`` holds out 10% of the observed entries, fits the other 90%
+        along a path of decreasing strengths (``1`` down to ``1e-8`` in
+        steps of ``10**0.25``, 3 sweeps each, warm-started from the previous
+        one, stopped once the held-out error has risen twice in a row),
+        keeps the strength with the smallest held-out error and refits on
+        all entries from that point of the path; the choice is in
+        ``alpha_``. Noiseless low-rank data end up near
+        ``1e-8``, noisy ratings near ``1e-1``. With fewer than 200 observed
+        entries, ``"auto"`` means ``1e-3``.
+    loss : {"squared", "huber", "implicit"}, default="squared"
         Data-fit term. ``"huber"`` downweights residuals beyond
         ``1.345 * 1.4826 * MAD(residuals)`` (re-estimated every sweep).
+        ``"implicit"``: implicit feedback (clicks, plays, purchases; Hu,
+        Koren and Volinsky 2008, as the ``implicit`` library and Spark's
+        ``implicitPrefs``). The stored values are interaction strengths
+        ``r >= 0``; every entry of the matrix, stored or not, is fitted to
+        the preference ``p = [r > 0]`` with confidence ``c = 1 + confidence
+        * r``, and ``alpha`` is the plain ridge ``alpha (||U||^2 + ||V||^2)``
+        (``"auto"`` means ``0.01``, the ``implicit`` default). Biases are
+        off; ``predict`` gives preferences and ``recommend`` ranks by them.
+        Solvers ``"exact"`` and ``"cg"`` only.
     max_iter : int, default=20
         Most sweeps; one sweep updates all rows, then all columns.
     tol : float, default=1e-6
@@ -82,9 +141,33 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     sketch_size : int, default=None
         Rows of the CountSketch for ``solver="sketch"``; ``None`` means
         ``4 * rank``.
+    confidence : float, default=1.0
+        ``loss="implicit"``: confidence gained per unit of interaction
+        strength (the ``alpha`` of Hu et al. and of ``implicit``); ignored
+        otherwise.
+    input_type : {"matrix", "ratings"}, default="matrix"
+        What ``fit`` receives. ``"matrix"``: the partially observed matrix
+        itself, dense with NaN for the missing entries or sparse with the
+        observations stored. ``"ratings"``: one observation per row, as a
+        DataFrame or 2D array of ``(user, item, rating)`` columns, or of
+        ``(user, item)`` columns with the ratings in ``y`` (the form
+        :class:`~sklearn.model_selection.GridSearchCV` splits); user and
+        item ids may be any sortable hashable values and are kept in
+        ``users_`` and ``items_``. A SciPy sparse matrix is accepted too,
+        its row and column indices then being the ids.
+    biases : bool or "auto", default="auto"
+        Fit a global mean and regularised row (user) and column (item)
+        biases inside the sweeps, as surprise's SVD and most recommenders
+        do. ``"auto"`` turns them on for ``input_type="ratings"`` and off
+        for ``"matrix"``, where the truth is often exactly low rank. With
+        ratings input the global mean is removed even when ``biases=False``.
+    duplicates : {"error", "mean", "last"}, default="error"
+        What to do with a (row, column) pair given more than once (repeated
+        ratings, or repeated coordinates in COO input): refuse, average
+        them, or keep the last one. They are never summed.
     random_state : int, RandomState instance or None, default=None
-        Seeds the initialisation and the sketches (drawn on the host, so
-        CPU and GPU runs start alike).
+        Seeds the initialisation, the sketches and the held-out entries of
+        ``alpha="auto"`` (drawn on the host, so CPU and GPU runs agree).
     verbose : int, default=0
         0 silent, 1 progress bar over sweeps, 2 also one line per sweep.
     n_jobs : int, default=None
@@ -97,34 +180,64 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         ``U`` (balanced: ``U^T U = V^T V`` is diagonal).
     col_factors_ : ndarray of shape (n_cols, rank)
         ``V``.
+    global_mean_ : float
+        ``mu``: mean of the observed values when it is removed (biases on,
+        or ratings input), else 0.
+    row_biases_ : ndarray of shape (n_rows,)
+        ``b``, the user biases (zeros when ``biases`` is off).
+    col_biases_ : ndarray of shape (n_cols,)
+        ``c``, the item biases (zeros when ``biases`` is off).
+    users_ : ndarray of shape (n_rows,)
+        Sorted user ids (ratings input); row ``i`` of the model is user
+        ``users_[i]``. For matrix input, ``arange(n_rows)``.
+    items_ : ndarray of shape (n_cols,)
+        Sorted item ids (ratings input); for matrix input, ``arange(n_cols)``.
+    alpha_ : float
+        Ridge strength used (chosen on held-out entries for ``"auto"``).
+    alpha_path_ : list of (float, float)
+        ``alpha="auto"``: each strength tried and its held-out root mean
+        square error; empty otherwise.
     n_iter_ : int
-        Sweeps run.
+        Sweeps run in the final fit.
     loss_history_ : list of float
         Mean training loss (0.5 r^2, or Huber) after every sweep.
     huber_delta_ : float or None
         Final Huber threshold; None for the squared loss.
     n_observed_ : int
-        Number of observed entries used in ``fit``.
+        Number of observed entries used in ``fit`` (after merging
+        duplicates).
     n_features_in_ : int
-        Number of columns seen in ``fit``.
+        Number of columns of ``X`` seen in ``fit`` (matrix columns, or 2 or 3
+        for ratings input).
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Column names of a DataFrame ``X`` in matrix form, when all are
+        strings.
 
     See Also
     --------
+    RatingsKFold : Cross-validation over observed ratings, stratified by user.
     sklearn.impute.IterativeImputer : Column-wise model-based imputation.
     sklearn.decomposition.TruncatedSVD : Low-rank factorisation of a fully
         known (sparse) matrix.
 
     Notes
     -----
-    Input: a SciPy sparse matrix, whose stored entries are the observations
-    (explicit zeros count; duplicate coordinates in COO input are summed, as
-    SciPy does), or a dense array with NaN marking the missing entries. CuPy
-    arrays and ``cupyx.scipy.sparse`` matrices run the same sweeps on the GPU
-    (numba-cuda kernels, one thread per row) and fitted arrays stay CuPy.
+    Matrix input: a SciPy sparse matrix, whose stored entries are the
+    observations (explicit zeros count), or a dense array with NaN marking
+    the missing entries. CuPy arrays and ``cupyx.scipy.sparse`` matrices run
+    the same sweeps on the GPU (numba-cuda kernels, one thread per row) and
+    fitted arrays stay CuPy. Ratings input is read on the host and fitted
+    with NumPy.
 
     ``transform`` folds new rows in: each is one ridge solve against
     ``col_factors_``. ``predict(rows, cols)`` returns single entries of the
-    fitted matrix; ``predict(X)`` with one matrix argument is ``transform``.
+    fitted matrix; ``predict(X)`` with one matrix argument is ``transform``
+    (with ratings input, :meth:`predict_ratings`).
+
+    Unknown ids at prediction time get the part of the model that is known:
+    ``mu + c_j`` for an unseen user, ``mu + b_i`` for an unseen item, ``mu``
+    for both. A known user or item with few ratings has a small, strongly
+    shrunk factor, so it falls back to its biases smoothly.
 
     References
     ----------
@@ -136,6 +249,12 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
 
     Y. Zhou, D. Wilkinson, R. Schreiber, R. Pan, "Large-scale parallel
     collaborative filtering for the Netflix prize", AAIM 2008.
+
+    Y. Koren, R. Bell, C. Volinsky, "Matrix factorization techniques for
+    recommender systems", IEEE Computer 42(8), 2009.
+
+    Y. Hu, Y. Koren, C. Volinsky, "Collaborative filtering for implicit
+    feedback datasets", ICDM 2008.
 
     Examples
     --------
@@ -152,6 +271,18 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     True
     >>> model.predict([0, 1], [3, 4]).shape
     (2,)
+
+    Ratings keyed by arbitrary ids:
+
+    >>> users = ["ann", "ann", "bob", "bob", "cy", "cy"]
+    >>> items = ["x", "y", "x", "z", "y", "z"]
+    >>> ratings = np.array([[u, i] for u, i in zip(users, items)], dtype=object)
+    >>> model = AltMinCompletion(rank=1, input_type="ratings", alpha=0.1,
+    ...                          random_state=0).fit(ratings, [5, 3, 4, 2, 1, 4])
+    >>> model.items_.tolist()
+    ['x', 'y', 'z']
+    >>> model.predict_ratings([["dee", "x"]]).round(2)  # unseen user: mu + c_x
+    array([...])
     """
 
     # ``rows``/``cols`` of ``predict`` are arguments, not metadata to route:
@@ -163,13 +294,18 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "rank": [Interval(numbers.Integral, 1, None, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
-        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
-        "loss": [StrOptions({"squared", "huber"})],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left"),
+                  StrOptions({"auto"})],
+        "loss": [StrOptions({"squared", "huber", "implicit"})],
+        "confidence": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "init": [StrOptions({"svd", "random"})],
         "cg_steps": [Interval(numbers.Integral, 1, None, closed="left")],
         "sketch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "input_type": [StrOptions({"matrix", "ratings"})],
+        "biases": ["boolean", StrOptions({"auto"})],
+        "duplicates": [StrOptions({"error", "mean", "last"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "n_jobs": [numbers.Integral, None],
@@ -180,13 +316,17 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         rank=10,
         *,
         solver="cg",
-        alpha=1e-3,
+        alpha="auto",
         loss="squared",
         max_iter=20,
         tol=1e-6,
         init="svd",
         cg_steps=3,
         sketch_size=None,
+        confidence=1.0,
+        input_type="matrix",
+        biases="auto",
+        duplicates="error",
         random_state=None,
         verbose=0,
         n_jobs=None,
@@ -200,6 +340,10 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         self.init = init
         self.cg_steps = cg_steps
         self.sketch_size = sketch_size
+        self.confidence = confidence
+        self.input_type = input_type
+        self.biases = biases
+        self.duplicates = duplicates
         self.random_state = random_state
         self.verbose = verbose
         self.n_jobs = n_jobs
@@ -209,6 +353,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------
     def _observed_input(self, X, reset):
         """Validate ``X``; return (host CSR of observations, xp, device array)."""
+        duplicates = self.duplicates
         if _is_cupy_sparse(X):
             import cupy
 
@@ -228,6 +373,15 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             xp, like = get_namespace(np.empty(0)), None
         else:
             xp = get_namespace(X) if is_array(X) else None
+            if xp is not None and not (is_numpy_namespace(xp)
+                                       or is_cupy_namespace(xp)):
+                # The row solves are numba kernels, compiled for NumPy (CPU)
+                # and CuPy (GPU) memory only.
+                raise TypeError(
+                    f"AltMinCompletion runs on NumPy and CuPy arrays; got an array "
+                    f"of {type(X).__module__}.{type(X).__name__}. Convert it with "
+                    "numpy.asarray (or cupy.asarray for the GPU) first."
+                )
             foreign = xp is not None and not isinstance(X, np.ndarray)
             # Missing entries are NaN here, so only infinity is rejected.
             # (The shared check of foreign arrays treats "allow-nan" as True.)
@@ -242,7 +396,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
                 raise ValueError(
                     "Input X contains infinity; mark missing entries with NaN."
                 )
-        return csr_from_input(host), xp, like
+        return csr_from_input(host, duplicates=duplicates), xp, like
 
     def _check_columns(self, n_columns, reset):
         if reset:
@@ -253,58 +407,95 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
                 f"{self.n_features_in_} features as input."
             )
 
+    def _ratings_input(self, X, y):
+        """Encode ratings input; return the host CSR of (user, item) ratings."""
+        if sp.issparse(X) or _is_cupy_sparse(X):
+            host = X.get() if _is_cupy_sparse(X) else X
+            csr = csr_from_input(host, duplicates=self.duplicates)
+            if csr.dtype not in (np.float32, np.float64):
+                csr = csr.astype(np.float64)
+            if csr.nnz and not np.all(np.isfinite(csr.data)):
+                raise ValueError("X contains NaN or infinity; every stored rating "
+                                 "must be a finite number.")
+            self.n_features_in_ = csr.shape[1]
+            self.users_ = np.arange(csr.shape[0])
+            self.items_ = np.arange(csr.shape[1])
+            return csr
+        users, items, ratings = ratings_triplets(X, y)
+        self.n_features_in_ = 2 if y is not None else 3
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.users_, rows = encode_ids(users, "user")
+        self.items_, cols = encode_ids(items, "item")
+        rows, cols, ratings = resolve_duplicates(rows, cols, ratings,
+                                                 self.items_.shape[0], self.duplicates)
+        return sp.csr_matrix((ratings, (rows, cols)),
+                             shape=(self.users_.shape[0], self.items_.shape[0]))
+
     # ------------------------------------------------------------------
     # fit
     # ------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Fit the factors to the observed entries of ``X``.
+        """Fit the factors (and biases) to the observed entries.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_rows, n_cols)
-            Dense with NaN for missing entries, or sparse with the observed
-            entries stored (explicit zeros are observations).
-        y : Ignored
-            Not used, present for API consistency by convention.
+        X : {array-like, sparse matrix, DataFrame}
+            ``input_type="matrix"``: of shape (n_rows, n_cols), dense with NaN
+            for missing entries, or sparse with the observed entries stored
+            (explicit zeros are observations). ``input_type="ratings"``: of
+            shape (n_ratings, 3), ``(user, item, rating)`` rows, or (n_ratings,
+            2), ``(user, item)`` rows with the ratings in ``y``.
+        y : array-like of shape (n_ratings,), default=None
+            Ratings of the ``(user, item)`` rows of ``X`` (ratings input);
+            ignored for matrix input.
 
         Returns
         -------
         self : object
             Fitted estimator.
         """
-        csr, xp, like = self._observed_input(X, reset=True)
+        ratings = self.input_type == "ratings"
+        if ratings:
+            csr = self._ratings_input(X, y)
+            xp, like = get_namespace(np.empty(0)), None
+        else:
+            csr, xp, like = self._observed_input(X, reset=True)
+        if self.loss == "implicit":
+            return self._fit_implicit(csr, xp, like)
+        use_biases = ratings if self.biases == "auto" else bool(self.biases)
+        center = use_biases or ratings
         random_state = check_random_state(self.random_state)
         n_rows, n_cols = csr.shape
         rank = int(min(self.rank, n_rows, n_cols))
         dtype = csr.dtype
-        scale = (float(np.sqrt(np.mean(csr.data.astype(np.float64) ** 2)))
-                 if csr.nnz else 0.0)
+        values = csr.data.astype(np.float64)
+        mean = float(values.mean()) if (center and csr.nnz) else 0.0
+        centred = csr.copy()
+        centred.data = (values - mean).astype(dtype)
+        scale = float(np.sqrt(np.mean((values - mean) ** 2))) if csr.nnz else 0.0
         self._value_scale = scale if scale > 0 else 1.0
-        if self.init == "svd" and csr.nnz:
-            left, right = spectral_init(csr, rank, dtype, random_state,
-                                        robust=self.loss == "huber")
+        self.global_mean_ = mean
+        if not ratings:
+            self.users_ = np.arange(n_rows)
+            self.items_ = np.arange(n_cols)
+        # Training entries, kept on the host for ``recommend(exclude_seen)``.
+        self._seen = sp.csr_matrix(
+            (np.ones(csr.nnz, dtype=np.int8), csr.indices, csr.indptr),
+            shape=csr.shape)
+
+        state = self._initial_state(centred, rank, random_state, xp, like, use_biases)
+        self.alpha_path_ = []
+        if self.alpha == "auto":
+            alpha, state = self._select_alpha(centred, state, xp, like, random_state)
         else:
-            left, right = random_init(n_rows, n_cols, rank, dtype, self._value_scale,
-                                      random_state)
-        observed = observed_from_host(csr, xp, like=like)
-        left = to_namespace(np.ascontiguousarray(left), xp, like=like)
-        right = to_namespace(np.ascontiguousarray(right), xp, like=like)
-        sketch_size = self.sketch_size or 4 * rank
-
-        from .._backend import numba_threads
-
-        with numba_threads(self.n_jobs), Progress(
-            self.max_iter, self.verbose, desc=type(self).__name__
-        ) as progress:
-            left, right, history, converged, delta = alternating_minimization(
-                xp, observed, left, right,
-                solver=self.solver, alpha=float(self.alpha),
-                value_scale=self._value_scale, loss=self.loss,
-                max_iter=self.max_iter, tol=float(self.tol),
-                cg_steps=int(self.cg_steps), sketch_size=int(sketch_size),
-                random_state=random_state, progress=progress,
-            )
+            alpha = float(self.alpha)
+        self.alpha_ = alpha
+        observed = observed_from_host(centred, xp, like=like)
+        with self._sweeping(self.max_iter) as progress:
+            left, right, history, converged, delta, biases = self._sweep(
+                xp, observed, state, alpha, self.max_iter, random_state, progress)
         if not converged and self.tol > 0:
             warnings.warn(
                 f"AltMinCompletion did not converge in max_iter={self.max_iter} "
@@ -314,11 +505,176 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         left, right = balance_factors(xp, left, right)
         self.row_factors_ = xp.asarray(left, dtype=left.dtype)
         self.col_factors_ = xp.asarray(right, dtype=right.dtype)
+        if biases is None:
+            biases = (xp.zeros(n_rows, dtype=dtype, device=_device_of(left)),
+                      xp.zeros(n_cols, dtype=dtype, device=_device_of(left)))
+        self.row_biases_, self.col_biases_ = biases
+        self._has_biases = use_biases
+        # The ridge of a folded-in row's bias, as in the sweeps (see
+        # alternating_minimization).
+        self._row_bias_ridge = (alpha * self._value_scale
+                                * float(np.mean(np.maximum(np.diff(csr.indptr), 1))))
         self.n_iter_ = len(history)
         self.loss_history_ = history
         self.huber_delta_ = delta
         self.n_observed_ = int(csr.nnz)
         return self
+
+    def _fit_implicit(self, csr, xp, like):
+        """Confidence-weighted ALS on interaction strengths (``loss="implicit"``)."""
+        if self.biases is True:
+            raise ValueError("biases=True is not available with loss='implicit': "
+                             "the implicit model fits preferences in {0, 1}.")
+        if self.solver == "sketch":
+            raise ValueError("loss='implicit' supports solver='exact' or 'cg'; "
+                             "got solver='sketch'.")
+        if csr.nnz and csr.data.min() < 0:
+            raise ValueError("loss='implicit' needs interaction strengths >= 0; "
+                             f"X holds values down to {csr.data.min()}.")
+        random_state = check_random_state(self.random_state)
+        n_rows, n_cols = csr.shape
+        rank = int(min(self.rank, n_rows, n_cols))
+        dtype = csr.dtype
+        self._value_scale = 1.0
+        self.global_mean_ = 0.0
+        if self.input_type != "ratings":
+            self.users_ = np.arange(n_rows)
+            self.items_ = np.arange(n_cols)
+        self._seen = sp.csr_matrix(
+            (np.ones(csr.nnz, dtype=np.int8), csr.indices, csr.indptr),
+            shape=csr.shape)
+        preference = csr.copy()
+        preference.data = (preference.data > 0).astype(dtype)
+        if self.init == "svd" and preference.nnz:
+            left, right = spectral_init(preference, rank, dtype, random_state)
+        else:
+            left, right = random_init(n_rows, n_cols, rank, dtype, 1.0, random_state)
+        left = to_namespace(np.ascontiguousarray(left), xp, like=like)
+        right = to_namespace(np.ascontiguousarray(right), xp, like=like)
+        alpha = IMPLICIT_ALPHA if self.alpha == "auto" else float(self.alpha)
+        with self._sweeping(self.max_iter) as progress:
+            left, right, history, converged = implicit_alternating_minimization(
+                xp, csr.copy(), left, right, solver=self.solver, reg=alpha,
+                confidence=float(self.confidence), max_iter=self.max_iter,
+                tol=float(self.tol), cg_steps=int(self.cg_steps), progress=progress,
+                like=like)
+        if not converged and self.tol > 0:
+            warnings.warn(
+                f"AltMinCompletion did not converge in max_iter={self.max_iter} "
+                f"sweeps (tol={self.tol}); increase max_iter or tol.",
+                ConvergenceWarning, stacklevel=3,
+            )
+        left, right = balance_factors(xp, left, right)
+        self.row_factors_ = xp.asarray(left, dtype=left.dtype)
+        self.col_factors_ = xp.asarray(right, dtype=right.dtype)
+        self.row_biases_ = xp.zeros(n_rows, dtype=dtype, device=_device_of(left))
+        self.col_biases_ = xp.zeros(n_cols, dtype=dtype, device=_device_of(left))
+        self._has_biases = False
+        self._row_bias_ridge = 0.0
+        self.alpha_ = alpha
+        self.alpha_path_ = []
+        self.n_iter_ = len(history)
+        self.loss_history_ = history
+        self.huber_delta_ = None
+        self.n_observed_ = int(csr.nnz)
+        return self
+
+    @contextlib.contextmanager
+    def _sweeping(self, n_sweeps):
+        """numba's thread count and a progress bar, for one run of sweeps."""
+        from .._backend import numba_threads
+
+        with numba_threads(self.n_jobs), Progress(
+            n_sweeps, self.verbose, desc=type(self).__name__
+        ) as progress:
+            yield progress
+
+    def _initial_state(self, centred, rank, random_state, xp, like, use_biases):
+        """Starting factors (and zero biases) on the device."""
+        n_rows, n_cols = centred.shape
+        dtype = centred.dtype
+        if self.init == "svd" and centred.nnz:
+            left, right = spectral_init(centred, rank, dtype, random_state,
+                                        robust=self.loss == "huber")
+        else:
+            left, right = random_init(n_rows, n_cols, rank, dtype, self._value_scale,
+                                      random_state)
+        left = to_namespace(np.ascontiguousarray(left), xp, like=like)
+        right = to_namespace(np.ascontiguousarray(right), xp, like=like)
+        biases = None
+        if use_biases:
+            biases = (to_namespace(np.zeros(n_rows, dtype=dtype), xp, like=like),
+                      to_namespace(np.zeros(n_cols, dtype=dtype), xp, like=like))
+        return left, right, biases
+
+    def _sweep(self, xp, observed, state, alpha, n_sweeps, random_state, progress,
+               tol=None):
+        left, right, biases = state
+        rank = left.shape[1]
+        sketch_size = self.sketch_size or 4 * rank
+        copy = (xp.asarray(left, copy=True), xp.asarray(right, copy=True),
+                None if biases is None else tuple(xp.asarray(b, copy=True)
+                                                  for b in biases))
+        return alternating_minimization(
+            xp, observed, copy[0], copy[1],
+            solver=self.solver, alpha=float(alpha),
+            value_scale=self._value_scale, loss=self.loss,
+            max_iter=n_sweeps, tol=float(self.tol if tol is None else tol),
+            cg_steps=int(self.cg_steps), sketch_size=int(sketch_size),
+            random_state=random_state, progress=progress, biases=copy[2],
+        )
+
+    def _select_alpha(self, centred, state, xp, like, random_state):
+        """Regularisation path on 90% of the entries, scored on the other 10%.
+
+        The path runs from strong to weak ridge, each strength warm-started
+        from the previous solution, so that every step only needs a few
+        sweeps; it stops once the held-out error has risen at two
+        consecutive strengths (it is unimodal along the path in practice:
+        over-smoothing, then over-fitting). Returns the chosen strength and
+        the path's state there, from which the full fit starts.
+        """
+        n_observed = centred.nnz
+        if n_observed < AUTO_MIN_OBSERVED:
+            return FALLBACK_ALPHA, state
+        coo = centred.tocoo()
+        held = np.zeros(n_observed, dtype=bool)
+        n_held = int(AUTO_HOLDOUT * n_observed)
+        held[random_state.permutation(n_observed)[:n_held]] = True
+        fit_part = sp.csr_matrix(
+            (coo.data[~held], (coo.row[~held], coo.col[~held])), shape=centred.shape)
+        observed = observed_from_host(fit_part, xp, like=like)
+        rows = to_namespace(coo.row[held].astype(np.int64), xp, like=like)
+        cols = to_namespace(coo.col[held].astype(np.int64), xp, like=like)
+        truth = coo.data[held].astype(np.float64)
+        best = (np.inf, FALLBACK_ALPHA, state)
+        rises = 0
+        previous_error = np.inf
+        with self._sweeping(len(AUTO_ALPHAS) * AUTO_SWEEPS) as progress:
+            for alpha in AUTO_ALPHAS:
+                # The sweeps of a path step are not meant to converge: tol=0.
+                left, right, _, _, _, biases = self._sweep(
+                    xp, observed, state, alpha, AUTO_SWEEPS, random_state, progress,
+                    tol=0.0)
+                state = (left, right, biases)
+                predicted = to_numpy(self._entries(xp, rows, cols, left, right,
+                                                   biases)).astype(np.float64)
+                error = float(np.sqrt(np.mean((predicted - truth) ** 2)))
+                self.alpha_path_.append((alpha, error))
+                if error < best[0]:
+                    best = (error, alpha, state)
+                rises = rises + 1 if error > previous_error else 0
+                previous_error = error
+                if rises >= 2:
+                    break
+        return best[1], best[2]
+
+    @staticmethod
+    def _entries(xp, rows, cols, left, right, biases):
+        values = predict_entries(xp, rows, cols, left, right)
+        if biases is not None:
+            values = values + xp.take(biases[0], rows) + xp.take(biases[1], cols)
+        return values
 
     # ------------------------------------------------------------------
     # transform / predict
@@ -327,8 +683,8 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         """Complete ``X``: observed entries are kept, missing ones predicted.
 
         Each row of ``X`` is folded in by a ridge least-squares solve of its
-        observed entries against ``col_factors_``, so rows never seen in
-        ``fit`` are completed too.
+        observed entries against ``col_factors_`` (and its bias, when biases
+        are fitted), so rows never seen in ``fit`` are completed too.
 
         Parameters
         ----------
@@ -340,15 +696,55 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         -------
         completed : ndarray of shape (n_rows, n_cols)
             Dense completed matrix, in the namespace of the fitted factors.
+
+        Raises
+        ------
+        ValueError
+            With ratings input (use :meth:`predict_ratings` or
+            :meth:`recommend`), or when the dense result would exceed 4 GiB
+            (use :meth:`predict` on the entries needed, or :meth:`recommend`).
         """
         check_is_fitted(self)
+        if self.loss == "implicit":
+            raise ValueError(
+                "transform is not available with loss='implicit' (new rows would "
+                "need the implicit objective over every column); call "
+                "recommend(users, n) or predict(rows, cols) for preferences."
+            )
+        if self.input_type == "ratings":
+            raise ValueError(
+                "transform completes matrices; with input_type='ratings' call "
+                "predict_ratings(pairs) for given (user, item) pairs or "
+                "recommend(users, n) for top-N lists."
+            )
         csr, xp, like = self._observed_input(X, reset=False)
         right = self.col_factors_
+        n_rows = csr.shape[0]
+        needed = int(n_rows) * int(right.shape[0]) * np.dtype(right.dtype).itemsize
+        if needed > MAX_DENSE_BYTES:
+            raise ValueError(
+                f"transform would return a dense {n_rows} x {right.shape[0]} array "
+                f"({needed / 2**30:.1f} GiB, above the {MAX_DENSE_BYTES / 2**30:.0f}"
+                " GiB limit); call predict(rows, cols) for the entries you need, "
+                "recommend(users, n) for top-N lists, or transform row blocks."
+            )
         observed = observed_from_host(csr.astype(right.dtype), get_namespace(right),
                                       like=right)
         xp = get_namespace(right)
-        left = fold_in_rows(xp, observed, right, float(self.alpha), self._value_scale)
-        completed = left @ right.T
+        if self._has_biases:
+            given = observed.values
+            observed.values = given - self.global_mean_
+            left, row_bias = fold_in_rows(xp, observed, right, float(self.alpha_),
+                                          self._value_scale, col_bias=self.col_biases_,
+                                          bias_ridge=self._row_bias_ridge)
+            completed = (left @ right.T + self.global_mean_
+                         + xp.reshape(row_bias, (-1, 1))
+                         + xp.reshape(self.col_biases_, (1, -1)))
+            observed.values = given
+        else:
+            left = fold_in_rows(xp, observed, right, float(self.alpha_),
+                                self._value_scale)
+            completed = left @ right.T
         if observed.n_observed:
             flat = xp.reshape(completed, (-1,))
             positions = (xp.astype(observed.rows, xp.int64) * right.shape[0]
@@ -365,17 +761,21 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         ----------
         rows : array-like of int of shape (n_entries,)
             Row indices into the training matrix. If ``cols`` is omitted,
-            ``rows`` is instead a matrix and ``transform(rows)`` is returned.
+            ``rows`` is instead a matrix and ``transform(rows)`` is returned
+            (with ratings input, ``predict_ratings(rows)``).
         cols : array-like of int of shape (n_entries,), default=None
             Column indices.
 
         Returns
         -------
         values : ndarray of shape (n_entries,)
-            ``<row_factors_[rows[e]], col_factors_[cols[e]]>``.
+            ``mu + b[rows[e]] + c[cols[e]] + <row_factors_[rows[e]],
+            col_factors_[cols[e]]>`` (the biases are zero unless fitted).
         """
         check_is_fitted(self)
         if cols is None:
+            if self.input_type == "ratings":
+                return self.predict_ratings(rows)
             return self.transform(rows)
         left, right = self.row_factors_, self.col_factors_
         xp = get_namespace(left)
@@ -386,10 +786,205 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
                 f"rows and cols must have the same shape; got {rows.shape} and "
                 f"{cols.shape}."
             )
-        return predict_entries(
-            xp, to_namespace(rows, xp, like=left), to_namespace(cols, xp, like=left),
-            left, right,
-        )
+        rows = to_namespace(rows, xp, like=left)
+        cols = to_namespace(cols, xp, like=left)
+        values = predict_entries(xp, rows, cols, left, right)
+        if self._has_biases:
+            values = (values + self.global_mean_ + xp.take(self.row_biases_, rows)
+                      + xp.take(self.col_biases_, cols))
+        elif self.global_mean_:
+            values = values + self.global_mean_
+        return values
+
+    def predict_ratings(self, X):
+        """Predicted ratings of ``(user, item)`` pairs given by their ids.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_pairs, 2) or (n_pairs, 3)
+            ``(user, item)`` rows (a third, rating column is ignored), with
+            the ids used in ``fit`` (for matrix input, row and column
+            indices).
+
+        Returns
+        -------
+        ratings : ndarray of shape (n_pairs,)
+            ``mu + b_u + c_i + <u, v>`` for known pairs. An id never seen in
+            ``fit`` contributes nothing but the known part: an unseen user
+            gets ``mu + c_i``, an unseen item ``mu + b_u``, and both unseen
+            ``mu`` (the global mean; 0 only for matrix input without biases).
+        """
+        check_is_fitted(self)
+        users, items = pairs_from_input(X)
+        rows = lookup_ids(self.users_, users)
+        cols = lookup_ids(self.items_, items)
+        return self._predict_codes(rows, cols)
+
+    def _predict_codes(self, rows, cols):
+        """Predictions at encoded (row, col) pairs, -1 marking unknown ids."""
+        host = lambda a: np.asarray(to_numpy(a), dtype=np.float64)  # noqa: E731
+        out = np.full(rows.shape[0], self.global_mean_, dtype=np.float64)
+        known_row, known_col = rows >= 0, cols >= 0
+        if self._has_biases:
+            out[known_row] += host(self.row_biases_)[rows[known_row]]
+            out[known_col] += host(self.col_biases_)[cols[known_col]]
+        both = known_row & known_col
+        if both.any():
+            left, right = self.row_factors_, self.col_factors_
+            xp = get_namespace(left)
+            out[both] += host(predict_entries(
+                xp, to_namespace(np.ascontiguousarray(rows[both]), xp, like=left),
+                to_namespace(np.ascontiguousarray(cols[both]), xp, like=left),
+                left, right))
+        return out.astype(np.dtype(self.row_factors_.dtype), copy=False)
+
+    def score(self, X, y=None):
+        """Negative root mean square error at the given observed entries.
+
+        Higher is better, as :class:`~sklearn.model_selection.GridSearchCV`
+        expects.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame}
+            Ratings input (``input_type="ratings"``): ``(user, item, rating)``
+            rows, or ``(user, item)`` rows with the ratings in ``y``. Matrix
+            input: a matrix of the fitted shape (n_rows, n_cols) whose stored
+            (non-NaN) entries are compared with the model's, typically held-out
+            entries of the training matrix.
+        y : array-like of shape (n_ratings,), default=None
+            Ratings of the ``(user, item)`` rows of ``X``; ignored for matrix
+            input.
+
+        Returns
+        -------
+        score : float
+            ``-sqrt(mean((predicted - observed)^2))``.
+        """
+        check_is_fitted(self)
+        if self.loss == "implicit":
+            raise ValueError(
+                "score is the RMSE of ratings; a loss='implicit' model predicts "
+                "preferences to rank, so score it with a ranking metric such as "
+                "precision at k on held-out interactions (see recommend)."
+            )
+        if self.input_type == "ratings":
+            if sp.issparse(X):
+                coo = sp.coo_matrix(X)
+                predicted = self._predict_codes(
+                    lookup_ids(self.users_, coo.row), lookup_ids(self.items_, coo.col))
+                truth = coo.data
+            else:
+                users, items, truth = ratings_triplets(X, y)
+                predicted = self._predict_codes(lookup_ids(self.users_, users),
+                                                lookup_ids(self.items_, items))
+        else:
+            csr, _, _ = self._observed_input(X, reset=False)
+            expected = (self.row_factors_.shape[0], self.col_factors_.shape[0])
+            if csr.shape != expected:
+                raise ValueError(
+                    f"score compares the fitted matrix with the entries stored in X, "
+                    f"so X must have the fitted shape {expected}; got {csr.shape}. "
+                    "(Use transform to complete new rows.)"
+                )
+            coo = csr.tocoo()
+            predicted = to_numpy(self.predict(coo.row.astype(np.int64),
+                                              coo.col.astype(np.int64)))
+            truth = coo.data
+        if np.asarray(truth).shape[0] == 0:
+            raise ValueError("X holds no observed entries to score.")
+        residual = np.asarray(predicted, dtype=np.float64) - np.asarray(
+            truth, dtype=np.float64)
+        return -float(np.sqrt(np.mean(residual**2)))
+
+    def recommend(self, users, n=10, exclude_seen=True):
+        """Top-``n`` items of each user, computed in blocks of users.
+
+        Scores ``mu + b_u + c + V u`` are formed for a block of users at a
+        time (at most about 64 MB of them), so the full users x items matrix
+        never exists.
+
+        Parameters
+        ----------
+        users : array-like of shape (n_users,)
+            User ids as given to ``fit`` (row indices for matrix input). An
+            unseen user gets the items of largest ``c`` (bias-only
+            popularity) and has nothing to exclude.
+        n : int, default=10
+            Items per user (capped at the number of items).
+        exclude_seen : bool, default=True
+            Leave out the items the user rated in ``fit``.
+
+        Returns
+        -------
+        items : ndarray of shape (n_users, n)
+            Item ids (from ``items_``), best first. Where fewer than ``n``
+            items are left to recommend, the tail holds the excluded items
+            with score ``-inf``.
+        scores : ndarray of shape (n_users, n)
+            Their predicted ratings.
+        """
+        check_is_fitted(self)
+        if not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"n must be a positive integer; got {n!r}.")
+        users = np.asarray(users)
+        if users.ndim != 1:
+            raise ValueError(f"users must be 1D; got shape {users.shape}.")
+        rows = lookup_ids(self.users_, users)
+        left = np.asarray(to_numpy(self.row_factors_), dtype=np.float64)
+        right = np.asarray(to_numpy(self.col_factors_), dtype=np.float64)
+        row_bias = np.asarray(to_numpy(self.row_biases_), dtype=np.float64)
+        col_bias = np.asarray(to_numpy(self.col_biases_), dtype=np.float64)
+        n_items = right.shape[0]
+        n = int(min(n, n_items))
+        block = max(1, (64 * 2**20) // (8 * max(n_items, 1)))
+        top_items = np.empty((rows.shape[0], n), dtype=np.int64)
+        top_scores = np.empty((rows.shape[0], n), dtype=np.float64)
+        for start in range(0, rows.shape[0], block):
+            chunk = rows[start:start + block]
+            known = chunk >= 0
+            scores = np.empty((chunk.shape[0], n_items))
+            scores[:] = self.global_mean_ + (col_bias if self._has_biases else 0.0)
+            scores[known] += left[chunk[known]] @ right.T
+            if self._has_biases:
+                scores[known] += row_bias[chunk[known], None]
+            if exclude_seen and known.any():
+                seen = self._seen[chunk[known]].tocoo()
+                sub = scores[known]
+                sub[seen.row, seen.col] = -np.inf
+                scores[known] = sub
+            if n < n_items:
+                part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+            else:
+                part = np.tile(np.arange(n_items), (chunk.shape[0], 1))
+            part_scores = np.take_along_axis(scores, part, axis=1)
+            order = np.argsort(-part_scores, axis=1, kind="stable")
+            top_items[start:start + block] = np.take_along_axis(part, order, axis=1)
+            top_scores[start:start + block] = np.take_along_axis(part_scores, order,
+                                                                 axis=1)
+        return self.items_[top_items], top_scores
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the columns of ``transform``'s output.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input column names; ``transform`` keeps the columns of ``X``, so
+            these are also the output names. When None, ``feature_names_in_``
+            is used if defined, else ``x0, x1, ...``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            One name per column of the completed matrix. With ratings input,
+            where ``transform`` does not apply, the item ids as strings (the
+            columns of the users x items matrix the model completes).
+        """
+        check_is_fitted(self)
+        if self.input_type == "ratings":
+            return np.asarray([str(item) for item in self.items_], dtype=object)
+        return _check_feature_names_in(self, input_features)
 
     @staticmethod
     def _check_indices(indices, size, name):
@@ -411,3 +1006,9 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _device_of(array):
+    import array_api_compat
+
+    return array_api_compat.device(array)

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._backend import to_namespace
+from ._ratings import resolve_duplicates
 
 __all__ = ["ObservedEntries", "observed_from_host"]
 
@@ -40,18 +41,23 @@ class ObservedEntries:
         return int(self.values.shape[0])
 
 
-def csr_from_input(X):
+def csr_from_input(X, duplicates="error"):
     """Return a host CSR matrix of the observed entries of ``X``.
 
     ``X`` is a SciPy sparse matrix/array (stored entries are observations,
-    explicit zeros included; duplicate coordinates are summed, as SciPy does
-    when it converts COO to CSR) or a dense NumPy array with NaN marking the
-    missing entries.
+    explicit zeros included) or a dense NumPy array with NaN marking the
+    missing entries. Coordinates stored more than once (possible in COO and
+    non-canonical CSR input) follow ``duplicates``: ``"error"``, ``"mean"``
+    or ``"last"``; SciPy's own conversion would sum them.
     """
     if sp.issparse(X):
-        csr = sp.csr_matrix(X, copy=True)
-        # Summing duplicates keeps explicit zeros: they are observations.
-        csr.sum_duplicates()
+        coo = sp.coo_matrix(X, copy=True)
+        rows, cols, values = resolve_duplicates(coo.row, coo.col, coo.data,
+                                                coo.shape[1], duplicates)
+        # Built from distinct coordinates, so nothing is summed; explicit
+        # zeros stay: they are observations.
+        csr = sp.csr_matrix((values, (rows, cols)), shape=coo.shape,
+                            dtype=coo.dtype)
         csr.sort_indices()
         return csr
     dense = np.asarray(X)

@@ -10,7 +10,7 @@ downloaded at run time.
 from ._array import make_ura_doa, ula_steering
 from ._clustering import make_fewshot_episodes
 from ._coding import make_image_patches
-from ._completion import make_completion_problem
+from ._completion import load_movielens_100k, make_completion_problem
 from ._irs import make_irs_channel
 from ._kronecker import make_kronecker_sparse
 from ._poisson import make_poisson_problem
@@ -22,6 +22,7 @@ from ._unmixing import (
 
 __all__ = [
     "load_earthlib_spectra",
+    "load_movielens_100k",
     "make_completion_problem",
     "make_fewshot_episodes",
     "make_hyperspectral",

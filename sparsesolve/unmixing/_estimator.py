@@ -395,14 +395,14 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """Minus the reconstruction loss of ``X`` with the learned endmembers.
 
         Abundances come from :meth:`transform`; the loss is the data term of
-        the fitted ``loss``, scaled so that folds of different sizes compare:
-        for ``"l21"`` and ``"log"`` (whose band weights are refitted noise
-        levels, so the robust l_2,1 term stands in for it) the sum over bands of the root-mean-square residual of
-        the band, ``sum_l ||x_l - A e_l||_2 / sqrt(n_pixels)`` (a corrupted
-        band costs its RMS, not its mean square); for ``"l2"`` the mean over
-        pixels of ``0.5 ||x_n - a_n E||^2``. Larger is better, so
-        ``GridSearchCV`` and ``cross_val_score`` work with their default
-        scorer.
+        the fitted ``loss``, scaled so that folds of different sizes compare.
+        For ``"l21"`` and ``"log"`` (whose band weights are refitted noise
+        levels, so the robust l_2,1 term stands in for it) it is the sum over
+        bands of each band's root-mean-square residual,
+        ``sum_l ||x_l - A e_l||_2 / sqrt(n_pixels)``: a corrupted band costs
+        its RMS, not its mean square. For ``"l2"`` it is the mean over pixels
+        of ``0.5 ||x_n - a_n E||^2``. Larger is better, so ``GridSearchCV``
+        and ``cross_val_score`` work with their default scorer.
 
         Parameters
         ----------

@@ -68,7 +68,7 @@ def test_sweeps_match_dense_reference_als(solver, cg_steps, global_random_seed):
     xp = get_namespace(dense)
     observed = observed_from_host(csr_from_input(X), xp)
     with Progress(3) as progress:
-        left, right, history, _, _ = alternating_minimization(
+        left, right, history, _, _, _ = alternating_minimization(
             xp, observed, left0.copy(), right0.copy(), solver=solver, alpha=alpha,
             value_scale=scale, loss="squared", max_iter=3, tol=0.0,
             cg_steps=cg_steps, sketch_size=8, random_state=rng, progress=progress,
@@ -110,19 +110,26 @@ def test_dense_nan_and_sparse_inputs_agree():
                                rtol=1e-10, atol=1e-12)
 
 
-def test_explicit_zeros_are_observations_and_duplicates_are_summed():
+def test_explicit_zeros_are_observations_and_duplicates_follow_the_policy():
     rows = np.array([0, 0, 1, 1, 1])
     cols = np.array([0, 1, 1, 2, 2])
     values = np.array([0.0, 2.0, 3.0, 1.0, 4.0])
     coo = sp.coo_matrix((values, (rows, cols)), shape=(2, 3))
-    csr = csr_from_input(coo)
-    # (0, 0) stored as an explicit zero stays; (1, 2) appears twice: summed.
+    # (1, 2) appears twice: never summed (SciPy would make it 5).
+    with pytest.raises(ValueError, match="duplicates='mean'"):
+        csr_from_input(coo)
+    with pytest.raises(ValueError, match="more than once"):
+        AltMinCompletion().fit(coo)
+    csr = csr_from_input(coo, duplicates="mean")
+    # (0, 0) stored as an explicit zero stays.
     assert csr.nnz == 4
     assert csr.indices[csr.indptr[0]] == 0
     assert csr.data[csr.indptr[0]] == 0.0
-    np.testing.assert_array_equal(csr.toarray(), [[0.0, 2.0, 0.0], [0.0, 3.0, 5.0]])
+    np.testing.assert_array_equal(csr.toarray(), [[0.0, 2.0, 0.0], [0.0, 3.0, 2.5]])
+    last = csr_from_input(coo, duplicates="last")
+    np.testing.assert_array_equal(last.toarray(), [[0.0, 2.0, 0.0], [0.0, 3.0, 4.0]])
     dense_equivalent = csr_from_input(np.array([[0.0, 2.0, np.nan],
-                                                [np.nan, 3.0, 5.0]]))
+                                                [np.nan, 3.0, 2.5]]))
     np.testing.assert_array_equal(csr.indices, dense_equivalent.indices)
     np.testing.assert_array_equal(csr.data, dense_equivalent.data)
 
