@@ -236,7 +236,8 @@ def measure(quick):
                         "blas_architecture": architecture,
                     })
         numba.set_num_threads(1)
-        profiles = [profile_pass(network, n, max(2, int(2e6 / n**3)))
+        voxels = 2e5 if quick else 2e6  # per profiled sample
+        profiles = [profile_pass(network, n, max(2, int(voxels / n**3)))
                     for n in sizes if n <= 32]
     finally:
         numba.set_num_threads(previous_threads)
