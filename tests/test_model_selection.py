@@ -88,8 +88,13 @@ def _completion():
     from sparsesolve.datasets import make_completion_problem
 
     problem = make_completion_problem(60, 40, 2, 0.4, random_state=0)
-    model = AltMinCompletion(rank=2, max_iter=10, random_state=0)
-    return model, problem.X_train, None, {"rank": [1, 2]}
+    # Cross-validation splits observed entries: (row, column, value) triples,
+    # as a ratings table would be.
+    entries = problem.X_train.tocoo()
+    X = np.column_stack([entries.row, entries.col, entries.data])
+    model = AltMinCompletion(rank=2, max_iter=10, random_state=0,
+                             input_type="ratings")
+    return model, X, None, {"rank": [1, 2]}
 
 
 def _poisson():

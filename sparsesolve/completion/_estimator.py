@@ -8,10 +8,9 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state, metadata_routing
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in
 
 from .._backend import (
@@ -22,7 +21,9 @@ from .._backend import (
     to_namespace,
     to_numpy,
 )
+from .._docs import API_PAGE
 from .._progress import Progress
+from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, validate_data
 from ._algorithm import (
     alternating_minimization,
@@ -291,6 +292,9 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         "rows": metadata_routing.UNUSED, "cols": metadata_routing.UNUSED
     }
 
+    _doc_link_module = "sparsesolve"
+    _doc_link_template = API_PAGE
+
     _parameter_constraints: dict = {
         "rank": [Interval(numbers.Integral, 1, None, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
@@ -435,7 +439,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # fit
     # ------------------------------------------------------------------
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the factors (and biases) to the observed entries.
 

@@ -7,7 +7,8 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+
+from .._sklearn_compat import Interval, StrOptions, validate_params
 
 __all__ = ["load_movielens_100k", "make_completion_problem"]
 
