@@ -16,6 +16,7 @@ from .._backend import get_namespace, to_namespace, to_numpy
 from .._docs import API_PAGE
 from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, check_same_device, validate_data
+from ..utils._device import HostCopyMixin
 from ._algorithm import (
     _dense_columns,
     log_evidence_on_support,
@@ -51,7 +52,9 @@ _MAX_ADDITIONS = 8
 _ADDITION_ITER = 40
 
 
-class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class KroneckerSBL(
+    HostCopyMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Sparse Bayesian learning with a Kronecker-structured dictionary and prior.
 
     Recovers sparse codes ``x`` from measurements
@@ -754,20 +757,6 @@ class KroneckerSBL(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         xp = get_namespace(self.gammas_[0])
         return kron_vector(self.gammas_, xp)
 
-    def to_cpu(self):
-        """Return a copy whose fitted attributes and array parameters are NumPy.
-
-        See :func:`sparsesolve.utils.to_cpu`: the way to bring a model
-        fitted on CuPy arrays to a machine without a GPU.
-
-        Returns
-        -------
-        estimator : KroneckerSBL
-            A copy on the host; this estimator is unchanged.
-        """
-        from ..utils import to_cpu
-
-        return to_cpu(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
