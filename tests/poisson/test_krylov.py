@@ -215,7 +215,7 @@ def test_solve_rejects_bad_residuals():
 def test_kernel_checks_the_length_itself():
     # Defence in depth: the compiled solve refuses a short vector even when
     # called directly, without the Python-side checks.
-    from sparsesolve.poisson._kernels import ic0_solve
+    from sparsesolve.poisson._ic0_kernels import ic0_solve
 
     factor = IncompleteCholesky(poisson_matrix((4, 4)))
     with pytest.raises(ValueError, match="length"):
