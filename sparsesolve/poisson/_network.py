@@ -30,6 +30,7 @@ import threading
 import warnings
 from pathlib import Path
 
+import array_api_compat
 import numpy as np
 
 from .._backend import (
@@ -88,8 +89,9 @@ def _conv3d(xp, x, taps, bias):
         out = xp.reshape(x, (nz * ny * nx, c_in)) @ taps
         return xp.reshape(out + bias, (nz, ny, nx, taps.shape[1]))
     c_out = taps.shape[1] // 27
+    device = array_api_compat.device(x)
     pz, py, px = nz + 2, ny + 2, nx + 2
-    padded = xp.zeros((pz, py, px, c_in), dtype=x.dtype)
+    padded = xp.zeros((pz, py, px, c_in), dtype=x.dtype, device=device)
     padded[1:-1, 1:-1, 1:-1, :] = x
     flat = xp.reshape(padded, (pz * py * px, c_in))
     # Output for padded flat positions [margin, total - margin), where the
@@ -98,13 +100,13 @@ def _conv3d(xp, x, taps, bias):
     length = pz * py * px - 2 * margin
     offsets = [(kz - 1) * py * px + (ky - 1) * px + (kx - 1)
                for kz in range(3) for ky in range(3) for kx in range(3)]
-    full = xp.zeros((pz * py * px, c_out), dtype=x.dtype)
+    full = xp.zeros((pz * py * px, c_out), dtype=x.dtype, device=device)
     for first in range(0, length, _CHUNK):
         size = min(_CHUNK, length - first)
         # All 27 taps in one product over the window the chunk reads, then
         # each tap's block is added at its own shift.
         products = flat[first:first + size + 2 * margin, :] @ taps
-        chunk = xp.zeros((size, c_out), dtype=x.dtype)
+        chunk = xp.zeros((size, c_out), dtype=x.dtype, device=device)
         for tap, offset in enumerate(offsets):
             start = margin + offset
             chunk = chunk + products[start:start + size,
@@ -115,7 +117,8 @@ def _conv3d(xp, x, taps, bias):
 
 
 def _relu(xp, x):
-    return xp.maximum(x, xp.zeros((), dtype=x.dtype))
+    return xp.maximum(x, xp.zeros((), dtype=x.dtype,
+                                  device=array_api_compat.device(x)))
 
 
 def _avgpool2(xp, x):
@@ -422,7 +425,8 @@ class DirectionNetwork:
         w = self._weights_in(xp, residual)
         nz, ny, nx = residual.shape
         ez, ey, ex = nz + nz % 2, ny + ny % 2, nx + nx % 2
-        x = xp.zeros((ez, ey, ex, 1), dtype=xp.float32)
+        x = xp.zeros((ez, ey, ex, 1), dtype=xp.float32,
+                     device=array_api_compat.device(residual))
         x[:nz, :ny, :nx, 0] = xp.astype(residual, xp.float32)
         values = {INPUT: x}
         for step in LAYER_PLAN:
