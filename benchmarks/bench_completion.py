@@ -1,4 +1,4 @@
-"""Benchmark of low-rank matrix completion (issue 6, spec S1-S6).
+"""Benchmark of low-rank matrix completion (cases S1-S6).
 
 Cases (full sizes; ``--quick`` shrinks them):
 
@@ -844,7 +844,7 @@ def _auto_alpha_noiseless(report, quick):
 
     Uniform and power-law sampling, seeds 1 and 2 (the rules of
     ``alpha="auto"`` were fixed before these data were drawn; seed 0 is the
-    one the issue's 1e-2 stall was seen on and is reported beside them).
+    one an earlier 1e-2 stall was seen on and is reported beside them).
     """
     size = 800 if quick else 2000
     rows = {}
