@@ -342,8 +342,10 @@ def test_sparse_helpers_on_the_host():
     import scipy.sparse.linalg as spla
 
     matrix = sp.eye(3, format="coo")
-    assert _backend.is_sparse(matrix) and not _backend.is_device_sparse(matrix)
-    assert _backend.on_host(matrix) and _backend.on_host(np.ones(2))
+    assert _backend.is_sparse(matrix)
+    assert not _backend.is_device_sparse(matrix)
+    assert _backend.on_host(matrix)
+    assert _backend.on_host(np.ones(2))
     assert _backend.on_host(spla.aslinearoperator(sp.eye(2)))
     assert not _backend.on_host(array_api_strict.asarray([1.0]))
     assert _backend.sparse_namespace(matrix) is sp
@@ -361,11 +363,13 @@ def test_sparse_helpers_on_the_gpu():
     cupy = _backend.require_cupy()
     matrix = sp.random(6, 5, density=0.4, format="csr", random_state=0)
     device = _backend.to_device(matrix, "gpu")
-    assert _backend.is_device_sparse(device) and not _backend.on_host(device)
+    assert _backend.is_device_sparse(device)
+    assert not _backend.on_host(device)
     assert _backend.sparse_namespace(device).__name__ == "cupyx.scipy.sparse"
     assert _backend.matrix_namespace(device).__name__ == "array_api_compat.cupy"
     back = to_numpy(device)
-    assert sp.issparse(back) and (back != matrix).nnz == 0
+    assert sp.issparse(back)
+    assert (back != matrix).nnz == 0
     array = _backend.to_device(np.arange(3.0), "gpu")
     assert isinstance(array, cupy.ndarray)
     assert_allclose(to_numpy(array), np.arange(3.0))
