@@ -64,6 +64,7 @@ __all__ = [
     "register_elementwise",
     "register_row_kernel",
     "require_cupy",
+    "same_device",
     "sparse_like",
     "sparse_linalg_namespace",
     "sparse_namespace",
@@ -397,6 +398,23 @@ def on_host(obj):
     if is_array(obj):
         return isinstance(obj, np.ndarray)
     return not is_device_linear_operator(obj)
+
+
+def same_device(obj, xp):
+    """Whether ``obj`` lives where namespace ``xp`` computes.
+
+    Host objects (see :func:`on_host`) go with NumPy, GPU objects
+    (``cupyx.scipy.sparse``, CuPy, cupyx LinearOperators) with CuPy. Solvers
+    check a matrix against its right-hand side with this before mixing them.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from sparsesolve._backend import get_namespace, same_device
+    >>> same_device(sp.eye(2), get_namespace(np.ones(2)))
+    True
+    """
+    return on_host(obj) == is_numpy_namespace(xp)
 
 
 def matrix_namespace(matrix):
