@@ -36,6 +36,8 @@ _PUBLIC = {
     "poisson_matrix": "poisson",
     "LaplacianKMeans": "clustering",
     "TransductiveFewShotClassifier": "clustering",
+    "to_device": "utils",
+    "to_numpy": "utils",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

@@ -4,11 +4,21 @@ Algorithms are written once against an array namespace ``xp`` returned by
 :func:`get_namespace`. NumPy input runs on the CPU, CuPy input runs on the
 GPU, and results come back in the namespace they came in ("input mirroring").
 
-Loops that NumPy cannot vectorise are written as a plain scalar Python
-function, registered with :func:`register_elementwise`, and compiled twice on
-demand: ``numba.njit`` inside a ``prange`` driver for the CPU and
-``numba.cuda.jit(device=True)`` inside a grid kernel for CuPy arrays.
-:func:`kernel` hands an algorithm the driver that matches its namespace.
+Loops that NumPy cannot vectorise are written as plain Python bodies in a
+family's ``_kernels.py``: scalar bodies (one element in, one out) registered
+with :func:`register_elementwise`, and row bodies (one row, sample or pixel
+at a time, with scratch workspaces) registered with
+:func:`register_row_kernel`. This module compiles each twice on demand,
+``numba.njit`` inside a ``prange`` driver for the CPU and
+``numba.cuda.jit(device=True)`` inside a grid kernel for CuPy arrays, with one
+launch rule (:data:`CUDA_THREADS_PER_BLOCK`, :data:`CPU_ROW_BLOCKS`) and one
+host fallback for other array libraries (:func:`kernel_target`).
+:func:`kernel` hands an algorithm the kernel by name.
+
+Sparse matrices (SciPy on the host, ``cupyx.scipy.sparse`` on the GPU) go
+through :func:`is_sparse`, :func:`on_host`, :func:`sparse_namespace` and
+:func:`to_numpy`; users move data with the public :func:`to_numpy` and
+:func:`to_device` (also ``sparsesolve.to_numpy`` / ``sparsesolve.to_device``).
 
 CuPy and numba-cuda are imported lazily, the first time a CuPy array arrives,
 so ``import sparsesolve`` works on machines with neither.
@@ -18,39 +28,51 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib
+import inspect
+import math
 import os
+import types
 
 import array_api_compat
 import array_api_compat.numpy  # noqa: F401 - get_namespace returns it
 import numpy as np
 
 __all__ = [
+    "CPU_ROW_BLOCKS",
+    "CUDA_THREADS_PER_BLOCK",
     "ElementwiseKernel",
+    "RowKernel",
+    "compile_body",
+    "cuda_launch_shape",
     "cuda_simulator_enabled",
     "cupy_or_none",
     "device_of",
     "get_namespace",
     "is_array",
     "is_cupy_namespace",
+    "is_device_linear_operator",
+    "is_device_sparse",
     "is_numpy_namespace",
     "is_sparse",
     "kernel",
+    "kernel_target",
+    "matrix_namespace",
     "numba_threads",
+    "on_host",
     "register_elementwise",
+    "register_row_kernel",
     "require_cupy",
-    "sparse_to_host",
+    "same_device",
     "sparse_like",
+    "sparse_linalg_namespace",
+    "sparse_namespace",
+    "sparse_to_host",
+    "to_device",
     "to_namespace",
     "to_numpy",
 ]
-
-# Threads per block for the CUDA grid kernels: a multiple of the warp size
-# that keeps occupancy high for memory-bound elementwise work.
-_CUDA_THREADS_PER_BLOCK = 256
-
-# numba.cuda, imported by _cuda_kernel on first GPU use.
-cuda = None
 
 
 # --------------------------------------------------------------------------
@@ -119,8 +141,7 @@ def get_namespace(*arrays):
 
 
 def _is_scipy_sparse(obj):
-    module = type(obj).__module__
-    return module.startswith("scipy.sparse")
+    return type(obj).__module__.startswith("scipy.sparse")
 
 
 def is_numpy_namespace(xp):
@@ -157,27 +178,37 @@ def device_of(array):
 
 
 def to_numpy(array):
-    """Copy ``array`` to a NumPy array on the host (no copy for NumPy input).
+    """Copy ``array`` to the host: a NumPy array (no copy for NumPy input).
+
+    Sparse matrices come back as SciPy sparse matrices in the same format
+    (``cupyx.scipy.sparse`` is copied from the GPU; SciPy input is returned
+    as it is).
 
     Parameters
     ----------
-    array : array object
-        NumPy, CuPy or array API array.
+    array : array or sparse matrix
+        NumPy, CuPy or any array API array; SciPy or cupyx sparse matrix.
 
     Returns
     -------
-    ndarray
-        The same values as a NumPy array.
+    ndarray or scipy.sparse matrix
+        The same values on the host.
+
+    See Also
+    --------
+    to_device : The opposite move.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from sparsesolve._backend import to_numpy
+    >>> from sparsesolve import to_numpy
     >>> to_numpy(np.arange(3))
     array([0, 1, 2])
     """
     if isinstance(array, np.ndarray):
         return array
+    if is_sparse(array):
+        return array.get() if is_device_sparse(array) else array
     xp = get_namespace(array)
     if is_numpy_namespace(xp):
         return np.asarray(array)
@@ -195,6 +226,86 @@ def to_numpy(array):
         # Some namespaces (array-api-strict's fake devices) refuse DLPack
         # export; going through the buffer protocol still works for them.
         return np.asarray(memoryview(array))
+
+
+def to_device(array, device="gpu"):
+    """Move ``array`` (or a sparse matrix) to ``device``, as estimators expect it.
+
+    Estimators mirror their input: CuPy arrays and ``cupyx.scipy.sparse``
+    matrices run on the GPU and give CuPy results, NumPy arrays and SciPy
+    sparse matrices run on the CPU. This moves data between the two.
+
+    Parameters
+    ----------
+    array : array or sparse matrix
+        NumPy, CuPy or any array API array; SciPy or cupyx sparse matrix.
+    device : {"gpu", "cpu"} or array, default="gpu"
+        ``"gpu"`` gives a CuPy array (a cupyx sparse matrix for sparse
+        input), ``"cpu"`` a NumPy array (SciPy sparse), and an array gives
+        ``array`` in that array's namespace, on its device.
+
+    Returns
+    -------
+    array or sparse matrix
+        The same values on ``device`` (no copy when already there).
+
+    Raises
+    ------
+    RuntimeError
+        For ``device="gpu"`` when CuPy is missing or sees no GPU.
+
+    See Also
+    --------
+    to_numpy : Move to the host.
+    sparsesolve.utils.to_cpu : Move a fitted estimator to the host.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve import to_device
+    >>> to_device(np.arange(3), "cpu")
+    array([0, 1, 2])
+    >>> import array_api_strict as xp
+    >>> to_device([0.5, 1.0], xp.asarray([1.0]))
+    Array([0.5, 1. ], dtype=array_api_strict.float64)
+    """
+    if isinstance(device, str):
+        if device == "cpu":
+            return to_numpy(array) if is_array(array) or is_sparse(array) else (
+                np.asarray(array))
+        if device != "gpu":
+            raise ValueError(
+                f"device must be 'cpu', 'gpu' or an array; got {device!r}."
+            )
+        cupy = require_cupy()
+        if is_sparse(array):
+            if is_device_sparse(array):
+                return array
+            import cupyx.scipy.sparse as device_sparse
+
+            formats = {"csr": device_sparse.csr_matrix,
+                       "csc": device_sparse.csc_matrix,
+                       "coo": device_sparse.coo_matrix}
+            convert = formats.get(array.format)
+            return convert(array) if convert else device_sparse.csr_matrix(
+                array.tocsr())
+        if is_array(array) and is_cupy_namespace(get_namespace(array)):
+            return array
+        host = to_numpy(array) if is_array(array) else np.asarray(array)
+        return cupy.asarray(host)
+    if not is_array(device):
+        raise TypeError(
+            "device must be 'cpu', 'gpu' or an array whose device to use; got "
+            f"{type(device).__name__}."
+        )
+    xp = get_namespace(device)
+    target = kernel_target(xp)
+    if target == "cpu":
+        return to_device(array, "cpu")
+    if target == "cuda":
+        return to_device(array, "gpu")
+    host = to_numpy(array) if is_array(array) else np.asarray(array)
+    return to_namespace(host, xp, like=device)
 
 
 def to_namespace(array, xp, like=None):
@@ -245,9 +356,130 @@ def is_sparse(obj):
     >>> is_sparse(sp.eye(2)), is_sparse(np.eye(2))
     (True, False)
     """
-    module = type(obj).__module__
-    return module.startswith("scipy.sparse") or module.startswith(
-        "cupyx.scipy.sparse")
+    return _is_scipy_sparse(obj) or is_device_sparse(obj)
+
+
+def is_device_sparse(obj):
+    """True for a ``cupyx.scipy.sparse`` matrix (sparse data on the GPU).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from sparsesolve._backend import is_device_sparse
+    >>> is_device_sparse(sp.eye(2))
+    False
+    """
+    return type(obj).__module__.startswith("cupyx.scipy.sparse")
+
+
+def is_device_linear_operator(obj):
+    """True for a ``cupyx.scipy.sparse.linalg.LinearOperator`` (GPU operator)."""
+    return any(cls.__module__.startswith("cupyx.scipy.sparse.linalg")
+               for cls in type(obj).__mro__)
+
+
+def on_host(obj):
+    """Whether the array, sparse matrix or operator ``obj`` lives on the host.
+
+    NumPy arrays, SciPy sparse matrices and SciPy (or duck-typed)
+    LinearOperators do; CuPy arrays, ``cupyx.scipy.sparse`` matrices and
+    cupyx LinearOperators do not. Arrays of other array API libraries count
+    as not on the host: the solvers that care take NumPy or CuPy only.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from sparsesolve._backend import on_host
+    >>> on_host(np.ones(2)), on_host(sp.eye(2))
+    (True, True)
+    """
+    if is_sparse(obj):
+        return not is_device_sparse(obj)
+    if is_array(obj):
+        return isinstance(obj, np.ndarray)
+    return not is_device_linear_operator(obj)
+
+
+def same_device(obj, xp):
+    """Whether ``obj`` lives where namespace ``xp`` computes.
+
+    Host objects (see :func:`on_host`) go with NumPy, GPU objects
+    (``cupyx.scipy.sparse``, CuPy, cupyx LinearOperators) with CuPy. Solvers
+    check a matrix against its right-hand side with this before mixing them.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from sparsesolve._backend import get_namespace, same_device
+    >>> same_device(sp.eye(2), get_namespace(np.ones(2)))
+    True
+    """
+    return on_host(obj) == is_numpy_namespace(xp)
+
+
+def matrix_namespace(matrix):
+    """The dense namespace that goes with a sparse (or dense) ``matrix``.
+
+    NumPy's for SciPy sparse matrices, CuPy's for ``cupyx.scipy.sparse``
+    ones, and :func:`get_namespace` of anything else.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from sparsesolve._backend import matrix_namespace
+    >>> matrix_namespace(sp.eye(2)).__name__
+    'array_api_compat.numpy'
+    """
+    if is_device_sparse(matrix) or is_device_linear_operator(matrix):
+        require_cupy()
+        return importlib.import_module("array_api_compat.cupy")
+    if _is_scipy_sparse(matrix):
+        return array_api_compat.numpy
+    return get_namespace(matrix)
+
+
+def sparse_namespace(like):
+    """``scipy.sparse`` or ``cupyx.scipy.sparse``, matching ``like``.
+
+    Parameters
+    ----------
+    like : sparse matrix, array or namespace
+        Something that lives on the host (SciPy, NumPy) or on the GPU (cupyx,
+        CuPy).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._backend import sparse_namespace
+    >>> sparse_namespace(np.ones(2)).__name__
+    'scipy.sparse'
+    """
+    if _on_gpu(like):
+        return importlib.import_module("cupyx.scipy.sparse")
+    return importlib.import_module("scipy.sparse")
+
+
+def sparse_linalg_namespace(like):
+    """``scipy.sparse.linalg`` or ``cupyx.scipy.sparse.linalg``, matching ``like``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._backend import sparse_linalg_namespace
+    >>> sparse_linalg_namespace(np.ones(2)).__name__
+    'scipy.sparse.linalg'
+    """
+    if _on_gpu(like):
+        return importlib.import_module("cupyx.scipy.sparse.linalg")
+    return importlib.import_module("scipy.sparse.linalg")
+
+
+def _on_gpu(like):
+    if isinstance(like, types.ModuleType):
+        return is_cupy_namespace(like)
+    if is_sparse(like) or is_device_linear_operator(like):
+        return not on_host(like)
+    return is_array(like) and is_cupy_namespace(get_namespace(like))
 
 
 def sparse_to_host(matrix):
@@ -262,18 +494,18 @@ def sparse_to_host(matrix):
     """
     if not is_sparse(matrix):
         raise TypeError(f"expected a sparse matrix; got {type(matrix).__name__}.")
-    if type(matrix).__module__.startswith("cupyx"):
-        matrix = matrix.get()
+    matrix = to_numpy(matrix)
     import scipy.sparse as sp
 
     return matrix if sp.isspmatrix_csr(matrix) else sp.csr_matrix(matrix)
 
 
 def sparse_like(matrix, like):
-    """Move the SciPy sparse ``matrix`` to where the sparse ``like`` lives (CSR).
+    """Move the SciPy sparse ``matrix`` to where ``like`` lives (CSR).
 
     Host data prepared once (a multigrid hierarchy, a factor) goes to the GPU
-    through this function when the caller's matrix is a cupyx one.
+    through this function when the caller's matrix (or array) is a cupyx
+    (or CuPy) one.
 
     Examples
     --------
@@ -284,11 +516,10 @@ def sparse_like(matrix, like):
     """
     import scipy.sparse as sp
 
-    if type(like).__module__.startswith("cupyx"):
-        import cupyx.scipy.sparse as device_sparse
-
-        return device_sparse.csr_matrix(sp.csr_matrix(matrix))
-    return sp.csr_matrix(matrix)
+    host = sp.csr_matrix(matrix)
+    if _on_gpu(like):
+        return sparse_namespace(like).csr_matrix(host)
+    return host
 
 
 # --------------------------------------------------------------------------
@@ -370,103 +601,553 @@ def numba_threads(n_jobs):
 
 
 # --------------------------------------------------------------------------
-# One scalar body, two compiled drivers
+# Where kernels run and how they are launched: one rule each
 # --------------------------------------------------------------------------
-def _cpu_driver(body, n_params):
-    """Compile ``body`` with numba and wrap it in a ``prange`` driver.
+# Threads per block of every CUDA grid kernel: a multiple of the warp size,
+# small enough that register-heavy row bodies (a k x k Cholesky per thread)
+# still fit several blocks on a multiprocessor, and plenty for elementwise
+# bodies, which are memory bound.
+CUDA_THREADS_PER_BLOCK = 128
 
-    Each parameter array ``p`` is indexed as ``p[i % p.shape[0]]``, which
-    serves scalars (length 1), per-column vectors of a C-ordered matrix
-    (length ``n_columns``) and full arrays alike, without broadcasting copies.
+# The CPU driver of a row kernel splits its rows into at most this many
+# contiguous blocks (the prange iterations) and gives each block its own
+# workspaces. numba splits prange iterations evenly across threads either
+# way; 256 blocks keep that split fine for any realistic thread count while
+# workspaces are allocated 256 times per launch rather than once per row.
+CPU_ROW_BLOCKS = 256
+
+# GPU workspaces are per thread (one thread per row). Rows are launched in
+# chunks so that the scratch space of one launch stays below this many
+# elements (512 MiB of float64).
+CUDA_WORKSPACE_ELEMENTS = 1 << 26
+
+# numba.cuda, imported by _numba_cuda on first GPU use (or under the CUDA
+# simulator). Compiled GPU kernels see it in their globals, where numba's
+# simulator expects to find it.
+cuda = None
+
+
+def kernel_target(xp):
+    """Where compiled kernels run for arrays of namespace ``xp``.
+
+    This is the one host-fallback rule of the package: NumPy arrays run the
+    numba CPU drivers, CuPy arrays the numba-cuda kernels, and arrays of any
+    other array API library (array-api-strict in the tests) are copied to
+    NumPy, run on the CPU and copied back into their namespace.
+
+    Parameters
+    ----------
+    xp : module
+        Namespace from :func:`get_namespace`.
+
+    Returns
+    -------
+    target : {"cpu", "cuda", "host"}
+
+    Examples
+    --------
+    >>> import numpy as np, array_api_strict
+    >>> from sparsesolve._backend import get_namespace, kernel_target
+    >>> kernel_target(get_namespace(np.ones(1))), kernel_target(array_api_strict)
+    ('cpu', 'host')
     """
-    from numba import njit, prange
-
-    # numba caches compiled code next to the source file; bodies typed in a
-    # notebook or doctest have none, so they are compiled every session.
-    cache = os.path.isfile(body.__code__.co_filename)
-    scalar = njit(inline="always", nogil=True, cache=cache)(body)
-
-    if n_params == 1:
-
-        @njit(parallel=True, nogil=True, cache=cache)
-        def driver(out, x, p0):
-            for i in prange(x.shape[0]):
-                out[i] = scalar(x[i], p0[i % p0.shape[0]])
-
-    elif n_params == 2:
-
-        @njit(parallel=True, nogil=True, cache=cache)
-        def driver(out, x, p0, p1):
-            for i in prange(x.shape[0]):
-                out[i] = scalar(x[i], p0[i % p0.shape[0]], p1[i % p1.shape[0]])
-
-    else:
-
-        @njit(parallel=True, nogil=True, cache=cache)
-        def driver(out, x, p0, p1, p2):
-            for i in prange(x.shape[0]):
-                out[i] = scalar(
-                    x[i], p0[i % p0.shape[0]], p1[i % p1.shape[0]], p2[i % p2.shape[0]]
-                )
-
-    return driver
+    if is_numpy_namespace(xp):
+        return "cpu"
+    if is_cupy_namespace(xp):
+        return "cuda"
+    return "host"
 
 
-def _cuda_kernel(body, n_params):
-    """Compile ``body`` as a CUDA device function inside a 1-D grid kernel."""
-    # The name ``cuda`` must be a module global: numba's CUDA simulator swaps
-    # the module it finds in a kernel's globals for its fake one, and a
-    # closure variable would escape that swap.
+def cuda_launch_shape(n_threads):
+    """``(blocks, threads_per_block)`` of a 1-D grid covering ``n_threads``.
+
+    Examples
+    --------
+    >>> from sparsesolve._backend import cuda_launch_shape
+    >>> cuda_launch_shape(1000)
+    (8, 128)
+    """
+    blocks = (n_threads + CUDA_THREADS_PER_BLOCK - 1) // CUDA_THREADS_PER_BLOCK
+    return max(blocks, 1), CUDA_THREADS_PER_BLOCK
+
+
+def cuda_simulator_enabled():
+    """Return True when numba runs CUDA kernels in its CPU simulator."""
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
+
+
+def _numba_cuda():
     global cuda
+    if cuda is None:
+        try:
+            from numba import cuda as numba_cuda
+        except ImportError as exc:  # pragma: no cover - numba ships cuda
+            raise RuntimeError(
+                "The GPU path needs numba-cuda; install sparsesolve[gpu]."
+            ) from exc
+        cuda = numba_cuda
+    return cuda
+
+
+# --------------------------------------------------------------------------
+# One plain Python body, compiled for each target
+# --------------------------------------------------------------------------
+def _is_body(value, caller):
+    """Whether the global ``value`` seen by ``caller`` is a body to compile.
+
+    Plain Python functions of the caller's module or of this package are
+    compiled along with the body that calls them; everything else (modules,
+    numba dispatchers, constants) is left as it is.
+    """
+    if not isinstance(value, types.FunctionType) or value is caller:
+        return False
+    module = value.__module__ or ""
+    return module == caller.__module__ or module.startswith("sparsesolve.")
+
+
+def _called_bodies(function, bindings):
+    """``{name: plain function}`` of the bodies ``function`` refers to.
+
+    ``bindings`` (name -> plain function) always count, whatever module
+    they come from: they are the user's body behind a generic adaptor.
+    """
+    found = dict(bindings)
+    for name in function.__code__.co_names:
+        value = function.__globals__.get(name)
+        if name not in found and _is_body(value, function):
+            found[name] = value
+    return found
+
+
+_DIGESTS: dict = {}
+
+
+def _digest(function, bindings=(), _active=None):
+    """A short hash of ``function``'s source and of every body it calls.
+
+    It goes into the qualified name of each compiled copy, which is what
+    numba names its on-disk cache after: numba checks only the time stamp of
+    the file a function is defined in, so a copy whose helper lives in
+    another file would otherwise keep stale machine code when that helper
+    changes.
+    """
+    key = (function, tuple(bindings))
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    active = set() if _active is None else _active
+    if function in active:
+        raise RecursionError(
+            f"Kernel body {function.__qualname__!r} calls itself through other "
+            "bodies; numba cannot compile recursive device functions."
+        )
+    active.add(function)
     try:
-        from numba import cuda
-    except ImportError as exc:  # pragma: no cover - numba always ships cuda
-        raise RuntimeError(
-            "The GPU path needs numba-cuda; install sparsesolve[gpu]."
-        ) from exc
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        source = function.__code__.co_code.hex()
+    parts = [function.__module__ or "", function.__qualname__, source]
+    for name, dependency in sorted(_called_bodies(function, dict(bindings)).items()):
+        parts += [name, _digest(dependency, (), active)]
+    active.discard(function)
+    digest = hashlib.sha1("\0".join(parts).encode()).hexdigest()[:10]
+    _DIGESTS[key] = digest
+    return digest
 
-    scalar = cuda.jit(device=True)(body)
 
-    if n_params == 1:
+def _cacheable(function):
+    # numba caches compiled code next to the source file; bodies typed in a
+    # notebook or a doctest have none and are compiled every session.
+    return os.path.isfile(function.__code__.co_filename)
 
-        @cuda.jit
-        def grid_kernel(out, x, p0):
-            i = cuda.grid(1)
-            if i < x.shape[0]:
-                out[i] = scalar(x[i], p0[i % p0.shape[0]])
 
-    elif n_params == 2:
+def _copy_function(function, namespace, qualname):
+    """A copy of ``function`` that looks its globals up in ``namespace``.
 
-        @cuda.jit
-        def grid_kernel(out, x, p0, p1):
-            i = cuda.grid(1)
-            if i < x.shape[0]:
-                out[i] = scalar(x[i], p0[i % p0.shape[0]], p1[i % p1.shape[0]])
+    Copies carry no closure, which keeps numba's on-disk cache valid across
+    processes (a closure over a dispatcher hashes differently every run).
+    """
+    copy = types.FunctionType(
+        function.__code__, namespace, function.__name__, function.__defaults__
+    )
+    copy.__qualname__ = qualname
+    copy.__module__ = function.__module__
+    copy.__doc__ = function.__doc__
+    return copy
 
+
+_COMPILED: dict = {}
+
+
+def compile_body(function, target, *, inline=False, bindings=None):
+    """Compile the plain Python ``function`` for ``target`` ("cpu" or "cuda").
+
+    Every plain function of the package that ``function`` calls is compiled
+    the same way first, and the compiled copy calls those compiled helpers:
+    one source serves numba's CPU target, its CUDA target (as a device
+    function) and plain Python (in the tests). Kernel modules therefore hold
+    only plain bodies; this is the one place that calls ``numba.njit`` or
+    ``numba.cuda.jit`` on them.
+
+    Parameters
+    ----------
+    function : function
+        A module-level function using only scalar arithmetic, :mod:`math`,
+        indexing of the arrays it is given and calls to other such functions.
+    target : {"cpu", "cuda"}
+        ``"cpu"`` gives a ``numba.njit(nogil=True, cache=True)`` dispatcher,
+        ``"cuda"`` a ``numba.cuda.jit(device=True)`` device function.
+    inline : bool, default=False
+        Ask numba to inline the CPU function into its callers (small bodies
+        called once per element; not for functions called with ``*args``).
+    bindings : dict, optional
+        Globals to replace in ``function`` (name -> plain function), for
+        generic adaptors that call a body chosen at run time; bound bodies
+        are inlined.
+
+    Returns
+    -------
+    compiled : numba dispatcher or CUDA device function
+    """
+    bindings = dict(bindings or {})
+    key = (function, target, inline, tuple(sorted(bindings.items())))
+    if key in _COMPILED:
+        return _COMPILED[key]
+    namespace = dict(function.__globals__)
+    for name, dependency in _called_bodies(function, bindings).items():
+        namespace[name] = compile_body(dependency, target, inline=name in bindings)
+    digest = _digest(function, tuple(sorted(bindings.items())))
+    qualname = f"{function.__qualname__}_{digest}"
+    if target == "cpu":
+        from numba import njit
+
+        options = {"nogil": True, "cache": _cacheable(function)}
+        if inline:
+            options["inline"] = "always"
+        compiled = njit(**options)(_copy_function(function, namespace, qualname))
+    elif target == "cuda":
+        namespace["cuda"] = _numba_cuda()
+        compiled = namespace["cuda"].jit(device=True)(
+            _copy_function(function, namespace, qualname)
+        )
     else:
+        raise ValueError(f"target must be 'cpu' or 'cuda'; got {target!r}.")
+    _COMPILED[key] = compiled
+    return compiled
 
-        @cuda.jit
-        def grid_kernel(out, x, p0, p1, p2):
-            i = cuda.grid(1)
-            if i < x.shape[0]:
-                out[i] = scalar(
-                    x[i], p0[i % p0.shape[0]], p1[i % p1.shape[0]], p2[i % p2.shape[0]]
-                )
 
-    def launch(out, x, *params):
-        blocks = (x.shape[0] + _CUDA_THREADS_PER_BLOCK - 1) // _CUDA_THREADS_PER_BLOCK
-        grid_kernel[max(blocks, 1), _CUDA_THREADS_PER_BLOCK](out, x, *params)
+# In plain Python the driver templates below run serially; compiled copies
+# get numba's prange.
+prange = range
 
-    return launch
+
+# Drivers: one per number of workspaces, for each target. ``row_body`` is
+# bound to the compiled body of each kernel in a copy of the driver (see
+# _driver); ``args`` is a tuple, passed on to the body with its row index.
+# CPU: rows in contiguous blocks, workspace ``w[block]`` for each block.
+def _cpu_rows_0(n_rows, n_blocks, args):
+    for block in prange(n_blocks):
+        for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
+            row_body(row, *args)  # noqa: F821 - bound by _driver
+
+
+def _cpu_rows_1(n_rows, n_blocks, args, w0):
+    for block in prange(n_blocks):
+        a = w0[block]
+        for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
+            row_body(row, *args, a)  # noqa: F821
+
+
+def _cpu_rows_2(n_rows, n_blocks, args, w0, w1):
+    for block in prange(n_blocks):
+        a, b = w0[block], w1[block]
+        for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
+            row_body(row, *args, a, b)  # noqa: F821
+
+
+def _cpu_rows_3(n_rows, n_blocks, args, w0, w1, w2):
+    for block in prange(n_blocks):
+        a, b, c = w0[block], w1[block], w2[block]
+        for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
+            row_body(row, *args, a, b, c)  # noqa: F821
+
+
+def _cpu_rows_4(n_rows, n_blocks, args, w0, w1, w2, w3):
+    for block in prange(n_blocks):
+        a, b, c, d = w0[block], w1[block], w2[block], w3[block]
+        for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
+            row_body(row, *args, a, b, c, d)  # noqa: F821
+
+
+# CUDA: one thread per row of a chunk starting at ``first``, workspace
+# ``w[thread]`` for each thread.
+def _cuda_rows_0(first, size, args):
+    thread = cuda.grid(1)
+    if thread < size:
+        row_body(first + thread, *args)  # noqa: F821
+
+
+def _cuda_rows_1(first, size, args, w0):
+    thread = cuda.grid(1)
+    if thread < size:
+        row_body(first + thread, *args, w0[thread])  # noqa: F821
+
+
+def _cuda_rows_2(first, size, args, w0, w1):
+    thread = cuda.grid(1)
+    if thread < size:
+        row_body(first + thread, *args, w0[thread], w1[thread])  # noqa: F821
+
+
+def _cuda_rows_3(first, size, args, w0, w1, w2):
+    thread = cuda.grid(1)
+    if thread < size:
+        row_body(  # noqa: F821
+            first + thread, *args, w0[thread], w1[thread], w2[thread]
+        )
+
+
+def _cuda_rows_4(first, size, args, w0, w1, w2, w3):
+    thread = cuda.grid(1)
+    if thread < size:
+        row_body(  # noqa: F821
+            first + thread, *args, w0[thread], w1[thread], w2[thread], w3[thread]
+        )
+
+
+_CPU_DRIVERS = (_cpu_rows_0, _cpu_rows_1, _cpu_rows_2, _cpu_rows_3, _cpu_rows_4)
+_CUDA_DRIVERS = (_cuda_rows_0, _cuda_rows_1, _cuda_rows_2, _cuda_rows_3, _cuda_rows_4)
+MAX_WORKSPACES = len(_CPU_DRIVERS) - 1
+
+
+def _driver(template, compiled_body, digest, target, parallel=True):
+    """Compile a copy of the driver ``template`` that calls ``compiled_body``."""
+    namespace = dict(template.__globals__)
+    namespace["row_body"] = compiled_body
+    mode = "parallel" if parallel else "serial"
+    # A distinct name per body and mode: numba's cache is keyed by it.
+    qualname = f"{template.__qualname__}_{mode}_{digest}"
+    if target == "cpu":
+        from numba import njit, prange
+
+        namespace["prange"] = prange
+        return njit(parallel=parallel, nogil=True, cache=True)(
+            _copy_function(template, namespace, qualname)
+        )
+    namespace["cuda"] = _numba_cuda()
+    return namespace["cuda"].jit(_copy_function(template, namespace, qualname))
+
+
+def _launch_library(arrays):
+    """NumPy under the CUDA simulator (host arrays), CuPy on a real GPU."""
+    if cuda_simulator_enabled() and all(
+        isinstance(a, np.ndarray) for a in arrays if is_array(a)
+    ):
+        return np
+    return require_cupy()
+
+
+class RowKernel:
+    """A per-row (per-sample, per-pixel) body compiled for the CPU and the GPU.
+
+    The body is a plain Python function ``body(row, *args, *workspaces)``
+    that handles one row: it reads the arrays in ``args``, writes its results
+    into output arrays among them, and may use scratch arrays
+    (``workspaces``) that the kernel allocates, one set per CPU block of
+    rows or per GPU thread, with the shapes that ``workspace(*args)``
+    returns. Rows must be independent: any order, any thread.
+
+    Calling the kernel runs every row ``0 <= row < n_rows``: in a numba
+    ``prange`` loop for NumPy arrays, one GPU thread per row for CuPy arrays
+    (numba-cuda, which reads ``__cuda_array_interface__``), and on the host
+    for any other array API library (the arrays named in ``writes`` are
+    copied back). Register bodies with :func:`register_row_kernel` and fetch
+    them with :func:`kernel`.
+
+    Parameters
+    ----------
+    body : callable
+        ``body(row, *args, *workspaces)``, returning nothing. It may call
+        other plain functions of its module, which are compiled with it.
+    name : str, optional
+        Registry name; defaults to ``body.__name__``.
+    workspace : callable, optional
+        ``workspace(*args) -> [(shape, dtype), ...]``: the scratch arrays the
+        body takes after ``args`` (at most four). ``None`` means none.
+    writes : sequence of str, default=()
+        Names of the body's parameters that it writes to (outputs, or
+        arrays updated in place).
+    bindings : dict, optional
+        Globals of ``body`` to replace (see :func:`compile_body`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._backend import RowKernel
+    >>> def row_sum_of_squares(row, x, out, scratch):
+    ...     for j in range(x.shape[1]):
+    ...         scratch[j] = x[row, j] * x[row, j]
+    ...     total = 0.0
+    ...     for j in range(x.shape[1]):
+    ...         total += scratch[j]
+    ...     out[row] = total
+    >>> squares = RowKernel(
+    ...     row_sum_of_squares, writes=("out",),
+    ...     workspace=lambda x, out: [((x.shape[1],), x.dtype)])
+    >>> x = np.arange(6.0).reshape(3, 2)
+    >>> out = np.empty(3)
+    >>> squares(3, x, out)
+    >>> out
+    array([ 1., 13., 41.])
+    """
+
+    def __init__(self, body, name=None, *, workspace=None, writes=(), bindings=None):
+        parameters = list(inspect.signature(body).parameters)[1:]
+        unknown = sorted(set(writes) - set(parameters))
+        if unknown:
+            raise ValueError(
+                f"writes names {unknown} that are not parameters of "
+                f"{body.__name__}{tuple(parameters)}."
+            )
+        self.body = body
+        self.name = name or body.__name__
+        self.workspace = workspace
+        self.writes = tuple(writes)
+        self.bindings = dict(bindings or {})
+        self._write_positions = [parameters.index(w) for w in self.writes]
+
+    def workspaces(self, args):
+        """The ``[(shape, dtype), ...]`` of the scratch arrays for ``args``."""
+        if self.workspace is None:
+            return []
+        spec = [(tuple(int(n) for n in shape), dtype)
+                for shape, dtype in self.workspace(*args)]
+        if len(spec) > MAX_WORKSPACES:
+            raise ValueError(
+                f"Kernel {self.name!r} asks for {len(spec)} workspaces; at most "
+                f"{MAX_WORKSPACES} are supported (stack them in one array)."
+            )
+        return spec
+
+    @functools.cached_property
+    def _digest(self):
+        return _digest(self.body, tuple(sorted(self.bindings.items())))
+
+    def _compiled_body(self, target):
+        return compile_body(self.body, target, bindings=self.bindings)
+
+    @functools.cache  # noqa: B019 - kernels live as long as the registry
+    def cpu_driver(self, n_workspaces, parallel=True):
+        """The numba CPU driver ``driver(n_rows, n_blocks, args, *workspaces)``."""
+        return _driver(_CPU_DRIVERS[n_workspaces], self._compiled_body("cpu"),
+                       self._digest, "cpu", parallel)
+
+    @functools.cache  # noqa: B019
+    def cuda_driver(self, n_workspaces):
+        """The CUDA grid kernel ``kernel[grid](first, size, args, *workspaces)``."""
+        return _driver(_CUDA_DRIVERS[n_workspaces], self._compiled_body("cuda"),
+                       self._digest, "cuda")
+
+    def run_cpu(self, n_rows, *args, parallel=True):
+        """Run every row with the numba CPU driver (NumPy arrays).
+
+        ``parallel=False`` runs the rows in one thread: for a few hundred
+        cheap rows, waking numba's thread pool costs more than the work.
+        """
+        n_rows = int(n_rows)
+        if n_rows <= 0:
+            return
+        spec = self.workspaces(args)
+        n_blocks = min(n_rows, CPU_ROW_BLOCKS) if parallel else 1
+        work = [np.empty((n_blocks, *shape), dtype=dtype) for shape, dtype in spec]
+        self.cpu_driver(len(spec), bool(parallel))(n_rows, n_blocks, tuple(args),
+                                                   *work)
+
+    def run_cuda(self, n_rows, *args):
+        """Run every row with the CUDA kernel, one thread per row.
+
+        Takes CuPy arrays on a GPU, or NumPy arrays under
+        ``NUMBA_ENABLE_CUDASIM=1`` (how the kernels are tested without one).
+        """
+        n_rows = int(n_rows)
+        if n_rows <= 0:
+            return
+        library = _launch_library(args)
+        numba_cuda = _numba_cuda()
+        if library is not np:
+            # Tuples of CuPy arrays are not typed by numba-cuda; its own
+            # device-array views of the same memory are.
+            args = tuple(
+                numba_cuda.as_cuda_array(a) if hasattr(a, "__cuda_array_interface__")
+                else a for a in args
+            )
+        spec = self.workspaces(args)
+        driver = self.cuda_driver(len(spec))
+        per_row = sum(math.prod(shape) for shape, _ in spec)
+        chunk = n_rows if per_row == 0 else max(
+            1, min(n_rows, CUDA_WORKSPACE_ELEMENTS // per_row))
+        for first in range(0, n_rows, chunk):
+            size = min(chunk, n_rows - first)
+            work = [library.empty((size, *shape), dtype=dtype) for shape, dtype in spec]
+            blocks, threads = cuda_launch_shape(size)
+            driver[blocks, threads](first, size, tuple(args), *work)
+
+    def __call__(self, n_rows, *args, parallel=True):
+        """Run the body for every row ``0 <= row < n_rows`` where ``args`` live.
+
+        ``parallel`` only matters on the CPU (see :meth:`run_cpu`).
+        """
+        first = next((a for a in args if is_array(a)), None)
+        if isinstance(first, np.ndarray) or first is None:
+            return self.run_cpu(n_rows, *args, parallel=parallel)
+        xp = get_namespace(first)
+        target = kernel_target(xp)
+        if target == "cpu":
+            return self.run_cpu(n_rows, *[np.asarray(a) if is_array(a) else a
+                                          for a in args], parallel=parallel)
+        if target == "cuda":
+            require_cupy()
+            return self.run_cuda(n_rows, *args)
+        # Any other array API library: run on the host, copy outputs back.
+        host = [
+            (np.array(to_numpy(a)) if position in self._write_positions
+             else to_numpy(a)) if is_array(a) else a
+            for position, a in enumerate(args)
+        ]
+        self.run_cpu(n_rows, *host, parallel=parallel)
+        for position in self._write_positions:
+            args[position][...] = to_namespace(host[position], xp, like=args[position])
+        return None
+
+
+# Elementwise kernels are row kernels whose "row" is one element: these
+# adaptors apply ``scalar_body`` (bound per kernel) to element ``i``, each
+# parameter indexed as ``p[i % p.shape[0]]``, which serves scalars (length
+# 1), per-column vectors of a C-ordered matrix (length ``n_columns``) and
+# full arrays alike, without broadcasting copies.
+def _elementwise_1(i, out, x, p0):
+    out[i] = scalar_body(x[i], p0[i % p0.shape[0]])  # noqa: F821 - bound
+
+
+def _elementwise_2(i, out, x, p0, p1):
+    out[i] = scalar_body(x[i], p0[i % p0.shape[0]], p1[i % p1.shape[0]])  # noqa: F821
+
+
+def _elementwise_3(i, out, x, p0, p1, p2):
+    out[i] = scalar_body(  # noqa: F821
+        x[i], p0[i % p0.shape[0]], p1[i % p1.shape[0]], p2[i % p2.shape[0]]
+    )
+
+
+_ELEMENTWISE_ADAPTORS = {1: _elementwise_1, 2: _elementwise_2, 3: _elementwise_3}
 
 
 class ElementwiseKernel:
     """A scalar function ``body(x, *params)`` compiled for the CPU and the GPU.
 
     The body is plain Python with scalar arguments and one scalar result. It
-    is compiled lazily: with ``numba.njit`` for NumPy input (a ``prange``
-    loop over elements) and with ``numba.cuda.jit(device=True)`` for CuPy
-    input (one GPU thread per element).
+    runs as a :class:`RowKernel` with one "row" per element: in a numba
+    ``prange`` loop for NumPy input, one GPU thread per element for CuPy
+    input, and on the host for other array API libraries.
 
     Parameters
     ----------
@@ -489,25 +1170,27 @@ class ElementwiseKernel:
     """
 
     def __init__(self, body, n_params, name=None):
-        if n_params not in (1, 2, 3):
+        if n_params not in _ELEMENTWISE_ADAPTORS:
             raise ValueError(f"n_params must be 1, 2 or 3; got {n_params!r}.")
         self.body = body
         self.n_params = n_params
         self.name = name or body.__name__
+        self.rows = RowKernel(
+            _ELEMENTWISE_ADAPTORS[n_params], self.name, writes=("out",),
+            bindings={"scalar_body": body},
+        )
 
-    @functools.cached_property
-    def cpu_driver(self):
-        """The compiled CPU driver ``driver(out, x, *params)`` on 1-D arrays."""
-        return _cpu_driver(self.body, self.n_params)
+    def cpu_driver(self, out, x, *params):
+        """Run the compiled CPU loop on 1-D NumPy arrays, writing ``out``."""
+        self.rows.run_cpu(x.shape[0], out, x, *params)
 
-    @functools.cached_property
-    def cuda_driver(self):
-        """The CUDA launcher ``launch(out, x, *params)`` on 1-D device arrays.
+    def cuda_driver(self, out, x, *params):
+        """Run the CUDA kernel on 1-D device arrays, writing ``out``.
 
         Under ``NUMBA_ENABLE_CUDASIM=1`` it accepts NumPy arrays, which is how
         the kernel logic is tested on machines without a GPU.
         """
-        return _cuda_kernel(self.body, self.n_params)
+        self.rows.run_cuda(x.shape[0], out, x, *params)
 
     def _flat_params(self, xp, x, params):
         flat = []
@@ -542,34 +1225,28 @@ class ElementwiseKernel:
         x = xp.asarray(x)
         if not xp.isdtype(x.dtype, "real floating"):
             x = xp.astype(x, xp.float64)
-        if is_numpy_namespace(xp):
-            flat_x = np.ascontiguousarray(x).reshape(-1)
-            flat_params = [
-                np.ascontiguousarray(p) for p in self._flat_params(xp, x, params)
+        target = kernel_target(xp)
+        if target == "host":
+            host_params = [
+                to_numpy(p) if is_array(p) else np.asarray(p, dtype=float)
+                for p in params
             ]
-            out = np.empty_like(flat_x)
-            self.cpu_driver(out, flat_x, *flat_params)
-            return out.reshape(x.shape)
-        if is_cupy_namespace(xp):
-            cupy = require_cupy()
-            flat_x = cupy.ascontiguousarray(x).reshape(-1)
-            flat_params = [
-                cupy.ascontiguousarray(p) for p in self._flat_params(xp, x, params)
-            ]
-            out = cupy.empty_like(flat_x)
-            if flat_x.size:
-                self.cuda_driver(out, flat_x, *flat_params)
-            return out.reshape(x.shape)
-        # Any other array API library (array-api-strict in the tests): run on
-        # the host and hand the result back in the caller's namespace.
-        host_params = [
-            to_numpy(p) if is_array(p) else np.asarray(p, dtype=float) for p in params
+            result = self(to_numpy(x), *host_params)
+            return xp.asarray(result, device=array_api_compat.device(x))
+        library = np if target == "cpu" else require_cupy()
+        flat_x = library.ascontiguousarray(x).reshape(-1)
+        flat_params = [
+            library.ascontiguousarray(p) for p in self._flat_params(xp, x, params)
         ]
-        result = self(to_numpy(x), *host_params)
-        return xp.asarray(result, device=array_api_compat.device(x))
+        out = library.empty_like(flat_x)
+        if target == "cpu":
+            self.cpu_driver(out, flat_x, *flat_params)
+        else:
+            self.cuda_driver(out, flat_x, *flat_params)
+        return out.reshape(x.shape)
 
 
-_REGISTRY: dict[str, ElementwiseKernel] = {}
+_REGISTRY: dict = {}
 
 
 def register_elementwise(name=None, *, n_params=1):
@@ -604,6 +1281,48 @@ def register_elementwise(name=None, *, n_params=1):
     return decorate
 
 
+def register_row_kernel(name=None, *, workspace=None, writes=()):
+    """Register a per-row body as a :class:`RowKernel` under ``name``.
+
+    Use as a decorator in a solver family's ``_kernels.py``; the undecorated
+    function is returned unchanged so it stays testable in plain Python.
+    The algorithm then runs it with ``kernel(name, xp)(n_rows, *args)``.
+
+    Parameters
+    ----------
+    name : str, optional
+        Registry name; defaults to the function name.
+    workspace : callable, optional
+        ``workspace(*args) -> [(shape, dtype), ...]``, the scratch arrays
+        passed to the body after ``args`` (see :class:`RowKernel`).
+    writes : sequence of str, default=()
+        Parameters the body writes to.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._backend import kernel, register_row_kernel
+    >>> @register_row_kernel("doc_row_max", writes=("out",))
+    ... def row_max(row, x, out):
+    ...     best = x[row, 0]
+    ...     for j in range(1, x.shape[1]):
+    ...         best = max(best, x[row, j])
+    ...     out[row] = best
+    >>> x = np.array([[1.0, 3.0], [5.0, 2.0]])
+    >>> out = np.empty(2)
+    >>> kernel("doc_row_max", np)(2, x, out)
+    >>> out
+    array([3., 5.])
+    """
+
+    def decorate(body):
+        key = name or body.__name__
+        _REGISTRY[key] = RowKernel(body, key, workspace=workspace, writes=writes)
+        return body
+
+    return decorate
+
+
 def _import_kernel_modules():
     """Import every family's ``_kernels`` module so its kernels register.
 
@@ -624,24 +1343,27 @@ def _import_kernel_modules():
 
 
 def kernel(name, xp=None):
-    """Return the registered elementwise kernel ``name``.
+    """Return the registered elementwise or row kernel ``name``.
 
     The returned object dispatches on its input: NumPy arrays go to the numba
-    CPU driver, CuPy arrays to the CUDA grid kernel. ``xp`` is accepted so that
+    CPU driver, CuPy arrays to the CUDA grid kernel, other array API arrays
+    through the host (see :func:`kernel_target`). ``xp`` is accepted so that
     algorithms can say which namespace they are about to use; a CuPy
     namespace triggers the lazy device check early, with a clear error.
 
     Parameters
     ----------
     name : str
-        Name given to :func:`register_elementwise`.
+        Name given to :func:`register_elementwise` or
+        :func:`register_row_kernel`.
     xp : module, optional
         Namespace the caller works in.
 
     Returns
     -------
-    ElementwiseKernel
-        Callable as ``kernel(x, *params)``.
+    ElementwiseKernel or RowKernel
+        Callable as ``kernel(x, *params)`` (elementwise, returns a new array)
+        or ``kernel(n_rows, *args)`` (row kernel, writes into ``args``).
     """
     if name not in _REGISTRY:
         _import_kernel_modules()
@@ -652,8 +1374,3 @@ def kernel(name, xp=None):
     if xp is not None and is_cupy_namespace(xp):
         require_cupy()
     return _REGISTRY[name]
-
-
-def cuda_simulator_enabled():
-    """Return True when numba runs CUDA kernels in its CPU simulator."""
-    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"

@@ -2,7 +2,8 @@
 
 Written once against an array namespace ``xp``: NumPy runs on the CPU (the
 sweep is a numba ``prange`` kernel), CuPy on the GPU (the same row body as a
-numba-cuda kernel). Outer iterations alternate
+numba-cuda kernel), both through :func:`sparsesolve._backend.kernel`.
+Outer iterations alternate
 
 1. prototypes from the hard labels (cluster means, or cluster modes found by
    mean shift with a Gaussian kernel) and the unary costs ``a_pk``;
@@ -19,14 +20,8 @@ import math
 import array_api_compat
 import numpy as np
 
-from .._backend import (
-    get_namespace,
-    is_cupy_namespace,
-    is_numpy_namespace,
-    to_namespace,
-    to_numpy,
-)
-from ._kernels import cpu_sweep, cuda_sweep
+from .._backend import get_namespace, kernel, to_numpy
+from . import _kernels  # noqa: F401 - registers the bound update
 
 __all__ = ["bound_sweep", "laplacian_kprototypes", "unary_costs"]
 
@@ -64,39 +59,31 @@ def bound_sweep(
     :mod:`sparsesolve.clustering._kernels`).
     """
     xp = get_namespace(unary)
-    if is_numpy_namespace(xp):
-        sweep = cpu_sweep(unary.size >= _PARALLEL_ABOVE)
-    elif is_cupy_namespace(xp):
-        sweep = cuda_sweep()
-    else:
-        sweep = None
-    if sweep is not None:
-        # NumPy and CuPy arrays go straight to the compiled kernel, which
-        # writes the three outputs in place.
-        y_new = xp.empty_like(y_old)
-        entropy_new = xp.empty(y_old.shape[0], dtype=y_old.dtype)
-        energy_rows = xp.empty(y_old.shape[0], dtype=y_old.dtype)
-        if y_old.shape[0]:
-            sweep(
-                unary,
-                indptr,
-                indices,
-                weights,
-                y_old,
-                entropy_old,
-                y_new,
-                entropy_new,
-                float(laplacian_weight),
-                float(self_weight),
-                clamp,
-                energy_rows,
-            )
-        return y_new, entropy_new, energy_rows
-    # Any other array API library (array-api-strict in the tests): sweep on
-    # the host and hand the result back where it came from.
-    host = [to_numpy(a) for a in (unary, indptr, indices, weights, y_old, entropy_old)]
-    outputs = bound_sweep(*host, laplacian_weight, self_weight, to_numpy(clamp))
-    return tuple(to_namespace(a, xp, like=unary) for a in outputs)
+    n_samples = y_old.shape[0]
+    y_new = xp.empty_like(y_old)
+    entropy_new = xp.empty(n_samples, dtype=y_old.dtype,
+                           device=array_api_compat.device(y_old))
+    energy_rows = xp.empty(n_samples, dtype=y_old.dtype,
+                           device=array_api_compat.device(y_old))
+    kernel("clustering_bound_update", xp)(
+        n_samples,
+        unary,
+        indptr,
+        indices,
+        weights,
+        y_old,
+        entropy_old,
+        y_new,
+        entropy_new,
+        float(laplacian_weight),
+        float(self_weight),
+        clamp,
+        energy_rows,
+        # For a few-shot episode (about a hundred points) waking the thread
+        # pool costs more than the whole sweep.
+        parallel=unary.shape[0] * unary.shape[1] >= _PARALLEL_ABOVE,
+    )
+    return y_new, entropy_new, energy_rows
 
 
 def _one_hot(labels, n_clusters, dtype, xp):

@@ -10,8 +10,9 @@ is minimised, independently for every point, by
     y_p <- softmax(-a_p + lambda * (sum_q w_pq y_q + delta y_p)).
 
 Every row only reads the previous iterate, so the rows of one sweep run in
-parallel: a ``prange`` loop on the CPU and one GPU thread per row. The scalar
-row body below is plain Python, compiled twice (``numba.njit`` and
+parallel: a ``prange`` loop on the CPU and one GPU thread per row. The row
+body below is plain Python, registered as a row kernel of
+:mod:`sparsesolve._backend`, which compiles it for both (``numba.njit`` and
 ``numba.cuda.jit(device=True)``). While it forms ``(W Y)_p`` it also adds up
 row ``p``'s share of ``R`` at the previous iterate, so the energy history
 costs no extra pass over the graph and no N x K temporary.
@@ -19,18 +20,13 @@ costs no extra pass over the graph and no N x K temporary.
 
 from __future__ import annotations
 
-import functools
 import math
 
-# Threads per block of the CUDA grid kernel (a multiple of the warp size).
-_CUDA_THREADS_PER_BLOCK = 128
-
-# numba.cuda, bound by _cuda_sweep on first GPU use. It must be a module
-# global: numba's CUDA simulator swaps the ``cuda`` module it finds in a
-# kernel's globals for its fake one, and a closure variable would escape that.
-cuda = None
+from .._backend import register_row_kernel
 
 
+@register_row_kernel("clustering_bound_update",
+                     writes=("y_new", "entropy_new", "row_energy"))
 def bound_update_row(
     row,
     unary,
@@ -123,136 +119,3 @@ def bound_update_row(
     for k in range(n_clusters):
         y_new[row, k] = y_new[row, k] / total
     entropy_new[row] = weighted / total - math.log(total)
-
-
-# Argument order shared by the row body, the CPU driver and the CUDA kernel
-# (after ``row``): unary, indptr, indices, weights, y_old, entropy_old, y_new,
-# entropy_new, laplacian_weight, self_weight, clamp, row_energy.
-
-
-@functools.cache
-def cpu_sweep(parallel=True):
-    """Return the numba CPU driver ``sweep(unary, indptr, ..., row_energy)``.
-
-    ``parallel=False`` gives a serial loop: for a few-shot episode (about a
-    hundred points) waking the thread pool costs more than the whole sweep.
-    """
-    from numba import njit, prange
-
-    row_body = njit(inline="always", nogil=True, cache=True)(bound_update_row)
-
-    @njit(parallel=parallel, nogil=True, cache=True)
-    def sweep(
-        unary,
-        indptr,
-        indices,
-        weights,
-        y_old,
-        entropy_old,
-        y_new,
-        entropy_new,
-        laplacian_weight,
-        self_weight,
-        clamp,
-        row_energy,
-    ):
-        for row in prange(unary.shape[0]):
-            row_body(
-                row,
-                unary,
-                indptr,
-                indices,
-                weights,
-                y_old,
-                entropy_old,
-                y_new,
-                entropy_new,
-                laplacian_weight,
-                self_weight,
-                clamp,
-                row_energy,
-            )
-
-    return sweep
-
-
-@functools.cache
-def cuda_sweep():
-    """Return the CUDA launcher ``sweep(unary, indptr, ..., row_energy)``.
-
-    It takes device arrays (CuPy, via ``__cuda_array_interface__``), or NumPy
-    arrays under ``NUMBA_ENABLE_CUDASIM=1``, which is how its logic is tested
-    on machines without a GPU.
-    """
-    global cuda
-    from numba import cuda
-
-    row_body = cuda.jit(device=True)(bound_update_row)
-
-    @cuda.jit
-    def grid_kernel(
-        unary,
-        indptr,
-        indices,
-        weights,
-        y_old,
-        entropy_old,
-        y_new,
-        entropy_new,
-        laplacian_weight,
-        self_weight,
-        clamp,
-        row_energy,
-    ):
-        row = cuda.grid(1)
-        if row < unary.shape[0]:
-            row_body(
-                row,
-                unary,
-                indptr,
-                indices,
-                weights,
-                y_old,
-                entropy_old,
-                y_new,
-                entropy_new,
-                laplacian_weight,
-                self_weight,
-                clamp,
-                row_energy,
-            )
-
-    def sweep(
-        unary,
-        indptr,
-        indices,
-        weights,
-        y_old,
-        entropy_old,
-        y_new,
-        entropy_new,
-        laplacian_weight,
-        self_weight,
-        clamp,
-        row_energy,
-    ):
-        n_rows = unary.shape[0]
-        blocks = max(
-            (n_rows + _CUDA_THREADS_PER_BLOCK - 1) // _CUDA_THREADS_PER_BLOCK, 1
-        )
-        grid_kernel[blocks, _CUDA_THREADS_PER_BLOCK](
-            unary,
-            indptr,
-            indices,
-            weights,
-            y_old,
-            entropy_old,
-            y_new,
-            entropy_new,
-            float(laplacian_weight),
-            float(self_weight),
-            clamp,
-            row_energy,
-        )
-
-    return sweep

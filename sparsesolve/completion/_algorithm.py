@@ -10,9 +10,9 @@ where ``n_i``/``n_j`` count the observations of row i / column j (ALS-WR,
 Zhou et al. 2008), ``s`` is the root mean square of the observed values (so
 ``alpha`` does not depend on the units of the data) and ``w_ij`` are 1 for
 the squared loss or iteratively reweighted Huber weights. Every half-sweep
-solves all rows (then all columns) independently with the kernels of
-:mod:`._kernels`; the array namespace ``xp`` (NumPy or CuPy) decides which
-compiled driver runs.
+solves all rows (then all columns) independently with the row kernels of
+:mod:`._kernels`, run by :func:`sparsesolve._backend.kernel` where the arrays
+live (numba on the CPU for NumPy, numba-cuda on the GPU for CuPy).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import math
 import numpy as np
 from sklearn.utils.extmath import randomized_svd
 
-from .._backend import is_cupy_namespace, to_namespace
-from . import _kernels
+from .._backend import kernel, to_namespace
+from . import _kernels  # noqa: F401 - registers the row kernels
 
 __all__ = [
     "alternating_minimization",
@@ -39,18 +39,10 @@ HUBER_K = 1.345
 _MAD_TO_SIGMA = 1.4826
 
 
-def kernels_for(xp):
-    """The compiled row-pass drivers matching namespace ``xp``."""
-    if is_cupy_namespace(xp):
-        return _kernels.cuda_kernels()
-    return _kernels.cpu_kernels()
-
-
 def predict_entries(xp, rows, cols, left, right):
     """``<left[rows[e]], right[cols[e]]>`` for every entry ``e``."""
     out = xp.empty(rows.shape, dtype=left.dtype, device=_device(left))
-    if rows.shape[0]:
-        kernels_for(xp)["predict"](rows, cols, left, right, out)
+    kernel("completion_predict", xp)(rows.shape[0], rows, cols, left, right, out)
     return out
 
 
@@ -131,15 +123,18 @@ def _huber_weights(xp, residual, dtype):
     return xp.astype(weights, dtype), data_term, delta
 
 
-def _row_pass(kernels, solver, indptr, indices, values, weights, other, reg, x,
-              cg_steps, cg_tol, bucket, sign, sketch_size):
+def _row_pass(xp, solver, indptr, indices, values, weights, other, reg, x,
+              cg_steps=0, cg_tol=0.0, bucket=None, sign=None, sketch_size=0):
+    """Solve every row of ``x`` (updated in place) against ``other``."""
+    arguments = (indptr, indices, values, weights, other, reg, x)
+    n_rows = x.shape[0]
     if solver == "exact":
-        kernels["exact"](indptr, indices, values, weights, other, reg, x)
+        kernel("completion_exact", xp)(n_rows, *arguments)
     elif solver == "cg":
-        kernels["cg"](indptr, indices, values, weights, other, reg, x, cg_steps, cg_tol)
+        kernel("completion_cg", xp)(n_rows, *arguments, int(cg_steps), float(cg_tol))
     else:
-        kernels["sketch"](indptr, indices, values, weights, other, reg, x, cg_steps,
-                          cg_tol, bucket, sign, sketch_size)
+        kernel("completion_sketch", xp)(n_rows, *arguments, int(cg_steps),
+                                        float(cg_tol), bucket, sign, int(sketch_size))
 
 
 def draw_sketch_hashes(xp, observed, sketch_size, random_state, dtype):
@@ -239,7 +234,6 @@ def alternating_minimization(
     biases : tuple of two arrays or None
         Fitted ``(row_bias, col_bias)`` when ``biases`` was given.
     """
-    kernels = kernels_for(xp)
     dtype = left.dtype
     values = observed.values
     n_observed = observed.n_observed
@@ -303,16 +297,16 @@ def alternating_minimization(
         weights_t = xp.take(weights, observed.transpose_order)
     for _ in range(max_iter):
         if biases is None:
-            _row_pass(kernels, solver, observed.indptr, observed.indices, values,
+            _row_pass(xp, solver, observed.indptr, observed.indices, values,
                       weights, right, reg_rows, left, cg_steps, cg_tol, bucket, sign,
                       sketch_size)
-            _row_pass(kernels, solver, observed.indptr_t, observed.indices_t,
+            _row_pass(xp, solver, observed.indptr_t, observed.indices_t,
                       observed.values_t, weights_t, left, reg_cols, right, cg_steps,
                       cg_tol, bucket_t, sign_t, sketch_size)
         else:
             # Rows: factors on m_ij - b_i - c_j, then b_i on what is left.
             offset = values - xp.take(col_bias, observed.indices)
-            _row_pass(kernels, solver, observed.indptr, observed.indices,
+            _row_pass(xp, solver, observed.indptr, observed.indices,
                       offset - xp.take(row_bias, observed.rows), weights, right,
                       reg_rows, left, cg_steps, cg_tol, bucket, sign, sketch_size)
             row_bias = shrunk_offsets(
@@ -321,7 +315,7 @@ def alternating_minimization(
                 weights, observed.indptr, bias_reg_rows, dtype, totals_rows)
             # Columns: the same with the roles swapped (CSC order).
             offset = observed.values_t - xp.take(row_bias, observed.indices_t)
-            _row_pass(kernels, solver, observed.indptr_t, observed.indices_t,
+            _row_pass(xp, solver, observed.indptr_t, observed.indices_t,
                       offset - xp.take(col_bias, columns_t), weights_t, left,
                       reg_cols, right, cg_steps, cg_tol, bucket_t, sign_t,
                       sketch_size)
@@ -401,10 +395,9 @@ def fold_in_rows(xp, observed, right, alpha, value_scale, col_bias=None,
     weights = xp.ones(values.shape, dtype=dtype, device=_device(right))
     left = xp.zeros((observed.shape[0], right.shape[1]), dtype=dtype,
                     device=_device(right))
-    exact = kernels_for(xp)["exact"]
     if col_bias is None:
-        exact(observed.indptr, observed.indices, values, weights, right, reg_rows,
-              left)
+        _row_pass(xp, "exact", observed.indptr, observed.indices, values, weights,
+                  right, reg_rows, left)
         return left
     # Each row's (factor, bias) problem is jointly convex in two blocks, so
     # alternating the two updates converges (linearly, at a rate set by how
@@ -413,9 +406,9 @@ def fold_in_rows(xp, observed, right, alpha, value_scale, col_bias=None,
     row_bias = xp.zeros(observed.shape[0], dtype=dtype, device=_device(right))
     settled = 1e-10 if dtype == np.float64 else 1e-5
     for _ in range(_FOLD_IN_ALTERNATIONS):
-        exact(observed.indptr, observed.indices,
-              offset - xp.take(row_bias, observed.rows), weights, right, reg_rows,
-              left)
+        _row_pass(xp, "exact", observed.indptr, observed.indices,
+                  offset - xp.take(row_bias, observed.rows), weights, right,
+                  reg_rows, left)
         previous = row_bias
         row_bias = shrunk_offsets(
             xp, offset - predict_entries(xp, observed.rows, observed.indices, left,
@@ -481,7 +474,6 @@ def implicit_alternating_minimization(xp, csr_host, left, right, *, solver, reg,
     ``(left, right, history, converged)``, ``history`` holding the mean
     weighted squared error over all ``n_rows * n_cols`` entries.
     """
-    kernels = kernels_for(xp)
     dtype = left.dtype
     rank = left.shape[1]
     n_rows, n_cols = csr_host.shape
@@ -515,7 +507,7 @@ def implicit_alternating_minimization(xp, csr_host, left, right, *, solver, reg,
     for _ in range(max_iter):
         for (indptr, indices, values, weights), reg_side, x, other in (
                 (sides[0], reg_rows, left, right), (sides[1], reg_cols, right, left)):
-            _row_pass(kernels, solver, indptr, indices, values, weights,
+            _row_pass(xp, solver, indptr, indices, values, weights,
                       augmented(other), reg_side, x, cg_steps, cg_tol, None, None,
                       0)
         # sum over all entries of c (p - x)^2 = sum_all x^2

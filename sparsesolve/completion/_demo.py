@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .._backend import require_cupy, to_numpy
+from .._backend import to_device, to_numpy
 from .._demo import DemoRow, compare
 
 _SURPRISE_MISSING = (
@@ -64,10 +64,7 @@ def demo(device="cpu"):
                                       random_state=0)
     X = problem.X_train
     if device == "gpu":
-        require_cupy()
-        import cupyx.scipy.sparse as cusparse
-
-        X = cusparse.csr_matrix(X)
+        X = to_device(X, "gpu")
     model = AltMinCompletion(rank=rank, solver="cg", alpha=1e-10, max_iter=30,
                              tol=1e-8, random_state=0)
     try:

@@ -16,8 +16,9 @@ from sklearn.utils.validation import _check_feature_names_in
 from .._backend import (
     get_namespace,
     is_array,
-    is_cupy_namespace,
-    is_numpy_namespace,
+    is_device_sparse,
+    kernel_target,
+    matrix_namespace,
     to_namespace,
     to_numpy,
 )
@@ -45,10 +46,6 @@ from ._ratings import (
 )
 
 __all__ = ["AltMinCompletion"]
-
-
-def _is_cupy_sparse(X):
-    return type(X).__module__.startswith("cupyx.scipy.sparse")
 
 
 # ``transform`` returns a dense n_rows x n_cols array; past this size it
@@ -357,16 +354,14 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     def _observed_input(self, X, reset):
         """Validate ``X``; return (host CSR of observations, xp, device array)."""
         duplicates = self.duplicates
-        if _is_cupy_sparse(X):
-            import cupy
-
+        if is_device_sparse(X):
             if X.ndim != 2:
                 raise ValueError("X must be a 2D sparse matrix.")
-            host = X.get()
+            host = to_numpy(X)
             if host.dtype not in (np.float32, np.float64):
                 host = host.astype(np.float64)
             self._check_columns(host.shape[1], reset)
-            xp = get_namespace(cupy.empty(0))
+            xp = matrix_namespace(X)
             like = X.data
         elif sp.issparse(X):
             host = validate_data(
@@ -376,8 +371,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             xp, like = get_namespace(np.empty(0)), None
         else:
             xp = get_namespace(X) if is_array(X) else None
-            if xp is not None and not (is_numpy_namespace(xp)
-                                       or is_cupy_namespace(xp)):
+            if xp is not None and kernel_target(xp) == "host":
                 # The row solves are numba kernels, compiled for NumPy (CPU)
                 # and CuPy (GPU) memory only.
                 raise TypeError(
@@ -412,8 +406,8 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
 
     def _ratings_input(self, X, y):
         """Encode ratings input; return the host CSR of (user, item) ratings."""
-        if sp.issparse(X) or _is_cupy_sparse(X):
-            host = X.get() if _is_cupy_sparse(X) else X
+        if sp.issparse(X) or is_device_sparse(X):
+            host = to_numpy(X)
             csr = csr_from_input(host, duplicates=self.duplicates)
             if csr.dtype not in (np.float32, np.float64):
                 csr = csr.astype(np.float64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import require_cupy, to_numpy
+from .._backend import to_device, to_numpy
 from .._demo import DemoRow, compare
 
 
@@ -28,10 +28,7 @@ def demo(device="cpu"):
     A, b, _ = make_poisson_problem(shape, "sphere", random_state=0)
     A_run, b_run = A, b
     if device == "gpu":
-        cupy = require_cupy()
-        import cupyx.scipy.sparse as cusparse
-
-        A_run, b_run = cusparse.csr_matrix(A), cupy.asarray(b)
+        A_run, b_run = to_device(A, "gpu"), to_device(b, "gpu")
 
     def solve():
         solver = DeepConjugateDirection(tol=1e-6, grid_shape=shape).fit(A_run)

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from .._backend import get_namespace, sparse_to_host, to_namespace
+from .._backend import get_namespace, is_device_sparse, sparse_to_host, to_namespace
 from .._docs import API_PAGE
 from .._progress import Progress
 from .._sklearn_compat import Interval, StrOptions, fit_context
@@ -31,10 +31,6 @@ from ._network import DirectionNetwork, default_model_path
 from ._operator import floating_components
 
 __all__ = ["DCDMResult", "DeepConjugateDirection"]
-
-
-def _is_device_sparse(A):
-    return type(A).__module__.startswith("cupyx.scipy.sparse")
 
 
 @functools.cache
@@ -280,7 +276,7 @@ class DeepConjugateDirection(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
                 FutureWarning,
                 stacklevel=3,
             )
-        if _is_device_sparse(A):
+        if is_device_sparse(A):
             operator = A.tocsr()
             self.n_features_in_ = int(A.shape[1])
         else:

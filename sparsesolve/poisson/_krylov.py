@@ -26,7 +26,17 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from sklearn.exceptions import ConvergenceWarning
 
-from .._backend import get_namespace, is_array, is_numpy_namespace, to_numpy
+from .._backend import (
+    get_namespace,
+    is_array,
+    is_device_linear_operator,
+    is_sparse,
+    kernel_target,
+    same_device,
+    sparse_linalg_namespace,
+    sparse_namespace,
+    to_numpy,
+)
 from ._ic0_kernels import ic0_factor, ic0_solve
 from ._operator import floating_components, project_to_range
 
@@ -93,40 +103,18 @@ class KrylovResult:
 # --------------------------------------------------------------------------
 # What kind of operator is A (or M)?
 # --------------------------------------------------------------------------
-def _is_sparse(A):
-    if sp.issparse(A):
-        return True
-    module = type(A).__module__
-    return module.startswith("cupyx.scipy.sparse")
-
-
-def _is_device_linear_operator(A):
-    return any(cls.__module__.startswith("cupyx.scipy.sparse.linalg")
-               for cls in type(A).__mro__)
-
-
 def _is_linear_operator(A):
     # Anything with a shape and a matvec is what aslinearoperator accepts
     # besides arrays and sparse matrices.
-    return (isinstance(A, spla.LinearOperator) or _is_device_linear_operator(A)
-            or (not is_array(A) and not _is_sparse(A) and hasattr(A, "shape")
+    return (isinstance(A, spla.LinearOperator) or is_device_linear_operator(A)
+            or (not is_array(A) and not is_sparse(A) and hasattr(A, "shape")
                 and hasattr(A, "matvec")))
-
-
-def _on_host(A):
-    if _is_sparse(A):
-        return sp.issparse(A)
-    if _is_linear_operator(A):
-        return not _is_device_linear_operator(A)
-    return isinstance(A, np.ndarray)
 
 
 def _host_matrix(A):
     """SciPy sparse copy (or the matrix itself) of a sparse or dense ``A``."""
-    if sp.issparse(A):
-        return A
-    if _is_sparse(A):
-        return A.get()
+    if is_sparse(A):
+        return to_numpy(A)
     return sp.csr_matrix(to_numpy(A))
 
 
@@ -159,11 +147,11 @@ def _cast(matrix, dtype, xp):
     """A sparse or dense matrix in ``dtype`` (itself when it already is)."""
     if matrix.dtype == dtype:
         return matrix
-    return matrix.astype(dtype) if _is_sparse(matrix) else xp.astype(matrix, dtype)
+    return matrix.astype(dtype) if is_sparse(matrix) else xp.astype(matrix, dtype)
 
 
 def _check_entries_finite(A, name):
-    data = A.data if _is_sparse(A) else A
+    data = A.data if is_sparse(A) else A
     xp = get_namespace(data)
     if not bool(xp.all(xp.isfinite(data))):
         raise ValueError(f"{name} contains NaN or infinity.")
@@ -171,7 +159,7 @@ def _check_entries_finite(A, name):
 
 def _as_matrix(A):
     """Sparse (CSR/CSC kept, other formats to CSR) or dense 2D array ``A``."""
-    if _is_sparse(A):
+    if is_sparse(A):
         return A if A.format in ("csr", "csc") else A.tocsr()
     if isinstance(A, np.ndarray):
         return np.asarray(A)  # np.matrix would turn A @ v into a row matrix
@@ -179,11 +167,8 @@ def _as_matrix(A):
 
 
 def _as_linear_operator(A, xp):
-    if _is_device_linear_operator(A) or not is_numpy_namespace(xp):
-        from cupyx.scipy.sparse.linalg import aslinearoperator
-
-        return aslinearoperator(A)
-    return spla.aslinearoperator(A)
+    # A and xp have been checked to live on the same device.
+    return sparse_linalg_namespace(xp).aslinearoperator(A)
 
 
 def _classify(A, name, xp, *, needs_entries=None):
@@ -201,19 +186,19 @@ def _classify(A, name, xp, *, needs_entries=None):
                 f"{type(A).__name__} does not expose. Use "
                 f"sparsesolve.poisson.cg({name}, b, M=...) for operators."
             )
-        if _on_host(A) != is_numpy_namespace(xp):
+        if not same_device(A, xp):
             raise TypeError(_device_message(A, name, xp))
         operator = _as_linear_operator(A, xp)
         _check_shape_square(operator, name)
         return operator, "operator"
-    if not (_is_sparse(A) or is_array(A)):
+    if not (is_sparse(A) or is_array(A)):
         raise TypeError(
             f"{name} must be a sparse matrix, a dense array or a LinearOperator "
             "(anything scipy.sparse.linalg.aslinearoperator accepts); got "
             f"{type(A).__name__}."
         )
     _check_shape_square(A, name)
-    if _on_host(A) != is_numpy_namespace(xp):
+    if not same_device(A, xp):
         raise TypeError(_device_message(A, name, xp))
     _check_numeric_dtype(A.dtype, name)
     A = _as_matrix(A)
@@ -325,7 +310,7 @@ def check_system(A, b, name_b="b"):
     The check the deep conjugate-direction solver uses (real systems given
     by their matrix); :func:`cg` accepts more (operators, complex values).
     """
-    if not _is_sparse(A):
+    if not is_sparse(A):
         raise TypeError(
             "A must be a SciPy sparse matrix (or cupyx.scipy.sparse on the GPU); "
             f"got {type(A).__name__}."
@@ -339,7 +324,7 @@ def check_system(A, b, name_b="b"):
             f"{name_b} must be a 1D array of length {A.shape[0]} (rows of A); "
             f"got shape {shape}."
         )
-    if sp.issparse(A) != is_numpy_namespace(xp):
+    if not same_device(A, xp):
         raise TypeError(
             f"A ({type(A).__module__}) and {name_b} ({xp.__name__}) live on "
             "different devices: use SciPy sparse with NumPy, cupyx.scipy.sparse "
@@ -469,7 +454,7 @@ def _preconditioner(M, system):
     if M is None:
         return None
     xp, n, dtype = system.xp, system.b.shape[0], system.dtype
-    if _is_sparse(M) or is_array(M) or _is_linear_operator(M):
+    if is_sparse(M) or is_array(M) or _is_linear_operator(M):
         M, kind = _classify(M, "M", xp)
         if M.shape[0] != n:
             raise ValueError(f"M must have shape ({n}, {n}) like A; got {M.shape}.")
@@ -814,8 +799,7 @@ class IncompleteCholesky:
         if not xp.isdtype(r.dtype, ("integral", "real floating",
                                     "complex floating")):
             raise TypeError(f"r must be a numeric array; got {r.dtype}.")
-        if not is_numpy_namespace(xp) and xp.__name__ not in {
-                "cupy", "array_api_compat.cupy"}:
+        if kernel_target(xp) == "host":
             raise TypeError(f"r must be a NumPy or CuPy array; got {xp.__name__}.")
         if not bool(xp.all(xp.isfinite(r))):
             raise ValueError("r contains NaN or infinity.")
@@ -862,9 +846,11 @@ class IncompleteCholesky:
         """:meth:`solve` for a residual already known to fit (no checks)."""
         xp = get_namespace(r)
         out_dtype = self._output_dtype(r.dtype)
-        if is_numpy_namespace(xp):
-            # The kernel computes in double precision (complex when either
-            # the factor or r is); it checks the length again itself.
+        if kernel_target(xp) == "cpu":
+            # The sequential numba kernel (NumPy); elsewhere the sparse
+            # triangular solves of the array's own library. The kernel
+            # computes in double precision (complex when either the factor
+            # or r is); it checks the length again itself.
             work = np.complex128 if out_dtype.kind == "c" else np.float64
             z = ic0_solve(self._indptr, self._indices, self._values,
                           np.asarray(r, dtype=work))
@@ -874,12 +860,10 @@ class IncompleteCholesky:
     def _solve_gpu(self, xp, r, out_dtype):
         # Sparse triangular solves on the device; the factor is computed
         # once on the host and moved.
-        import cupyx.scipy.sparse as cusparse
-        from cupyx.scipy.sparse.linalg import spsolve_triangular
-
+        spsolve_triangular = sparse_linalg_namespace(xp).spsolve_triangular
         key = str(out_dtype)
         if key not in self._device:
-            lower = cusparse.csr_matrix(self.factor.astype(out_dtype))
+            lower = sparse_namespace(xp).csr_matrix(self.factor.astype(out_dtype))
             self._device[key] = (lower, lower.T.conj().tocsr())
         lower, upper = self._device[key]
         if r.dtype != out_dtype:
@@ -896,7 +880,7 @@ def _check_factor_matrix(A):
             f"IC(0) needs the entries of A, which a {type(A).__name__} does not "
             "expose."
         )
-    if not (_is_sparse(A) or is_array(A)):
+    if not (is_sparse(A) or is_array(A)):
         raise TypeError(
             f"A must be a sparse matrix or a dense array; got {type(A).__name__}."
         )

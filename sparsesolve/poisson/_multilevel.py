@@ -49,7 +49,7 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
-from .._backend import is_numpy_namespace, sparse_like, to_namespace
+from .._backend import kernel_target, sparse_like, to_namespace
 from . import _cycle_kernels
 
 __all__ = ["MultilevelHierarchy", "chebyshev_smooth"]
@@ -280,7 +280,7 @@ class MultilevelHierarchy:
             dtype = np.dtype(str(like_array.dtype))
             # NumPy vectors with SciPy matrices take the fused CPU kernels;
             # every other pairing (CuPy with cupyx) the array-API steps.
-            on_host = is_numpy_namespace(xp) and sp.issparse(like_matrix)
+            on_host = kernel_target(xp) == "cpu" and sp.issparse(like_matrix)
             level_type = _FusedLevel if on_host else _Level
             moved = []
             for level in self._host:

@@ -22,6 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from .._backend import to_numpy
+
 __all__ = ["floating_components", "poisson_matrix", "project_to_range"]
 
 _BOUNDARIES = ("dirichlet", "neumann", "open_top")
@@ -241,7 +243,7 @@ def project_to_range(b, labels, n_floating, xp=None):
         shape=(n_floating, labels_host.size),
     )
     counts = np.asarray(indicator.sum(axis=1)).ravel()
-    b_host = np.asarray(b.get() if hasattr(b, "get") else b, dtype=np.float64)
+    b_host = np.asarray(to_numpy(b), dtype=np.float64)
     means = (indicator @ b_host) / (counts[:, None] if b_host.ndim == 2 else counts)
     correction = indicator.T @ means
     result = b_host - correction

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
+import array_api_compat
 
-from .._backend import (
-    get_namespace,
-    is_cupy_namespace,
-    is_numpy_namespace,
-    require_cupy,
-    to_namespace,
-    to_numpy,
-)
+from .._backend import get_namespace, kernel
 from .._validation import check_finite, float_dtype_of
-from ._kernels import MAX_GPU_ENDMEMBERS, cpu_fcls, launch_cuda_fcls
+from . import _kernels  # noqa: F401 - registers the per-pixel solver
 
 __all__ = ["fcls"]
 
@@ -143,22 +136,9 @@ def simplex_qp(gram, correlations, *, tol=1e-12):
         Rows on the probability simplex.
     """
     xp = get_namespace(correlations)
-    if is_numpy_namespace(xp):
-        return cpu_fcls(np.asarray(gram), np.asarray(correlations), tol)
-    if is_cupy_namespace(xp):
-        cupy = require_cupy()
-        n_endmembers = correlations.shape[1]
-        if n_endmembers > MAX_GPU_ENDMEMBERS:
-            raise ValueError(
-                f"The GPU FCLS kernel handles at most {MAX_GPU_ENDMEMBERS} "
-                f"endmembers; got {n_endmembers}. Run it on the CPU (NumPy input)."
-            )
-        correlations = cupy.ascontiguousarray(correlations)
-        out = cupy.empty(correlations.shape, dtype=correlations.dtype)
-        if correlations.shape[0]:
-            launch_cuda_fcls(cupy.ascontiguousarray(gram), correlations, out, tol)
-        return out
-    # Another array API library (array-api-strict in the tests): solve on
-    # the host and hand the result back in the caller's namespace.
-    result = cpu_fcls(to_numpy(gram), to_numpy(correlations), tol)
-    return to_namespace(result, xp, like=correlations)
+    gram = xp.asarray(gram, dtype=xp.float64)
+    out = xp.empty(correlations.shape, dtype=correlations.dtype,
+                   device=array_api_compat.device(correlations))
+    kernel("unmixing_simplex_qp", xp)(correlations.shape[0], gram, correlations,
+                                      out, float(tol))
+    return out

@@ -8,24 +8,17 @@ where ``G = E E^T`` is the (shared) Gram matrix of the endmembers and
 ``b = E x`` the pixel's correlations with them. The scalar body
 :func:`simplex_qp_pixel` is a primal active-set method: it is exact (finite
 termination, constraints hold to rounding) and needs only loops and scalar
-arithmetic, so the same Python function is compiled by ``numba.njit`` for a
-``prange`` CPU driver and by ``numba.cuda.jit(device=True)`` for a one-thread-
-per-pixel GPU kernel.
+arithmetic, so the same Python function is compiled (by
+:mod:`sparsesolve._backend`, as the row kernel ``"unmixing_simplex_qp"``) with
+``numba.njit`` for a ``prange`` CPU driver and with
+``numba.cuda.jit(device=True)`` for a one-thread-per-pixel GPU kernel.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-# Local scratch arrays on the GPU need a size known at compile time.
-MAX_GPU_ENDMEMBERS = 32
-
-# numba.cuda, imported by cuda_fcls_kernel on first use. It must be a module
-# global: numba's CUDA simulator swaps the module it finds in a kernel's
-# globals for its fake one.
-cuda = None
+from .._backend import register_row_kernel
 
 
 def simplex_qp_pixel(gram, b, out, passive, kkt, z, n_components, tolerance):
@@ -165,106 +158,38 @@ def simplex_qp_pixel(gram, b, out, passive, kkt, z, n_components, tolerance):
             out[i] = out[i] / total
 
 
-_CACHE = os.path.isfile(__file__)
+def _simplex_qp_workspaces(gram, correlations, out, tolerance):
+    # The solve runs in float64 whatever the dtype of the pixels (the KKT
+    # systems are small and indefinite); the result is written at the end.
+    k = correlations.shape[1]
+    return [((k,), np.float64), (((k + 1) * (k + 2),), np.float64),
+            ((2 * (k + 1),), np.float64), ((k,), np.float64)]
 
 
-def _build_cpu_driver():
-    from numba import njit, prange
-
-    body = njit(nogil=True, cache=_CACHE)(simplex_qp_pixel)
-
-    @njit(parallel=True, nogil=True, cache=_CACHE)
-    def driver(gram, correlations, out, tolerance):
-        n_pixels, k = correlations.shape
-        # Pixels are processed in chunks so that scratch space is allocated
-        # once per chunk instead of once per pixel.
-        chunk = 256
-        n_chunks = (n_pixels + chunk - 1) // chunk
-        for c in prange(n_chunks):
-            passive = np.empty(k)
-            kkt = np.empty((k + 1) * (k + 2))
-            z = np.empty(2 * (k + 1))
-            row_out = np.empty(k)
-            for n in range(c * chunk, min((c + 1) * chunk, n_pixels)):
-                body(gram, correlations[n], row_out, passive, kkt, z, k, tolerance)
-                for i in range(k):
-                    out[n, i] = row_out[i]
-
-    return driver
-
-
-_CPU_DRIVER = None
-
-
-def cpu_fcls(gram, correlations, tolerance=1e-12):
-    """Run the per-pixel active-set solver on the CPU (numba, ``prange``).
+@register_row_kernel("unmixing_simplex_qp", workspace=_simplex_qp_workspaces,
+                     writes=("out",))
+def simplex_qp_row(row, gram, correlations, out, tolerance, passive, kkt, z,
+                   abundances):
+    """Solve pixel ``row`` (linear term ``correlations[row]``) into ``out[row]``.
 
     Parameters
     ----------
-    gram : ndarray, shape (n_components, n_components)
-        Endmember Gram matrix (float64).
-    correlations : ndarray, shape (n_pixels, n_components)
-        ``X E^T``.
-    tolerance : float, default=1e-12
+    row : int
+        Pixel index.
+    gram : 2-D float64 array, shape (n_components, n_components)
+        Shared quadratic term.
+    correlations : 2-D array, shape (n_pixels, n_components)
+        Linear terms, one row per pixel.
+    out : 2-D array, shape (n_pixels, n_components)
+        Receives the abundances (in its own dtype).
+    tolerance : float
         Relative tolerance of the multiplier test.
-
-    Returns
-    -------
-    ndarray, shape (n_pixels, n_components)
-        Abundances in the dtype of ``correlations``.
+    passive, kkt, z, abundances : 1-D float64 arrays
+        Workspaces (see :func:`simplex_qp_pixel`; ``abundances`` holds the
+        float64 result before it is stored).
     """
-    global _CPU_DRIVER
-    if _CPU_DRIVER is None:
-        _CPU_DRIVER = _build_cpu_driver()
-    out = np.empty(correlations.shape, dtype=correlations.dtype)
-    _CPU_DRIVER(
-        np.ascontiguousarray(gram, dtype=np.float64),
-        np.ascontiguousarray(correlations),
-        out,
-        float(tolerance),
-    )
-    return out
-
-
-_CUDA_KERNEL = None
-
-
-def cuda_fcls_kernel():
-    """Return the compiled CUDA kernel ``kernel[blocks, threads](gram, b, out, tol)``.
-
-    Under ``NUMBA_ENABLE_CUDASIM=1`` it runs on NumPy arrays, which is how
-    its logic is tested without a GPU.
-    """
-    global _CUDA_KERNEL, cuda
-    if _CUDA_KERNEL is not None:
-        return _CUDA_KERNEL
-    from numba import cuda, float64
-
-    body = cuda.jit(device=True)(simplex_qp_pixel)
-    # Local arrays need sizes that are compile-time constants: numba freezes
-    # closure integers, but not arithmetic done inside the kernel.
-    size = MAX_GPU_ENDMEMBERS
-    kkt_size = (size + 1) * (size + 2)
-    z_size = 2 * (size + 1)
-
-    @cuda.jit
-    def grid_kernel(gram, correlations, out, tolerance):
-        n = cuda.grid(1)
-        if n < correlations.shape[0]:
-            k = correlations.shape[1]
-            passive = cuda.local.array(size, float64)
-            kkt = cuda.local.array(kkt_size, float64)
-            z = cuda.local.array(z_size, float64)
-            body(gram, correlations[n], out[n], passive, kkt, z, k, tolerance)
-
-    _CUDA_KERNEL = grid_kernel
-    return grid_kernel
-
-
-def launch_cuda_fcls(gram, correlations, out, tolerance=1e-12):
-    """Launch the GPU kernel, one thread per pixel, writing into ``out``."""
-    kernel = cuda_fcls_kernel()
-    threads = 128
-    blocks = max((correlations.shape[0] + threads - 1) // threads, 1)
-    kernel[blocks, threads](gram, correlations, out, tolerance)
-    return out
+    k = correlations.shape[1]
+    simplex_qp_pixel(gram, correlations[row], abundances, passive, kkt, z, k,
+                     tolerance)
+    for i in range(k):
+        out[row, i] = abundances[i]

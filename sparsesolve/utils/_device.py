@@ -6,7 +6,7 @@ import copy
 
 import numpy as np
 
-from .._backend import is_array, to_numpy
+from .._backend import is_array, is_sparse, to_numpy
 
 __all__ = ["to_cpu"]
 
@@ -17,9 +17,9 @@ def _host(value, seen):
         return value
     if is_array(value):
         return to_numpy(value)
+    if is_sparse(value):
+        return to_numpy(value)  # a cupyx matrix becomes a SciPy one
     module = type(value).__module__ or ""
-    if module.startswith("cupyx.scipy.sparse"):
-        return value.get()  # CuPy sparse matrix -> SciPy sparse matrix
     if isinstance(value, list):
         return [_host(item, seen) for item in value]
     if isinstance(value, tuple) and not hasattr(value, "_fields"):

@@ -8,7 +8,8 @@ from scipy.optimize import minimize
 
 from sparsesolve import _backend
 from sparsesolve.clustering._algorithm import bound_sweep, negative_entropy
-from sparsesolve.clustering._kernels import cpu_sweep, cuda_sweep
+
+_BOUND_UPDATE = _backend.kernel("clustering_bound_update")
 
 
 def _random_problem(seed, n_samples=40, n_clusters=4, dtype=np.float64, n_labelled=5):
@@ -71,8 +72,9 @@ def test_serial_and_parallel_drivers_agree():
     for parallel in (False, True):
         y_new, energy = np.empty_like(y), np.empty(y.shape[0])
         entropy_new = np.empty(y.shape[0])
-        cpu_sweep(parallel)(
-            unary, *graph, y, entropy, y_new, entropy_new, 1.0, 0.5, clamp, energy
+        _BOUND_UPDATE.run_cpu(
+            y.shape[0], unary, *graph, y, entropy, y_new, entropy_new, 1.0, 0.5,
+            clamp, energy, parallel=parallel,
         )
         outputs.append((y_new, energy))
     assert_allclose(outputs[0][0], outputs[1][0], rtol=0, atol=0)
@@ -117,8 +119,9 @@ def test_cuda_sweep_matches_cpu_sweep():
     if _backend.cuda_simulator_enabled():
         y_new, energy = np.empty_like(y), np.empty(y.shape[0])
         entropy_new = np.empty(y.shape[0])
-        cuda_sweep()(
-            unary, *graph, y, entropy, y_new, entropy_new, 0.9, 0.7, clamp, energy
+        _BOUND_UPDATE.run_cuda(
+            y.shape[0], unary, *graph, y, entropy, y_new, entropy_new, 0.9, 0.7,
+            clamp, energy,
         )
     else:
         cupy = _backend.require_cupy()

@@ -4,7 +4,27 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from sparsesolve._backend import kernel
 from sparsesolve.completion import _kernels
+
+_NAMES = {"exact": "completion_exact", "cg": "completion_cg",
+          "sketch": "completion_sketch", "predict": "completion_predict"}
+
+
+def _drivers(target):
+    """The registered row kernels, run on ``target`` ("cpu" or "cuda").
+
+    Under NUMBA_ENABLE_CUDASIM=1 the CUDA launches take NumPy arrays.
+    """
+    def launcher(name):
+        row_kernel = kernel(_NAMES[name])
+        run = row_kernel.run_cpu if target == "cpu" else row_kernel.run_cuda
+        # One row per row of the factor being solved (argument 6), or one
+        # per predicted entry (argument 0).
+        counted = 0 if name == "predict" else 6
+        return lambda *args: run(args[counted].shape[0], *args)
+
+    return {name: launcher(name) for name in _NAMES}
 
 
 def _row_problem(seed, n_rows=30, n_other=25, rank=3, density=0.5):
@@ -60,7 +80,7 @@ def test_cpu_kernels_match_dense_weighted_ridge():
     problem = _row_problem(0)
     csr, other, reg, weights = problem[:4]
     expected = _dense_reference(csr, other, reg, weights)
-    results = _run_all(_kernels.cpu_kernels(), *problem)
+    results = _run_all(_drivers("cpu"), *problem)
     for name in ("exact", "cg", "sketch"):
         np.testing.assert_allclose(results[name], expected, rtol=1e-8, atol=1e-10)
     rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
@@ -74,7 +94,7 @@ def test_cpu_kernels_match_dense_weighted_ridge():
 def test_plain_python_bodies_match_compiled():
     # The plain functions are the single source compiled for both targets.
     csr, other, reg, weights, bucket, sign = _row_problem(1, n_rows=4)
-    compiled = _run_all(_kernels.cpu_kernels(), csr, other, reg, weights, bucket, sign)
+    compiled = _run_all(_drivers("cpu"), csr, other, reg, weights, bucket, sign)
     x = np.zeros((csr.shape[0], other.shape[1]))
     rank = other.shape[1]
     for row in range(csr.shape[0]):
@@ -89,7 +109,7 @@ def test_cholesky_floor_keeps_singular_rows_finite():
     csr = sp.csr_matrix(np.array([[2.0, 0.0, 0.0]]))
     other = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     x = np.zeros((1, 3))
-    _kernels.cpu_kernels()["exact"](csr.indptr, csr.indices, csr.data, np.ones(1),
+    _drivers("cpu")["exact"](csr.indptr, csr.indices, csr.data, np.ones(1),
                                     other, np.zeros(1), x)
     assert np.all(np.isfinite(x))
     np.testing.assert_allclose(x @ other[0], 2.0, rtol=1e-8)
@@ -99,8 +119,8 @@ def test_cholesky_floor_keeps_singular_rows_finite():
 def test_cuda_kernels_match_cpu_kernels():
     # Under NUMBA_ENABLE_CUDASIM=1 the grid kernels run on NumPy arrays.
     problem = _row_problem(2, n_rows=12, n_other=10)
-    cpu = _run_all(_kernels.cpu_kernels(), *problem)
-    gpu = _run_all(_kernels.cuda_kernels(), *problem)
+    cpu = _run_all(_drivers("cpu"), *problem)
+    gpu = _run_all(_drivers("cuda"), *problem)
     for name in ("exact", "cg", "sketch", "predict"):
         np.testing.assert_allclose(gpu[name], cpu[name], rtol=1e-10, atol=1e-12)
 
@@ -124,7 +144,7 @@ def test_sketch_path_taken_on_long_rows_and_fallback_on_short_rows():
     sign = rng.choice(np.array([-1.0, 1.0]), csr.nnz)
     start = rng.standard_normal((lengths.size, rank))
     x = start.copy()
-    _kernels.cpu_kernels()["sketch"](csr.indptr, csr.indices, csr.data, weights,
+    _drivers("cpu")["sketch"](csr.indptr, csr.indices, csr.data, weights,
                                      other, reg, x, 0, 1e-12, bucket, sign,
                                      sketch_size)
     sketched = _kernels.uses_sketch(np.diff(csr.indptr), sketch_size)
@@ -134,7 +154,7 @@ def test_sketch_path_taken_on_long_rows_and_fallback_on_short_rows():
     np.testing.assert_allclose(x[~sketched], expected[~sketched], rtol=1e-10,
                                atol=1e-12)
     # Enough preconditioned CG steps take the sketched rows to the solution.
-    _kernels.cpu_kernels()["sketch"](csr.indptr, csr.indices, csr.data, weights,
+    _drivers("cpu")["sketch"](csr.indptr, csr.indices, csr.data, weights,
                                      other, reg, x, 3 * rank, 1e-14, bucket, sign,
                                      sketch_size)
     np.testing.assert_allclose(x, expected, rtol=1e-8, atol=1e-10)

@@ -9,7 +9,6 @@ from scipy.optimize import minimize, nnls
 
 from sparsesolve import _backend
 from sparsesolve.unmixing import fcls
-from sparsesolve.unmixing._kernels import cpu_fcls, launch_cuda_fcls
 
 
 def _slsqp_best(x, endmembers, rng, n_starts=6):
@@ -134,11 +133,35 @@ def test_cuda_kernel_matches_cpu_driver():
     X = rng.dirichlet(np.ones(4), size=64) @ endmembers + 0.2 * rng.randn(64, 15)
     gram = endmembers @ endmembers.T
     correlations = X @ endmembers.T
-    expected = cpu_fcls(gram, correlations)
+    simplex_qp = _backend.kernel("unmixing_simplex_qp")
+    expected = np.empty_like(correlations)
+    simplex_qp.run_cpu(64, gram, correlations, expected, 1e-12)
     if _backend.cuda_simulator_enabled():
         out = np.empty_like(correlations)
-        launch_cuda_fcls(gram, correlations, out)
+        simplex_qp.run_cuda(64, gram, correlations, out, 1e-12)
     else:
         cupy = _backend.require_cupy()
         out = fcls(cupy.asarray(X), cupy.asarray(endmembers)).get()
     assert_allclose(out, expected, atol=1e-12)
+
+
+@pytest.mark.cudasim
+def test_cuda_kernel_handles_many_endmembers():
+    # The scratch arrays are sized per launch (not compile-time local arrays),
+    # so the GPU solves problems with more than 32 endmembers too.
+    rng = np.random.RandomState(7)
+    endmembers = rng.rand(40, 60)
+    X = rng.dirichlet(np.ones(40), size=3) @ endmembers
+    gram = endmembers @ endmembers.T
+    correlations = X @ endmembers.T
+    simplex_qp = _backend.kernel("unmixing_simplex_qp")
+    expected = np.empty_like(correlations)
+    simplex_qp.run_cpu(3, gram, correlations, expected, 1e-12)
+    if _backend.cuda_simulator_enabled():
+        out = np.empty_like(correlations)
+        simplex_qp.run_cuda(3, gram, correlations, out, 1e-12)
+    else:
+        cupy = _backend.require_cupy()
+        out = fcls(cupy.asarray(X), cupy.asarray(endmembers)).get()
+    assert_allclose(out, expected, atol=1e-12)
+    assert_allclose(out.sum(axis=1), 1.0, atol=1e-12)
