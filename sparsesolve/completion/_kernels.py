@@ -33,6 +33,10 @@ import types
 import numpy as np
 from numba import prange
 
+# The Cholesky bodies shared with the other families' row kernels; listed in
+# _BODIES below so that they are compiled with the bodies that call them.
+from .._small_linalg import cholesky_factor, cholesky_solve, relative_pivot_floor
+
 __all__ = ["cpu_kernels", "cuda_kernels", "uses_sketch", "SOLVERS"]
 
 SOLVERS = ("exact", "cg", "sketch")
@@ -52,56 +56,18 @@ _ROW_BLOCKS = 256
 
 
 # --------------------------------------------------------------------------
-# Row bodies (plain Python; compiled by _compile_all for each target)
+# Row bodies (plain Python; compiled by _compile_all for each target; the
+# Cholesky factor and solve come from sparsesolve._small_linalg)
 # --------------------------------------------------------------------------
-def cholesky_factor(gram, k, pivot_floor):
-    """Overwrite the lower triangle of ``gram`` with its Cholesky factor.
-
-    A pivot at or below ``pivot_floor`` (round-off on a nearly singular
-    system) is replaced by the floor, which acts as a tiny extra ridge on
-    that direction instead of producing NaN.
-    """
-    for col in range(k):
-        pivot = gram[col, col]
-        for inner in range(col):
-            pivot -= gram[col, inner] * gram[col, inner]
-        if pivot <= pivot_floor:
-            pivot = pivot_floor
-        diagonal = math.sqrt(pivot)
-        gram[col, col] = diagonal
-        for row in range(col + 1, k):
-            value = gram[row, col]
-            for inner in range(col):
-                value -= gram[row, inner] * gram[col, inner]
-            gram[row, col] = value / diagonal
-
-
 def ridge_cholesky(gram, k, ridge):
     """Add ``ridge`` to the diagonal of ``gram`` and factor it in place.
 
     The pivot floor is relative, 1e-12 of the largest diagonal, which keeps
     the factor finite for rows with fewer observations than the rank.
     """
-    largest = 0.0
     for a in range(k):
         gram[a, a] += ridge
-        if gram[a, a] > largest:
-            largest = gram[a, a]
-    cholesky_factor(gram, k, largest * 1e-12 + 1e-300)
-
-
-def cholesky_solve(factor, rhs, out, k):
-    """Solve ``L L^T out = rhs`` with the lower factor ``L`` in ``factor``."""
-    for row in range(k):
-        value = rhs[row]
-        for inner in range(row):
-            value -= factor[row, inner] * out[inner]
-        out[row] = value / factor[row, row]
-    for row in range(k - 1, -1, -1):
-        value = out[row]
-        for inner in range(row + 1, k):
-            value -= factor[inner, row] * out[inner]
-        out[row] = value / factor[row, row]
+    cholesky_factor(gram, k, relative_pivot_floor(gram, k))
 
 
 def exact_row(row, indptr, indices, values, weights, other, reg, out, gram, rhs):
@@ -259,8 +225,9 @@ def predict_entry(entry, rows, cols, left, right, out):
 
 # Order matters: each body is compiled after the bodies it calls.
 _BODIES = (
-    "cholesky_factor", "ridge_cholesky", "cholesky_solve", "exact_row",
-    "precondition", "pcg_row", "cg_row", "uses_sketch", "sketch_row", "predict_entry",
+    "relative_pivot_floor", "cholesky_factor", "ridge_cholesky", "cholesky_solve",
+    "exact_row", "precondition", "pcg_row", "cg_row", "uses_sketch", "sketch_row",
+    "predict_entry",
 )
 
 
