@@ -58,7 +58,7 @@ def _dictionary_learning():
     from sparsesolve.coding import LqDictionaryLearning
 
     _, X = _patches()
-    model = LqDictionaryLearning(n_components=6, n_epochs=2, random_state=0)
+    model = LqDictionaryLearning(n_components=6, max_iter=5, random_state=0)
     return model, X, None, {"alpha": [0.01, 0.1]}
 
 

@@ -47,7 +47,7 @@ def _cases():
     cube, *_ = make_hyperspectral(6, 6, n_endmembers=2, n_bands=12, random_state=0)
     return [
         (LaplacianKMeans(3, random_state=0), X_blobs, "predict"),
-        (LqDictionaryLearning(4, alpha=0.1, n_epochs=1, random_state=0),
+        (LqDictionaryLearning(4, alpha=0.1, max_iter=2, random_state=0),
          X_blobs, "transform"),
         (KroneckerSBL([xps.asarray(f) for f in factors]), Y, "transform"),
         (RobustUnmixing(2, max_iter=10, random_state=0), cube_to_pixels(cube),

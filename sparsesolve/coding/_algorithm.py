@@ -1,4 +1,4 @@
-"""Batched proximal-gradient sparse coding, written once against ``xp``.
+"""Proximal-gradient sparse coding, one algorithm on every device.
 
 Each row ``x`` of ``X`` is coded by minimising
 
@@ -11,11 +11,12 @@ a per-sample adaptive restart (momentum is dropped for a sample as soon as it
 points uphill, which keeps the non-convex penalties from oscillating).
 
 Everything is computed on the Gram matrix ``G = D D^T`` and the correlations
-``B = X D^T``: the gradient of a batch of codes is ``C G - B``. Samples whose
-codes stop moving are taken out of the working set (per-sample early
-stopping), and on the CPU the product ``C G`` touches only the nonzero
-entries of ``C``, so an iteration costs (active atoms) x (atoms) per sample
-instead of (atoms)^2.
+``B = X D^T`` (matrix products in the namespace of ``X``); each sample's
+whole iteration is then one row of the kernel
+:func:`~sparsesolve.coding._kernels.code_sample`, compiled for the CPU and
+the GPU from the same source: its gradient touches only the nonzero entries
+of the code, it stops on its own, and it ends early at the stationary point
+of a settled support (the support refit).
 """
 
 from __future__ import annotations
@@ -23,21 +24,13 @@ from __future__ import annotations
 import math
 
 import array_api_compat
-import numpy as np
 
-from .._backend import is_numpy_namespace
-from ._kernels import fused_proximal_gradient, sparse_rows_times_dense
-from ._thresholding import apply_prox
+from ._kernels import code_rows
 
 __all__ = [
-    "continuation_alphas", "dictionary_lipschitz", "encode", "encode_batched",
-    "encode_continuation", "gram_product", "l1_start_alpha", "objective",
-    "penalty_value",
+    "continuation_alphas", "dictionary_lipschitz", "encode",
+    "encode_continuation", "l1_start_alpha", "objective", "penalty_value",
 ]
-
-# Above this fraction of nonzero codes a dense BLAS product beats the
-# sparse-row loop (measured on 2 cores at 512 atoms: break-even near 15-25%).
-_SPARSE_PRODUCT_MAX_DENSITY = 0.15
 
 # lambda-continuation of the non-convex coders (the default start of
 # LqSparseCoder): the weights 8 alpha, 4 alpha, 2 alpha, alpha, each stage
@@ -50,12 +43,6 @@ _SPARSE_PRODUCT_MAX_DENSITY = 0.15
 CONTINUATION_RATIO = 2.0
 CONTINUATION_STAGES = 4
 CONTINUATION_TOL = 1e-2
-
-# Samples are taken out of the working set once this fraction of it has
-# converged: compacting on every single convergence would copy the working
-# set each iteration.
-_COMPACT_FRACTION = 0.05
-
 
 def dictionary_lipschitz(dictionary, xp):
     """Return ``||D||_2**2``, the Lipschitz constant of the coding gradient.
@@ -80,26 +67,6 @@ def dictionary_lipschitz(dictionary, xp):
         small_gram = dictionary.T @ dictionary
     eigenvalues = xp.linalg.eigvalsh(small_gram)
     return float(xp.max(eigenvalues))
-
-
-def gram_product(codes, gram, xp):
-    """Return ``codes @ gram``, skipping zero codes on the CPU when that pays.
-
-    Parameters
-    ----------
-    codes : array of shape (n_samples, n_atoms)
-    gram : array of shape (n_atoms, n_atoms)
-    xp : module
-
-    Returns
-    -------
-    array of shape (n_samples, n_atoms)
-    """
-    if is_numpy_namespace(xp) and codes.shape[0] > 0:
-        density = float(xp.count_nonzero(codes)) / (codes.shape[0] * codes.shape[1])
-        if density <= _SPARSE_PRODUCT_MAX_DENSITY:
-            return sparse_rows_times_dense(codes, gram)
-    return codes @ gram
 
 
 def l1_start_alpha(penalty, alpha, step, atom_norms=None):
@@ -174,7 +141,7 @@ def encode_continuation(X, dictionary, penalty, alpha, *, xp, tol=1e-4,
                         stage_tol=CONTINUATION_TOL, **options):
     """Sparse codes by lambda-continuation: :func:`encode` at decreasing weights.
 
-    Why: a non-convex coder started from zero stops at the
+    A non-convex coder started from zero stops at the
     first local minimiser its greedy first steps lead to. Solving first
     with a larger weight (a sparse problem, cheap to solve) and lowering it
     in a few warm-started stages lets atoms enter gradually, and the final
@@ -186,7 +153,7 @@ def encode_continuation(X, dictionary, penalty, alpha, *, xp, tol=1e-4,
     Parameters
     ----------
     X, dictionary, penalty, alpha, xp :
-        As in :func:`encode_batched`.
+        As in :func:`encode`.
     tol : float, default=1e-4
         Tolerance of the final stage.
     stages : int, default=4
@@ -229,30 +196,6 @@ def default_step(lipschitz, dtype, xp):
     return (0.99 if dtype == xp.float32 else 1.0) / lipschitz
 
 
-def encode(X, dictionary, penalty, alpha, *, xp, refit=True, **options):
-    """Sparse codes of the rows of ``X``: the fused CPU loop or the batched one.
-
-    NumPy input runs :func:`~sparsesolve.coding._kernels.fused_proximal_gradient`
-    (the whole iteration of a sample in one numba loop, no per-step array
-    traffic); every other namespace (CuPy on the GPU) runs
-    :func:`encode_batched`, which is one GEMM and one elementwise kernel per
-    step. Both compute the same iterates; see :func:`encode_batched` for the
-    parameters and return values.
-
-    On the CPU, ``refit=True`` also ends a sample early at the stationary
-    point of its settled support and signs once one step confirms it is a
-    fixed point (see ``fused_proximal_gradient``). For l1 that is the same
-    minimiser the iteration tends to; for the non-convex penalties it can be
-    a different (equally stationary) point than the batched iteration stops
-    at. The batched path has no refit: a per-sample small solve is not a
-    GPU-shaped operation.
-    """
-    if is_numpy_namespace(xp):
-        return _encode_fused(X, dictionary, penalty, alpha, xp=xp, refit=refit,
-                             **options)
-    return encode_batched(X, dictionary, penalty, alpha, xp=xp, **options)
-
-
 def _prepare(X, dictionary, penalty, xp, gram, step, atom_norms):
     if gram is None:
         gram = dictionary @ dictionary.T
@@ -267,26 +210,7 @@ def _prepare(X, dictionary, penalty, xp, gram, step, atom_norms):
     return gram, step, atom_norms
 
 
-def _encode_fused(
-    X, dictionary, penalty, alpha, *, xp, max_iter=500, tol=1e-4,
-    algorithm="fista", init=None, gram=None, step=None, atom_norms=None,
-    refit=True, correlations=None,
-):
-    gram, step, atom_norms = _prepare(X, dictionary, penalty, xp, gram, step,
-                                      atom_norms)
-    if correlations is None:
-        correlations = X @ dictionary.T
-    if init is None:
-        init = xp.zeros(correlations.shape, dtype=X.dtype)
-    codes, iterations, converged = fused_proximal_gradient(
-        correlations, gram, atom_norms, init, penalty, alpha, step, max_iter, tol,
-        accelerate=algorithm == "fista", refit=refit,
-    )
-    n_iter = int(iterations.max()) if iterations.size else 0
-    return codes, n_iter, int(np.sum(~converged))
-
-
-def encode_batched(
+def encode(
     X,
     dictionary,
     penalty,
@@ -301,6 +225,7 @@ def encode_batched(
     step=None,
     atom_norms=None,
     correlations=None,
+    refit=True,
 ):
     """Sparse codes of the rows of ``X`` over the rows of ``dictionary``.
 
@@ -319,7 +244,9 @@ def encode_batched(
     max_iter : int, default=500
         Most proximal-gradient iterations per sample.
     tol : float, default=1e-4
-        A sample stops when ``||c_new - c|| <= tol * ||c_new||``.
+        Stopping rule of each sample: for ``"l1"`` a duality gap at most
+        ``tol ||x||^2`` (scikit-learn's ``Lasso`` rule), for the non-convex
+        penalties ``||c_new - c|| <= tol ||c_new||``.
     algorithm : {"fista", "ista"}, default="fista"
         Plain proximal gradient or FISTA with adaptive restart.
     init : array of shape (n_samples, n_atoms), default=None
@@ -332,6 +259,11 @@ def encode_batched(
         Atom norms for CEL0; computed from ``dictionary`` when None.
     correlations : array of shape (n_samples, n_atoms), default=None
         ``X @ dictionary.T`` if already computed.
+    refit : bool, default=True
+        End a sample at the stationary point of its settled support and signs
+        once one step confirms it (see
+        :func:`~sparsesolve.coding._kernels.code_sample`); False runs the
+        plain iteration (for tests).
 
     Returns
     -------
@@ -341,72 +273,26 @@ def encode_batched(
     n_unconverged : int
         Samples that hit ``max_iter`` before meeting ``tol``.
     """
-    n_samples = X.shape[0]
-    n_atoms = dictionary.shape[0]
-    dtype = X.dtype
     gram, step, atom_norms = _prepare(X, dictionary, penalty, xp, gram, step,
                                       atom_norms)
     if correlations is None:
         correlations = X @ dictionary.T
-
-    device = array_api_compat.device(X)
     if init is None:
-        codes = xp.zeros((n_samples, n_atoms), dtype=dtype, device=device)
-    else:
-        codes = xp.asarray(init, dtype=dtype, copy=True, device=device)
-    momentum_point = codes
-    momentum_t = xp.ones(n_samples, dtype=dtype, device=device)
-    active_index = xp.arange(n_samples, device=device)
-    finished_index, finished_codes = [], []
-    n_iter = 0
-    tiny = xp.finfo(dtype).smallest_normal
-
-    for iteration in range(max_iter):
-        if active_index.shape[0] == 0:
-            break
-        n_iter = iteration + 1
-        gradient = gram_product(momentum_point, gram, xp) - correlations
-        new_codes = apply_prox(
-            momentum_point - step * gradient, penalty, alpha, step, atom_norms, xp
-        )
-        difference = new_codes - codes
-        if algorithm == "fista":
-            # Adaptive restart (O'Donoghue & Candes 2015) per sample: drop
-            # the momentum when the step and the momentum disagree.
-            restart = xp.sum((momentum_point - new_codes) * difference, axis=1) > 0
-            next_t = (1.0 + xp.sqrt(1.0 + 4.0 * momentum_t * momentum_t)) / 2.0
-            beta = xp.where(restart, xp.zeros_like(next_t), (momentum_t - 1.0) / next_t)
-            momentum_t = xp.where(restart, xp.ones_like(next_t), next_t)
-            momentum_point = new_codes + beta[:, None] * difference
-        else:
-            momentum_point = new_codes
-        change = xp.linalg.vector_norm(difference, axis=1)
-        size = xp.linalg.vector_norm(new_codes, axis=1)
-        converged = change <= tol * xp.maximum(size, xp.full_like(size, tiny))
-        # A zero code that stays zero has converged (change 0 <= 0).
-        converged = converged | (change == 0)
-        codes = new_codes
-
-        n_converged = int(xp.sum(xp.astype(converged, xp.int32)))
-        n_active = active_index.shape[0]
-        if n_converged and (
-            n_converged == n_active or n_converged >= _COMPACT_FRACTION * n_active
-        ):
-            done = xp.nonzero(converged)[0]
-            keep = xp.nonzero(~converged)[0]
-            finished_index.append(xp.take(active_index, done, axis=0))
-            finished_codes.append(xp.take(codes, done, axis=0))
-            active_index = xp.take(active_index, keep, axis=0)
-            codes = xp.take(codes, keep, axis=0)
-            momentum_point = xp.take(momentum_point, keep, axis=0)
-            momentum_t = xp.take(momentum_t, keep, axis=0)
-            correlations = xp.take(correlations, keep, axis=0)
-
-    n_unconverged = int(active_index.shape[0])
-    finished_index.append(active_index)
-    finished_codes.append(codes)
-    order = xp.argsort(xp.concat(finished_index))
-    codes = xp.take(xp.concat(finished_codes, axis=0), order, axis=0)
+        init = xp.zeros(correlations.shape, dtype=X.dtype,
+                        device=array_api_compat.device(X))
+    squared_norms = xp.sum(X * X, axis=1)
+    # A support wider than the signals has a singular Gram block: the refit
+    # workspace never needs more.
+    max_support = min(dictionary.shape[0], dictionary.shape[1])
+    codes, iterations, converged = code_rows(
+        correlations, gram, atom_norms, squared_norms, init, penalty, alpha,
+        step, max_iter, tol, accelerate=algorithm == "fista", refit=refit,
+        max_support=max_support,
+    )
+    if codes.shape[0] == 0:
+        return codes, 0, 0
+    n_iter = int(xp.max(iterations))
+    n_unconverged = codes.shape[0] - int(xp.sum(xp.astype(converged, xp.int64)))
     return codes, n_iter, n_unconverged
 
 

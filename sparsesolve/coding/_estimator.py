@@ -47,13 +47,12 @@ from ._thresholding import PENALTIES
 
 __all__ = ["LqDictionaryLearning", "LqSparseCoder"]
 
-_COMMON_CONSTRAINTS = {
+_CODING_CONSTRAINTS = {
     "penalty": [StrOptions(set(PENALTIES))],
     "alpha": [Interval(Real, 0, None, closed="left")],
-    "algorithm": [StrOptions({"fista", "ista"})],
-    "tol": [Interval(Real, 0, None, closed="left")],
     "n_jobs": [Integral, None],
 }
+_INIT_OPTIONS = [StrOptions({"continuation", "l1"}), None]
 
 
 @contextlib.contextmanager
@@ -73,13 +72,15 @@ def _cpu_threads(n_jobs, xp):
             yield
 
 
-def _warn_unconverged(n_unconverged, n_samples, max_iter, name):
+def _warn_unconverged(n_unconverged, n_samples, max_iter, name, parameters):
     if n_unconverged:
+        max_iter_name, tol_name = parameters
         warnings.warn(
             f"{name}: {n_unconverged} of {n_samples} samples did not reach tol "
-            f"within max_iter={max_iter} iterations; increase max_iter or tol.",
+            f"within {max_iter_name}={max_iter} iterations; increase "
+            f"{max_iter_name} or {tol_name}.",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -114,9 +115,106 @@ class _DictionaryCache:
         )
 
 
-class LqSparseCoder(
+class _BaseLqCoding(
     HostCopyMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
+    """Coding shared by :class:`LqSparseCoder` and :class:`LqDictionaryLearning`.
+
+    One start rule and one stopping rule for both estimators (as
+    scikit-learn's ``_BaseSparseCoding`` serves ``SparseCoder`` and the
+    dictionary learners): the same dictionary, penalty and coding parameters
+    give the same codes whichever estimator holds the dictionary.
+    Subclasses say where their coding parameters live
+    (:meth:`_coding_parameters`) and which dictionary codes ``X``
+    (:meth:`_dictionary_in`).
+    """
+
+    # Names of (max_iter, tol) as the subclass calls them, for messages.
+    _coding_parameter_names = ("max_iter", "tol")
+
+    def _coding_parameters(self):
+        """``(max_iter, tol, algorithm, init)`` of the coder."""
+        raise NotImplementedError
+
+    def _dictionary_in(self, X):
+        """The dictionary in the namespace and dtype of ``X``."""
+        raise NotImplementedError
+
+    def _cache_for(self, dictionary, xp):
+        cache = getattr(self, "_dictionary_cache", None)
+        if cache is None or cache.key != _DictionaryCache.fingerprint(dictionary, xp):
+            cache = _DictionaryCache(dictionary, xp)
+            self._dictionary_cache = cache
+        return cache
+
+    def _encode(self, X, dictionary, cache, xp, start=None):
+        """Codes of ``X`` and the number of samples that missed ``tol``.
+
+        ``start`` (warm-start codes) takes precedence over ``init``. For the
+        non-convex penalties ``init`` picks the start: the lambda-continuation
+        (:func:`~sparsesolve.coding._algorithm.encode_continuation`), the
+        lasso codes, or zero codes. l1 is convex and always starts from
+        ``start`` or zero.
+        """
+        max_iter, tol, algorithm, init = self._coding_parameters()
+        alpha = float(self.alpha)
+        options = dict(max_iter=max_iter, tol=tol, algorithm=algorithm,
+                       gram=cache.gram, step=cache.step,
+                       atom_norms=cache.atom_norms)
+        nonconvex = self.penalty != "l1"
+        if start is None and nonconvex and init == "continuation":
+            codes, _, n_unconverged = encode_continuation(
+                X, dictionary, self.penalty, alpha, xp=xp, **options)
+            return codes, n_unconverged
+        if start is None and nonconvex and init == "l1":
+            # Its unconverged samples are not reported: the non-convex solve
+            # below refines them and is the one checked.
+            l1_alpha = l1_start_alpha(self.penalty, alpha, cache.step,
+                                      float(xp.mean(cache.atom_norms)))
+            start, _, _ = encode(X, dictionary, "l1", l1_alpha, xp=xp, **options)
+        codes, _, n_unconverged = encode(X, dictionary, self.penalty, alpha, xp=xp,
+                                         init=start, **options)
+        return codes, n_unconverged
+
+    def _transform(self, X, dictionary, start=None):
+        """Codes of the validated ``X`` over ``dictionary``, warning on ``tol``."""
+        xp = get_namespace(X)
+        cache = self._cache_for(dictionary, xp)
+        with _cpu_threads(self.n_jobs, xp):
+            codes, n_unconverged = self._encode(X, dictionary, cache, xp, start)
+        _warn_unconverged(n_unconverged, X.shape[0], self._coding_parameters()[0],
+                          type(self).__name__, self._coding_parameter_names)
+        return codes
+
+    def score(self, X, y=None):
+        """Minus the mean reconstruction loss of ``X`` coded over the dictionary.
+
+        ``-(1 / n_samples) sum_n 0.5 ||x_n - c_n D||^2`` with ``c_n`` from
+        :meth:`transform`: the data term of the coding objective, so larger
+        is better, as scikit-learn's scorers expect (``GridSearchCV`` and
+        ``cross_val_score`` work with their default scorer). It leaves the
+        penalty out, so it rewards denser codes (smaller ``alpha``); compare
+        settings at a fixed sparsity budget, or score sparsity separately.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Signals.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Minus the mean squared reconstruction error (halved) per sample.
+        """
+        codes = self.transform(X)
+        X = validate_data(self, X, reset=False)
+        xp = get_namespace(X)
+        return _reconstruction_score(X, codes, self._dictionary_in(X), xp)
+
+
+class LqSparseCoder(_BaseLqCoding):
     """Sparse coding over a fixed dictionary with l1, l0, l1/2 or CEL0 penalties.
 
     Each row ``x`` of ``X`` is coded by minimising
@@ -126,9 +224,9 @@ class LqSparseCoder(
     with proximal-gradient iterations (FISTA with adaptive restart, or ISTA)
     and step ``1 / ||D||_2**2``. Penalties closer to l0 than l1 reach the same
     reconstruction error with far fewer active atoms (Rentzeperis et al.,
-    2023). On the CPU every sample runs its own compiled loop whose cost
-    grows with the number of its active atoms, and stops on its own; CuPy
-    input runs the batched iteration on the GPU.
+    2023). Every sample runs its own compiled loop (the same one on the CPU
+    and, for CuPy input, on the GPU) whose cost grows with the number of its
+    active atoms, and stops on its own.
 
     Parameters
     ----------
@@ -146,7 +244,12 @@ class LqSparseCoder(
     max_iter : int, default=500
         Most iterations per sample.
     tol : float, default=1e-4
-        A sample stops once ``||c_new - c|| <= tol ||c_new||``.
+        Stopping rule of each sample. ``penalty="l1"``: the duality gap of
+        the lasso is at most ``tol ||x||^2`` (the rule of
+        :class:`sklearn.linear_model.Lasso`), a certificate that the
+        objective is within that of its minimum. The non-convex penalties
+        have no such certificate: a sample stops once
+        ``||c_new - c|| <= tol ||c_new||``.
     algorithm : {"fista", "ista"}, default="fista"
         Accelerated (with per-sample restart) or plain proximal gradient.
     warm_start : bool, default=False
@@ -219,10 +322,12 @@ class LqSparseCoder(
 
     _parameter_constraints: dict = {
         "dictionary": ["array-like"],
-        **_COMMON_CONSTRAINTS,
+        **_CODING_CONSTRAINTS,
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "algorithm": [StrOptions({"fista", "ista"})],
         "warm_start": ["boolean"],
-        "init": [StrOptions({"continuation", "l1"}), None],
+        "init": _INIT_OPTIONS,
     }
 
     def __init__(
@@ -293,12 +398,8 @@ class LqSparseCoder(
             raise ValueError("Input dictionary contains NaN or infinity.")
         return dictionary
 
-    def _cache_for(self, dictionary, xp):
-        cache = getattr(self, "_dictionary_cache", None)
-        if cache is None or cache.key != _DictionaryCache.fingerprint(dictionary, xp):
-            cache = _DictionaryCache(dictionary, xp)
-            self._dictionary_cache = cache
-        return cache
+    def _coding_parameters(self):
+        return self.max_iter, self.tol, self.algorithm, self.init
 
     def transform(self, X, y=None):
         """Encode ``X`` as sparse combinations of the dictionary atoms.
@@ -321,8 +422,7 @@ class LqSparseCoder(
         dictionary = self._dictionary_in(X)
         if getattr(self, "n_components_", None) != dictionary.shape[0]:
             self.n_components_ = dictionary.shape[0]
-        cache = self._cache_for(dictionary, xp)
-        init = None
+        start = None
         previous = getattr(self, "_last_codes", None)
         if (
             self.warm_start
@@ -330,60 +430,11 @@ class LqSparseCoder(
             and tuple(previous.shape) == (X.shape[0], dictionary.shape[0])
             and get_namespace(previous) is xp
         ):
-            init = xp.astype(previous, X.dtype)
-        options = dict(max_iter=self.max_iter, tol=self.tol,
-                       algorithm=self.algorithm, gram=cache.gram, step=cache.step)
-        nonconvex = self.penalty != "l1"
-        with _cpu_threads(self.n_jobs, xp):
-            if init is None and nonconvex and self.init == "l1":
-                # Its unconverged samples are not reported: the non-convex
-                # solve below refines them and is the one checked.
-                l1_alpha = l1_start_alpha(
-                    self.penalty, float(self.alpha), cache.step,
-                    float(xp.mean(cache.atom_norms)),
-                )
-                init, _, _ = encode(X, dictionary, "l1", l1_alpha, xp=xp,
-                                    atom_norms=cache.atom_norms, **options)
-            if init is None and nonconvex and self.init == "continuation":
-                codes, _, n_unconverged = encode_continuation(
-                    X, dictionary, self.penalty, float(self.alpha), xp=xp,
-                    atom_norms=cache.atom_norms, **options,
-                )
-            else:
-                codes, _, n_unconverged = encode(
-                    X, dictionary, self.penalty, float(self.alpha), xp=xp,
-                    init=init, atom_norms=cache.atom_norms, **options,
-                )
-        _warn_unconverged(n_unconverged, X.shape[0], self.max_iter, "LqSparseCoder")
+            start = xp.astype(previous, X.dtype)
+        codes = self._transform(X, dictionary, start)
         if self.warm_start:
             self._last_codes = codes
         return codes
-
-    def score(self, X, y=None):
-        """Minus the mean reconstruction loss of ``X`` coded over the dictionary.
-
-        ``-(1 / n_samples) sum_n 0.5 ||x_n - c_n D||^2`` with ``c_n`` from
-        :meth:`transform`: the data term of the coding objective, so larger
-        is better, as scikit-learn's scorers expect. It leaves the penalty
-        out, so it rewards denser codes (smaller ``alpha``); compare settings
-        at a fixed sparsity budget, or score sparsity separately.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Signals.
-        y : Ignored
-            Not used, present for API consistency.
-
-        Returns
-        -------
-        score : float
-            Minus the mean squared reconstruction error (halved) per sample.
-        """
-        codes = self.transform(X)
-        X = validate_data(self, X, reset=False)
-        xp = get_namespace(X)
-        return _reconstruction_score(X, codes, self._dictionary_in(X), xp)
 
     def inverse_transform(self, X):
         """Rebuild signals from codes: ``X @ dictionary``.
@@ -423,17 +474,19 @@ class LqSparseCoder(
         return tags
 
 
-class LqDictionaryLearning(
-    HostCopyMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class LqDictionaryLearning(_BaseLqCoding):
     """Mini-batch dictionary learning with l1, l0, l1/2 or CEL0 sparse codes.
 
     Alternates, on each mini-batch ``X_b``, sparse coding over the current
-    dictionary (see :class:`LqSparseCoder`) and one projected gradient step
-    on ``0.5 ||X_b - C D||_F^2`` with respect to the atoms, followed by
+    dictionary (the coder of :class:`LqSparseCoder`, with the same start and
+    stopping rule) and one projected gradient step on
+    ``0.5 ||X_b - C D||_F^2`` with respect to the atoms, followed by
     renormalising every atom to unit norm (the "Hebbian" learning of
     Olshausen & Field used by Rentzeperis et al., 2023, with the step scaled by
-    the batch's Lipschitz constant instead of a hand-tuned rate).
+    the batch's Lipschitz constant instead of a hand-tuned rate). Learning
+    stops early as in :class:`sklearn.decomposition.MiniBatchDictionaryLearning`:
+    when the atoms stop moving (``tol``) or the smoothed batch objective stops
+    improving (``max_no_improvement``).
 
     Parameters
     ----------
@@ -443,21 +496,36 @@ class LqDictionaryLearning(
         Penalty of the codes.
     alpha : float, default=1.0
         Penalty weight (scale of ``0.5 ||x||^2``).
+    max_iter : int, default=100
+        Most passes (epochs) over the training data in :meth:`fit`; a
+        :class:`~sklearn.exceptions.ConvergenceWarning` says when they run
+        out before either stopping rule is met.
+    tol : float, default=1e-3
+        Stop once a mini-batch step moves the atoms by at most ``tol``:
+        ``||D_new - D||_F / n_components <= tol`` (scikit-learn's rule).
+        0 disables it.
+    max_no_improvement : int or None, default=10
+        Stop once this many consecutive mini-batches do not lower the
+        exponentially weighted average of the batch objective (weight
+        ``batch_size / (n_samples + 1)``, as scikit-learn). ``None``
+        disables it.
     batch_size : int, default=256
         Samples per mini-batch.
-    n_epochs : int, default=5
-        Passes over the training data in :meth:`fit`.
     learning_rate : float, default=1.0
         Fraction of the batch's full gradient step ``1 / ||C||_2**2`` taken on
         the atoms (1 minimises the batch loss along the gradient; smaller
         values average over more batches).
-    max_iter : int, default=100
+    transform_max_iter : int, default=500
         Most coding iterations per sample, during learning and in
-        :meth:`transform`.
-    tol : float, default=1e-3
-        Relative-change tolerance of the coding iterations.
-    algorithm : {"fista", "ista"}, default="fista"
-        Coding iteration.
+        :meth:`transform` (``max_iter`` of :class:`LqSparseCoder`).
+    transform_tol : float, default=1e-4
+        Stopping rule of the coding (``tol`` of :class:`LqSparseCoder`: a
+        duality gap for l1, the relative change of the codes otherwise).
+    transform_algorithm : {"fista", "ista"}, default="fista"
+        Coding iteration (``algorithm`` of :class:`LqSparseCoder`).
+    transform_init : {"continuation", "l1"} or None, default="continuation"
+        Start of the non-convex coders (``init`` of :class:`LqSparseCoder`;
+        see :ref:`the user guide <coding_l1_start>`).
     shuffle : bool, default=True
         Shuffle the samples before each epoch.
     random_state : int, RandomState instance or None, default=None
@@ -478,7 +546,8 @@ class LqDictionaryLearning(
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during :meth:`fit` (string column names only).
     n_iter_ : int
-        Epochs run by :meth:`fit`.
+        Epochs started by :meth:`fit` (the last one may be partial when a
+        stopping rule was met inside it).
     n_steps_ : int
         Mini-batch updates done so far (:meth:`fit` and :meth:`partial_fit`).
     loss_curve_ : list of float
@@ -498,6 +567,8 @@ class LqDictionaryLearning(
        sparse coding in V1", PLOS Comput. Biol. 19(9), e1011459, 2023.
     .. [2] B. A. Olshausen, D. J. Field, "Sparse coding with an overcomplete
        basis set: a strategy employed by V1?", Vision Research 37(23), 1997.
+    .. [3] J. Mairal, F. Bach, J. Ponce, G. Sapiro, "Online dictionary
+       learning for sparse coding", ICML 2009.
 
     Examples
     --------
@@ -505,9 +576,11 @@ class LqDictionaryLearning(
     >>> from sparsesolve.datasets import make_image_patches
     >>> X = make_image_patches(patch_size=(8, 8), n_patches=500, random_state=0)
     >>> learner = LqDictionaryLearning(32, penalty="cel0", alpha=0.05,
-    ...                                n_epochs=2, random_state=0).fit(X)
+    ...                                random_state=0).fit(X)
     >>> learner.components_.shape
     (32, 64)
+    >>> learner.n_iter_ < learner.max_iter  # stopped early
+    True
     >>> learner.transform(X[:3]).shape
     (3, 32)
     """
@@ -517,15 +590,22 @@ class LqDictionaryLearning(
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        **_COMMON_CONSTRAINTS,
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "n_epochs": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        **_CODING_CONSTRAINTS,
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "max_no_improvement": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "transform_max_iter": [Interval(Integral, 1, None, closed="left")],
+        "transform_tol": [Interval(Real, 0, None, closed="left")],
+        "transform_algorithm": [StrOptions({"fista", "ista"})],
+        "transform_init": _INIT_OPTIONS,
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
+
+    _coding_parameter_names = ("transform_max_iter", "transform_tol")
 
     def __init__(
         self,
@@ -533,12 +613,15 @@ class LqDictionaryLearning(
         *,
         penalty="cel0",
         alpha=1.0,
-        batch_size=256,
-        n_epochs=5,
-        learning_rate=1.0,
         max_iter=100,
         tol=1e-3,
-        algorithm="fista",
+        max_no_improvement=10,
+        batch_size=256,
+        learning_rate=1.0,
+        transform_max_iter=500,
+        transform_tol=1e-4,
+        transform_algorithm="fista",
+        transform_init="continuation",
         shuffle=True,
         random_state=None,
         verbose=0,
@@ -547,16 +630,31 @@ class LqDictionaryLearning(
         self.n_components = n_components
         self.penalty = penalty
         self.alpha = alpha
-        self.batch_size = batch_size
-        self.n_epochs = n_epochs
-        self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.tol = tol
-        self.algorithm = algorithm
+        self.max_no_improvement = max_no_improvement
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.transform_max_iter = transform_max_iter
+        self.transform_tol = transform_tol
+        self.transform_algorithm = transform_algorithm
+        self.transform_init = transform_init
         self.shuffle = shuffle
         self.random_state = random_state
         self.verbose = verbose
         self.n_jobs = n_jobs
+
+    def _coding_parameters(self):
+        return (self.transform_max_iter, self.transform_tol,
+                self.transform_algorithm, self.transform_init)
+
+    def _dictionary_in(self, X):
+        return get_namespace(X).astype(self.components_, X.dtype)
+
+    @staticmethod
+    def _zero_codes(batch, dictionary, xp):
+        return xp.zeros((batch.shape[0], dictionary.shape[0]), dtype=batch.dtype,
+                        device=array_api_compat.device(batch))
 
     def _initialize(self, X, xp, random_state):
         n_samples, n_features = X.shape
@@ -583,12 +681,19 @@ class LqDictionaryLearning(
                                     device=array_api_compat.device(X))
 
     def _update(self, batch, xp):
-        """Code one batch and take one step on the atoms; return codes."""
+        """Code one batch and take one step on the atoms; return codes and the move.
+
+        The move is ``||D_new - D||_F / n_components``, the quantity
+        scikit-learn's ``tol`` bounds.
+        """
         dictionary = self.components_
-        codes, _, _ = encode(
-            batch, dictionary, self.penalty, float(self.alpha), xp=xp,
-            max_iter=self.max_iter, tol=self.tol, algorithm=self.algorithm,
-        )
+        # Mini-batches are coded from zero codes, not from the start of
+        # transform_init: on planted dictionaries the continuation's sparser
+        # first codes kept l0 and CEL0 learning from recovering atoms that
+        # the zero start recovers (see the user guide).
+        codes, _ = self._encode(batch, dictionary,
+                                _DictionaryCache(dictionary, xp), xp,
+                                start=self._zero_codes(batch, dictionary, xp))
         updated, residual = dictionary_step(batch, dictionary, codes,
                                             self.learning_rate, xp)
         # Atoms have unit norm here, so CEL0's atom norms are ones.
@@ -597,11 +702,15 @@ class LqDictionaryLearning(
         self.loss_curve_.append(float(xp.mean(loss)))
         self.components_ = normalize_rows(updated, xp)
         self.n_steps_ += 1
-        return codes
+        move = float(xp.linalg.vector_norm(self.components_ - dictionary))
+        return codes, move / dictionary.shape[0]
 
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Learn the dictionary from ``X`` with ``n_epochs`` mini-batch passes.
+        """Learn the dictionary from ``X`` with mini-batch passes.
+
+        Passes continue until a stopping rule is met (``tol``,
+        ``max_no_improvement``) or ``max_iter`` epochs have run.
 
         Parameters
         ----------
@@ -621,27 +730,42 @@ class LqDictionaryLearning(
         self._initialize(X, xp, random_state)
         n_samples = X.shape[0]
         batch_size = min(self.batch_size, n_samples)
+        stopping = _EarlyStopping(self.tol, self.max_no_improvement,
+                                  batch_size / (n_samples + 1))
+        self.n_iter_ = 0
         with _cpu_threads(self.n_jobs, xp), Progress(
-            self.n_epochs, self.verbose, desc="LqDictionaryLearning"
+            self.max_iter, self.verbose, desc="LqDictionaryLearning"
         ) as progress:
-            for _ in range(self.n_epochs):
+            while self.n_iter_ < self.max_iter and not stopping.converged:
+                self.n_iter_ += 1
                 order = (random_state.permutation(n_samples) if self.shuffle
                          else np.arange(n_samples))
                 order = to_namespace(order, xp, like=X)
                 usage = None
                 first_step = self.n_steps_
+                seen = 0
                 for start in range(0, n_samples, batch_size):
                     batch = xp.take(X, order[start:start + batch_size], axis=0)
-                    codes = self._update(batch, xp)
+                    codes, move = self._update(batch, xp)
                     used = xp.sum(xp.astype(codes != 0, X.dtype), axis=0)
                     usage = used if usage is None else usage + used
-                self.atom_usage_ = usage / n_samples
+                    seen += batch.shape[0]
+                    if stopping.update(self.loss_curve_[-1], move):
+                        break
+                self.atom_usage_ = usage / seen
                 progress.update(
                     loss=float(np.mean(self.loss_curve_[first_step:])),
                     dead_atoms=float(xp.sum(xp.astype(self.atom_usage_ == 0,
                                                       xp.int32))),
                 )
-        self.n_iter_ = self.n_epochs
+        if not stopping.converged:
+            warnings.warn(
+                f"LqDictionaryLearning did not converge within max_iter="
+                f"{self.max_iter} epochs (tol={self.tol}, max_no_improvement="
+                f"{self.max_no_improvement}); increase max_iter.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         return self
 
     def partial_fit(self, X, y=None):
@@ -674,12 +798,16 @@ class LqDictionaryLearning(
                 "library than the one it was first fitted on."
             )
         with _cpu_threads(self.n_jobs, xp):
-            codes = self._update(xp.astype(X, self.components_.dtype), xp)
+            codes, _ = self._update(xp.astype(X, self.components_.dtype), xp)
         self.atom_usage_ = xp.sum(xp.astype(codes != 0, X.dtype), axis=0) / X.shape[0]
         return self
 
     def transform(self, X):
         """Sparse codes of ``X`` over the learned atoms.
+
+        The codes of :class:`LqSparseCoder` with ``components_`` as its
+        dictionary and ``transform_*`` as its ``max_iter``, ``tol``,
+        ``algorithm`` and ``init``.
 
         Parameters
         ----------
@@ -694,47 +822,11 @@ class LqDictionaryLearning(
         check_is_fitted(self)
         check_same_device(X, self, attribute="components_", method="transform")
         X = validate_data(self, X, reset=False)
-        xp = get_namespace(X)
-        dictionary = xp.astype(self.components_, X.dtype)
-        with _cpu_threads(self.n_jobs, xp):
-            codes, _, n_unconverged = encode(
-                X, dictionary, self.penalty, float(self.alpha), xp=xp,
-                max_iter=self.max_iter, tol=self.tol, algorithm=self.algorithm,
-            )
-        _warn_unconverged(n_unconverged, X.shape[0], self.max_iter,
-                          "LqDictionaryLearning")
-        return codes
-
-    def score(self, X, y=None):
-        """Minus the mean reconstruction loss of ``X`` over the learned atoms.
-
-        ``-(1 / n_samples) sum_n 0.5 ||x_n - c_n D||^2`` with ``c_n`` from
-        :meth:`transform` (the data term of the coding objective; larger is
-        better), so ``GridSearchCV`` and ``cross_val_score`` work with their
-        default scorer. The penalty is left out, so it favours denser codes.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Signals.
-        y : Ignored
-            Not used, present for API consistency.
-
-        Returns
-        -------
-        score : float
-            Minus the mean squared reconstruction error (halved) per sample.
-        """
-        codes = self.transform(X)
-        X = validate_data(self, X, reset=False)
-        xp = get_namespace(X)
-        return _reconstruction_score(X, codes, xp.astype(self.components_, X.dtype),
-                                     xp)
+        return self._transform(X, self._dictionary_in(X))
 
     @property
     def _n_features_out(self):
         return self.components_.shape[0]
-
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -742,3 +834,46 @@ class LqDictionaryLearning(
         tags.array_api_support = True
         tags.non_deterministic = False
         return tags
+
+
+class _EarlyStopping:
+    """The two stopping rules of mini-batch dictionary learning.
+
+    As scikit-learn's ``MiniBatchDictionaryLearning``: the atoms stopped
+    moving (``move <= tol``), or ``max_no_improvement`` consecutive batches
+    did not lower the exponentially weighted average of the batch objective.
+    The first step is not judged.
+    """
+
+    def __init__(self, tol, max_no_improvement, weight):
+        self.tol = tol
+        self.max_no_improvement = max_no_improvement
+        self.weight = min(weight, 1.0)
+        self.steps = 0
+        self.average = None
+        self.best = None
+        self.no_improvement = 0
+        self.converged = False
+
+    def update(self, batch_loss, move):
+        """Record one step; return True once a rule is met."""
+        self.steps += 1
+        if self.steps == 1:
+            # The first step starts from atoms drawn from the data, not from
+            # a learned dictionary: its move and loss say nothing yet.
+            return False
+        if self.average is None:
+            self.average = batch_loss
+        else:
+            self.average = (1 - self.weight) * self.average + self.weight * batch_loss
+        if self.tol > 0 and move <= self.tol:
+            self.converged = True
+        if self.best is None or self.average < self.best:
+            self.best = self.average
+            self.no_improvement = 0
+        else:
+            self.no_improvement += 1
+        if (self.max_no_improvement is not None
+                and self.no_improvement >= self.max_no_improvement):
+            self.converged = True
+        return self.converged

@@ -12,7 +12,7 @@ def test_instances():
     dictionary = np.random.RandomState(0).normal(size=(5, 3))
     return [
         LqSparseCoder(dictionary, penalty="cel0", alpha=0.1),
-        LqDictionaryLearning(n_components=3, alpha=0.1, n_epochs=2, random_state=0),
+        LqDictionaryLearning(n_components=3, alpha=0.1, max_iter=5, random_state=0),
     ]
 
 

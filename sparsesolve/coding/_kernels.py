@@ -10,12 +10,19 @@ with gradient step ``step``; the public :func:`~sparsesolve.coding.threshold`
 converts ``(lam, step)`` into the parameters each body takes.
 """
 
+import functools
 import math
+import types
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .._backend import register_elementwise
+from .._small_linalg import (
+    cholesky_factor,
+    cholesky_solve,
+    relative_pivot_floor,
+)
 
 # (54 ** (1/3)) / 4: the l1/2 threshold of Xu et al. (2012) in units of t^(2/3).
 _HALF_THRESHOLD_FACTOR = 54.0 ** (1.0 / 3.0) / 4.0
@@ -101,179 +108,241 @@ def cel0_threshold(x, step, lam, atom_norm):
     return shrunk if x > 0 else -shrunk
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _sparse_rows_times_dense(codes, gram, out):
-    # One row of codes at a time: only its nonzero entries touch the Gram
-    # matrix, so the cost is (nonzeros per row) * n_atoms, not n_atoms**2.
-    n_atoms = gram.shape[1]
-    for row in prange(codes.shape[0]):
-        for k in range(n_atoms):
-            out[row, k] = 0.0
-        for j in range(codes.shape[1]):
-            value = codes[row, j]
-            if value != 0.0:
-                for k in range(n_atoms):
-                    out[row, k] += value * gram[j, k]
-
-
-def sparse_rows_times_dense(codes, gram):
-    """Return ``codes @ gram`` for a NumPy ``codes`` with mostly zero rows.
-
-    The CPU twin of the dense product used on other devices (a GEMM is what
-    a GPU does best); the two agree to rounding (tested).
-
-    Parameters
-    ----------
-    codes : ndarray of shape (n_samples, n_atoms)
-        C-contiguous codes.
-    gram : ndarray of shape (n_atoms, n_columns)
-        Dense matrix of the same dtype.
-
-    Returns
-    -------
-    ndarray of shape (n_samples, n_columns)
-    """
-    codes = np.ascontiguousarray(codes)
-    gram = np.ascontiguousarray(gram, dtype=codes.dtype)
-    out = np.empty((codes.shape[0], gram.shape[1]), dtype=codes.dtype)
-    _sparse_rows_times_dense(codes, gram, out)
-    return out
-
-
 # --------------------------------------------------------------------------
-# Fused CPU coder: the whole proximal-gradient loop of one sample in numba.
+# The coder of one sample: proximal gradient (FISTA with adaptive restart, or
+# ISTA) with a dead-zone shortcut and a support refit. Plain Python row
+# bodies; the same source is compiled for the CPU (a prange driver over
+# samples) and for the GPU (one thread per sample), see ``code_rows``.
 # --------------------------------------------------------------------------
-# Penalty codes of the fused coder, in the order of PENALTY_CODES.
+# Penalty codes of the row kernel.
 PENALTY_CODES = {"l1": 0, "l0": 1, "l1/2": 2, "cel0": 3}
 
-_soft_scalar = njit(inline="always", nogil=True, cache=True)(soft_threshold)
-_hard_scalar = njit(inline="always", nogil=True, cache=True)(hard_threshold)
-_half_scalar = njit(inline="always", nogil=True, cache=True)(half_threshold)
-_cel0_scalar = njit(inline="always", nogil=True, cache=True)(cel0_threshold)
+# Rows of a sample's workspace in the dtype of the data...
+_CURRENT, _POINT, _NEW, _SAVED_CURRENT, _SAVED_POINT, _SIGNS = range(6)
+N_WORK_ROWS = 6
+# ...and in float64 (the dead zones are compared with what the scalar bodies
+# compute in float64; the refit is a small linear solve).
+_DEAD_ZONE, _CANDIDATE, _SOLUTION, _RHS = range(4)
+N_WIDE_ROWS = 4
 
-
-@njit(inline="always", nogil=True, cache=True)
-def _prox_scalar(code, z, step, alpha, atom_norm):
-    # The same scalar bodies the elementwise kernels compile, with the
-    # (alpha, step) -> threshold conversions of threshold().
-    if code == 0:
-        return _soft_scalar(z, alpha * step)
-    if code == 1:
-        return _hard_scalar(z, math.sqrt(2.0 * step * alpha))
-    if code == 2:
-        return _half_scalar(z, 2.0 * step * alpha)
-    return _cel0_scalar(z, step, alpha, atom_norm)
-
-
-@njit(nogil=True, cache=True)
-def _dead_zones(penalty_code, alpha, step, atom_norms, out):
-    # Largest |z| each atom's operator maps to zero, computed with the same
-    # expressions as the scalar bodies so the shortcut below changes no
-    # result: most entries of a sparse code fall in the dead zone and then
-    # skip the operator (and its pow / arccos) entirely.
-    for k in range(atom_norms.shape[0]):
-        if penalty_code == 0:
-            out[k] = alpha * step
-        elif penalty_code == 1:
-            out[k] = math.sqrt(2.0 * step * alpha)
-        elif penalty_code == 2:
-            t = 2.0 * step * alpha
-            out[k] = _HALF_THRESHOLD_FACTOR * t ** (2.0 / 3.0) if t > 0.0 else -1.0
-        else:
-            norm = atom_norms[k]
-            if norm * norm * step >= 1.0:
-                out[k] = math.sqrt(2.0 * step * alpha)
-            else:
-                out[k] = math.sqrt(2.0 * alpha) * norm * step
-
-
-# The support-refit shortcut is tried once the signs of the codes have not
-# changed for this many iterations (and once per sign pattern).
-_STABLE_ITERATIONS = 3
+# The support refit is tried once the signs of the codes have not changed for
+# this many iterations (and once per sign pattern).
+STABLE_ITERATIONS = 3
 # Newton steps of the l1/2 refit; it starts next to the answer (quadratic
 # convergence), so a handful suffice or the pattern was not the right one.
-_NEWTON_STEPS = 8
+NEWTON_STEPS = 8
 
 
-@njit(nogil=True, cache=True)
-def _cholesky_solve(matrix, rhs):
-    # In-place Cholesky of a small symmetric matrix, then two triangular
-    # solves; returns False when the matrix is not positive definite.
-    n = matrix.shape[0]
-    for j in range(n):
-        pivot = matrix[j, j]
-        for k in range(j):
-            pivot -= matrix[j, k] * matrix[j, k]
-        if not pivot > 0.0:
-            return False
-        pivot = math.sqrt(pivot)
-        matrix[j, j] = pivot
-        for i in range(j + 1, n):
-            value = matrix[i, j]
-            for k in range(j):
-                value -= matrix[i, k] * matrix[j, k]
-            matrix[i, j] = value / pivot
-    for i in range(n):
-        value = rhs[i]
-        for k in range(i):
-            value -= matrix[i, k] * rhs[k]
-        rhs[i] = value / matrix[i, i]
-    for i in range(n - 1, -1, -1):
-        value = rhs[i]
-        for k in range(i + 1, n):
-            value -= matrix[k, i] * rhs[k]
-        rhs[i] = value / matrix[i, i]
-    return True
+def prox_entry(penalty_code, z, step, alpha, atom_norm):
+    """Proximal map of one coefficient: the registered scalar bodies above.
 
-
-@njit(nogil=True, cache=True)
-def _support_refit(penalty_code, codes, b, gram, atom_norms, alpha, step, out):
-    """Stationary point of the objective on the support and signs of ``codes``.
-
-    With the support S and the signs s fixed, the fixed points of the
-    proximal-gradient map solve small systems: ``G_SS c = b_S - alpha s``
-    (l1), ``G_SS c = b_S`` (l0, and CEL0 when every entry is past its
-    concave zone), ``G_SS c - b_S + alpha s / (2 sqrt|c|) = 0`` (l1/2,
-    solved by Newton from ``codes``). Writes the candidate into ``out``
-    (zeros off S) and returns False when it leaves the assumed pattern.
-    The caller still checks it with one proximal-gradient step.
+    The ``(alpha, step)`` to threshold conversions are those of
+    :func:`~sparsesolve.coding.threshold`.
     """
-    n_atoms = codes.shape[0]
-    support = np.empty(n_atoms, dtype=np.int64)
+    if penalty_code == 0:
+        return soft_threshold(z, alpha * step)
+    if penalty_code == 1:
+        return hard_threshold(z, math.sqrt(2.0 * step * alpha))
+    if penalty_code == 2:
+        return half_threshold(z, 2.0 * step * alpha)
+    return cel0_threshold(z, step, alpha, atom_norm)
+
+
+def dead_zone(penalty_code, alpha, step, atom_norm):
+    """Largest ``|z|`` that :func:`prox_entry` maps to zero (-1 when none).
+
+    Written with the same expressions as the scalar bodies, so skipping the
+    operator for ``|z| <= dead_zone`` changes no result: most entries of a
+    sparse code fall there and then skip the operator (and its pow and
+    arccos) entirely.
+    """
+    if penalty_code == 0:
+        return alpha * step
+    if penalty_code == 1:
+        return math.sqrt(2.0 * step * alpha)
+    if penalty_code == 2:
+        t = 2.0 * step * alpha
+        if t > 0.0:
+            return _HALF_THRESHOLD_FACTOR * t ** (2.0 / 3.0)
+        return -1.0
+    if atom_norm * atom_norm * step >= 1.0:
+        return math.sqrt(2.0 * step * alpha)
+    return math.sqrt(2.0 * alpha) * atom_norm * step
+
+
+def sign_of(value):
+    """-1, 0 or 1 as a float."""
+    if value > 0.0:
+        return 1.0
+    if value < 0.0:
+        return -1.0
+    return 0.0
+
+
+def gather_support(codes, support):
+    """Write the indices of the nonzero ``codes`` into ``support``; return how many."""
     n_support = 0
-    for j in range(n_atoms):
+    for j in range(codes.shape[0]):
         if codes[j] != 0.0:
             support[n_support] = j
             n_support += 1
-    if n_support == 0:
+    return n_support
+
+
+def sparse_gradient(point, correlations, gram, support, gradient):
+    """``gradient = point @ gram - correlations`` over the nonzeros of ``point``.
+
+    The cost is (nonzeros) x (atoms), not (atoms)**2: the reason a sample's
+    iteration gets cheaper as its code gets sparser.
+    """
+    n_atoms = point.shape[0]
+    n_support = gather_support(point, support)
+    for k in range(n_atoms):
+        gradient[k] = -correlations[k]
+    for position in range(n_support):
+        j = support[position]
+        value = point[j]
+        for k in range(n_atoms):
+            gradient[k] += value * gram[j, k]
+
+
+def lasso_duality_gap(point, gradient, correlations, squared_norm, alpha):
+    """Duality gap of the lasso ``0.5 ||x - c D||^2 + alpha ||c||_1`` at ``c = point``.
+
+    Needs only the gradient ``c G - b`` (``b = x D^T``) and ``||x||^2``: the
+    residual ``r = x - c D`` has ``||r||^2 = ||x||^2 - c.b + c.(c G - b)``,
+    ``r.x = ||x||^2 - c.b`` and correlations ``D r = -gradient``. The dual
+    point is ``r`` scaled into the feasible set ``||D theta||_inf <= alpha``
+    (the gap of scikit-learn's coordinate descent, written for one sample).
+    """
+    code_dot_b = 0.0
+    code_dot_gradient = 0.0
+    l1_norm = 0.0
+    dual_norm = 0.0
+    for k in range(point.shape[0]):
+        value = point[k]
+        code_dot_b += value * correlations[k]
+        code_dot_gradient += value * gradient[k]
+        l1_norm += abs(value)
+        if abs(gradient[k]) > dual_norm:
+            dual_norm = abs(gradient[k])
+    residual_dot_x = squared_norm - code_dot_b
+    residual_norm2 = residual_dot_x + code_dot_gradient
+    if residual_norm2 < 0.0:
+        residual_norm2 = 0.0
+    scale = 1.0
+    if dual_norm > alpha:
+        scale = alpha / dual_norm
+    return (0.5 * residual_norm2 * (1.0 + scale * scale) + alpha * l1_norm
+            - scale * residual_dot_x)
+
+
+def proximal_step(penalty_code, point, gradient, current, signs, dead_zones,
+                  atom_norms, alpha, step):
+    """One proximal-gradient step from ``point``; the new codes overwrite ``gradient``.
+
+    Returns ``(change, size, uphill, pattern_changed)``: ``||new - current||^2``,
+    ``||new||^2``, ``(point - new) . (new - current)`` (positive when the
+    momentum points uphill) and 1.0 when a sign of the code changed (the
+    signs in ``signs`` are updated), else 0.0.
+    """
+    change = 0.0
+    size = 0.0
+    uphill = 0.0
+    pattern_changed = 0.0
+    for k in range(point.shape[0]):
+        z = point[k] - step * gradient[k]
+        if abs(z) <= dead_zones[k]:
+            new = 0.0
+        else:
+            new = prox_entry(penalty_code, z, step, alpha, atom_norms[k])
+        difference = new - current[k]
+        uphill += (point[k] - new) * difference
+        change += difference * difference
+        size += new * new
+        gradient[k] = new
+        sign = sign_of(new)
+        if sign != signs[k]:
+            pattern_changed = 1.0
+            signs[k] = sign
+    return change, size, uphill, pattern_changed
+
+
+def momentum_step(new, current, point, momentum, uphill, accelerate):
+    """Move to ``new`` and extrapolate ``point``; return the next momentum.
+
+    FISTA (Beck and Teboulle, 2009) with adaptive restart (O'Donoghue and
+    Candes, 2015): the momentum is dropped as soon as it points uphill, which
+    keeps the discontinuous l0-type operators from oscillating. Plain ISTA
+    when ``accelerate`` is 0.
+    """
+    beta = 0.0
+    if accelerate:
+        if uphill > 0.0:
+            momentum = 1.0
+        else:
+            next_momentum = (1.0 + math.sqrt(1.0 + 4.0 * momentum * momentum)) / 2.0
+            beta = (momentum - 1.0) / next_momentum
+            momentum = next_momentum
+    for k in range(new.shape[0]):
+        point[k] = new[k] + beta * (new[k] - current[k])
+        current[k] = new[k]
+    return momentum
+
+
+def refit_system(penalty_code, codes, correlations, gram, alpha, support,
+                 n_support, solution, matrix, rhs):
+    """Fill the lower triangle of ``matrix`` and ``rhs`` of one refit (Newton) step.
+
+    ``G_SS c = b_S - alpha s`` for l1, ``G_SS c = b_S`` for l0 and CEL0, and
+    for l1/2 the Newton step of ``F(c) = G_SS c - b_S + alpha s / (2 sqrt|c|)``
+    at ``c = solution`` (its Jacobian and ``F`` itself).
+    """
+    for p in range(n_support):
+        j = support[p]
+        for q in range(p + 1):
+            matrix[p, q] = gram[j, support[q]]
+        sign = sign_of(codes[j])
+        if penalty_code == 0:
+            rhs[p] = correlations[j] - alpha * sign
+        elif penalty_code == 2:
+            magnitude = abs(solution[p])
+            residual = -correlations[j] + 0.5 * alpha * sign / math.sqrt(magnitude)
+            for q in range(n_support):
+                residual += gram[j, support[q]] * solution[q]
+            rhs[p] = residual
+            matrix[p, p] -= 0.25 * alpha / (magnitude * math.sqrt(magnitude))
+        else:
+            rhs[p] = correlations[j]
+
+
+def support_refit(penalty_code, codes, correlations, gram, atom_norms, alpha, step,
+                  support, matrix, solution, rhs, out):
+    """Stationary point of the objective on the support and signs of ``codes``.
+
+    With the support S and the signs s fixed, the fixed points of the
+    proximal-gradient map solve the small systems of :func:`refit_system`
+    (by Cholesky; by Newton from ``codes`` for l1/2). Writes the candidate
+    into ``out`` (zeros off S) and returns False when there is no support,
+    when it is larger than ``matrix`` (a support wider than the signals has
+    a singular ``G_SS``), when a system is singular, or when the candidate
+    leaves the assumed pattern. The caller still checks it with one
+    proximal-gradient step.
+    """
+    n_support = gather_support(codes, support)
+    if n_support == 0 or n_support > matrix.shape[0]:
         return False
-    root = math.sqrt(2.0 * alpha)
-    solution = np.empty(n_support, dtype=np.float64)
-    matrix = np.empty((n_support, n_support), dtype=np.float64)
     for p in range(n_support):
         solution[p] = codes[support[p]]
-    steps = _NEWTON_STEPS if penalty_code == 2 else 1
+    steps = NEWTON_STEPS if penalty_code == 2 else 1
     for _newton in range(steps):
-        rhs = np.empty(n_support, dtype=np.float64)
-        for p in range(n_support):
-            j = support[p]
-            for q in range(n_support):
-                matrix[p, q] = gram[j, support[q]]
-            sign = 1.0 if codes[j] > 0.0 else -1.0
-            if penalty_code == 0:
-                rhs[p] = b[j] - alpha * sign
-            elif penalty_code == 2:
-                # Newton on F(c) = G c - b + alpha s / (2 sqrt|c|).
-                magnitude = abs(solution[p])
-                residual = -b[j] + 0.5 * alpha * sign / math.sqrt(magnitude)
-                for q in range(n_support):
-                    residual += gram[j, support[q]] * solution[q]
-                rhs[p] = residual
-                matrix[p, p] -= 0.25 * alpha / (magnitude * math.sqrt(magnitude))
-            else:
-                rhs[p] = b[j]
-        if not _cholesky_solve(matrix, rhs):
+        refit_system(penalty_code, codes, correlations, gram, alpha, support,
+                     n_support, solution, matrix, rhs)
+        # A floored pivot is a singular (for l1/2: indefinite) system.
+        floor = relative_pivot_floor(matrix, n_support)
+        if cholesky_factor(matrix, n_support, floor) > 0:
             return False
+        cholesky_solve(matrix, rhs, rhs, n_support)
         if penalty_code != 2:
             for p in range(n_support):
                 solution[p] = rhs[p]
@@ -286,7 +355,8 @@ def _support_refit(penalty_code, codes, b, gram, atom_norms, alpha, step, out):
             size += solution[p] * solution[p]
         if change <= 1e-24 * size:
             break
-    for k in range(n_atoms):
+    root = math.sqrt(2.0 * alpha)
+    for k in range(out.shape[0]):
         out[k] = 0.0
     for p in range(n_support):
         j = support[p]
@@ -302,170 +372,276 @@ def _support_refit(penalty_code, codes, b, gram, atom_norms, alpha, step, out):
     return True
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def _fused_proximal_gradient(
-    correlations, gram, atom_norms, codes, n_iter, penalty_code, alpha, step,
-    max_iter, tol, accelerate, refit,
-):
-    n_samples, n_atoms = correlations.shape
-    dead_zone = np.empty(n_atoms, dtype=np.float64)
-    _dead_zones(penalty_code, alpha, step, atom_norms, dead_zone)
-    for sample in prange(n_samples):
-        b = correlations[sample]
-        current = codes[sample].copy()
-        point = current.copy()
-        gradient = np.empty(n_atoms, dtype=correlations.dtype)
-        support = np.empty(n_atoms, dtype=np.int64)
-        signs = np.zeros(n_atoms, dtype=np.int8)
-        candidate = np.empty(n_atoms, dtype=np.float64)
-        saved_current = np.empty(n_atoms, dtype=correlations.dtype)
-        saved_point = np.empty(n_atoms, dtype=correlations.dtype)
-        saved_momentum = 1.0
-        checking = False  # this iteration starts from a refit candidate
-        stable = 0
-        momentum = 1.0
-        iterations = 0
-        for iteration in range(max_iter):
-            iterations = iteration + 1
-            # gradient = point @ gram - b over the support of point only.
-            n_support = 0
-            for j in range(n_atoms):
-                if point[j] != 0.0:
-                    support[n_support] = j
-                    n_support += 1
+def has_converged(penalty_code, change, size, gap, squared_norm, tol):
+    """The stopping rule of one sample.
+
+    l1: duality gap at most ``tol ||x||^2`` (the rule of scikit-learn's
+    ``Lasso``). The other (non-convex) penalties have no gap: the relative
+    change ``||c_new - c|| <= tol ||c_new||`` (a zero code that stays zero
+    has converged).
+    """
+    if penalty_code == 0:
+        return gap <= tol * squared_norm
+    return change == 0.0 or change <= tol * tol * size
+
+
+def code_sample(sample, correlations, gram, atom_norms, squared_norms, codes,
+                n_iter, converged, penalty_code, alpha, step, max_iter, tol,
+                accelerate, refit, work, wide, support, matrix):
+    """Code one sample: ``codes[sample]`` (its start) is overwritten by its code.
+
+    ``work`` (6 x n_atoms, dtype of the data), ``wide`` (4 x n_atoms,
+    float64), ``support`` (n_atoms integers) and ``matrix`` (the largest
+    refit system, float64) are this sample's workspace. ``n_iter[sample]``
+    receives the iterations run and ``converged[sample]`` 1 when the stopping
+    rule was met within ``max_iter``.
+
+    With ``refit``, once the signs have not changed for a few iterations the
+    iteration jumps to the stationary point those signs define
+    (:func:`support_refit`) and keeps it if one proximal-gradient step from
+    it meets the stopping rule; otherwise it goes on from where it was. The
+    iteration converges to that same point when its pattern is final, so this
+    only ends it sooner.
+    """
+    b = correlations[sample]
+    current = work[_CURRENT]
+    point = work[_POINT]
+    new = work[_NEW]
+    saved_current = work[_SAVED_CURRENT]
+    saved_point = work[_SAVED_POINT]
+    signs = work[_SIGNS]
+    dead_zones = wide[_DEAD_ZONE]
+    candidate = wide[_CANDIDATE]
+    n_atoms = b.shape[0]
+    for k in range(n_atoms):
+        current[k] = codes[sample, k]
+        point[k] = current[k]
+        signs[k] = 0.0
+        dead_zones[k] = dead_zone(penalty_code, alpha, step, atom_norms[k])
+    squared_norm = squared_norms[sample]
+    momentum = 1.0
+    saved_momentum = 1.0
+    checking = False  # this iteration starts from a refit candidate
+    stable = 0
+    iterations = 0
+    done = False
+    gap = 0.0
+    for iteration in range(max_iter):
+        iterations = iteration + 1
+        sparse_gradient(point, b, gram, support, new)
+        if penalty_code == 0:
+            # The gap of the point the step starts from; the step does not
+            # increase the objective (step <= 1/L), so it bounds the new
+            # codes' gap too.
+            gap = lasso_duality_gap(point, new, b, squared_norm, alpha)
+        change, size, uphill, pattern_changed = proximal_step(
+            penalty_code, point, new, current, signs, dead_zones, atom_norms,
+            alpha, step)
+        if has_converged(penalty_code, change, size, gap, squared_norm, tol):
             for k in range(n_atoms):
-                gradient[k] = -b[k]
-            for position in range(n_support):
-                j = support[position]
-                value = point[j]
-                for k in range(n_atoms):
-                    gradient[k] += value * gram[j, k]
-            change = 0.0
-            size = 0.0
-            uphill = 0.0
-            pattern_changed = False
-            # Reuse gradient to hold the new codes.
+                current[k] = new[k]
+            done = True
+            break
+        if checking:
+            # The refit candidate is not a fixed point: forget it and go on
+            # from where the iteration was.
+            checking = False
             for k in range(n_atoms):
-                z = point[k] - step * gradient[k]
-                if abs(z) <= dead_zone[k]:
-                    new = 0.0
-                else:
-                    new = _prox_scalar(penalty_code, z, step, alpha, atom_norms[k])
-                difference = new - current[k]
-                uphill += (point[k] - new) * difference
-                change += difference * difference
-                size += new * new
-                gradient[k] = new
-                sign = 1 if new > 0.0 else (-1 if new < 0.0 else 0)
-                if sign != signs[k]:
-                    pattern_changed = True
-                    signs[k] = sign
-            if change == 0.0 or change <= tol * tol * size:
-                for k in range(n_atoms):
-                    current[k] = gradient[k]
-                iterations = -iterations  # converged (sign flag)
-                break
-            if checking:
-                # The refit candidate is not a fixed point: forget it and
-                # go on from where the iteration was.
-                checking = False
-                for k in range(n_atoms):
-                    current[k] = saved_current[k]
-                    point[k] = saved_point[k]
-                    signs[k] = 1 if current[k] > 0.0 else (
-                        -1 if current[k] < 0.0 else 0)
-                momentum = saved_momentum
-                continue
-            if accelerate:
-                if uphill > 0.0:
-                    # Adaptive restart: momentum disagrees with the step.
-                    beta = 0.0
-                    momentum = 1.0
-                else:
-                    next_momentum = (
-                        1.0 + math.sqrt(1.0 + 4.0 * momentum * momentum)
-                    ) / 2.0
-                    beta = (momentum - 1.0) / next_momentum
-                    momentum = next_momentum
-                for k in range(n_atoms):
-                    new = gradient[k]
-                    point[k] = new + beta * (new - current[k])
-                    current[k] = new
-            else:
-                for k in range(n_atoms):
-                    current[k] = gradient[k]
-                    point[k] = gradient[k]
-            stable = 0 if pattern_changed else stable + 1
+                current[k] = saved_current[k]
+                point[k] = saved_point[k]
+                signs[k] = sign_of(current[k])
+            momentum = saved_momentum
+            continue
+        momentum = momentum_step(new, current, point, momentum, uphill, accelerate)
+        stable = stable + 1 if pattern_changed == 0.0 else 0
+        if refit and stable == STABLE_ITERATIONS and support_refit(
+            penalty_code, current, b, gram, atom_norms, alpha, step, support,
+            matrix, wide[_SOLUTION], wide[_RHS], candidate,
+        ):
             # Signs settled: jump to the stationary point they define and
             # let the next step confirm it is a fixed point.
-            if refit and stable == _STABLE_ITERATIONS and _support_refit(
-                penalty_code, current, b, gram, atom_norms, alpha, step, candidate
-            ):
-                checking = True
-                saved_momentum = momentum
-                for k in range(n_atoms):
-                    saved_current[k] = current[k]
-                    saved_point[k] = point[k]
-                    current[k] = candidate[k]
-                    point[k] = candidate[k]
-                momentum = 1.0
-        for k in range(n_atoms):
-            codes[sample, k] = current[k]
-        n_iter[sample] = iterations
+            checking = True
+            saved_momentum = momentum
+            for k in range(n_atoms):
+                saved_current[k] = current[k]
+                saved_point[k] = point[k]
+                current[k] = candidate[k]
+                point[k] = candidate[k]
+            momentum = 1.0
+    for k in range(n_atoms):
+        codes[sample, k] = current[k]
+    n_iter[sample] = iterations
+    converged[sample] = 1 if done else 0
 
 
-def fused_proximal_gradient(
-    correlations, gram, atom_norms, init, penalty, alpha, step, max_iter, tol,
-    accelerate, refit=True,
-):
-    """Run ISTA/FISTA for every row of ``correlations`` in one numba loop.
+# Bodies of the row kernel, each after the bodies it calls.
+CODE_SAMPLE_BODIES = (
+    soft_threshold, hard_threshold, half_threshold, cel0_threshold,
+    relative_pivot_floor, cholesky_factor, cholesky_solve, prox_entry,
+    dead_zone, sign_of, gather_support, sparse_gradient, lasso_duality_gap,
+    proximal_step, momentum_step, refit_system, support_refit, has_converged,
+    code_sample,
+)
 
-    The CPU twin of the batched, namespace-generic iteration of
-    :func:`sparsesolve.coding._algorithm.encode` (which the GPU uses: one GEMM
-    and one elementwise kernel per step); they agree to rounding (tested).
-    Samples run in parallel (``prange``), each until its own relative change
-    falls below ``tol``; the gradient touches only the nonzero codes.
 
-    Parameters
-    ----------
-    correlations : ndarray of shape (n_samples, n_atoms)
-        ``X @ D.T``.
-    gram : ndarray of shape (n_atoms, n_atoms)
-        ``D @ D.T``.
-    atom_norms : ndarray of shape (n_atoms,)
-        Atom norms (used by CEL0 only).
-    init : ndarray of shape (n_samples, n_atoms)
-        Starting codes.
-    penalty : str
-        One of ``PENALTY_CODES``.
-    alpha, step, tol : float
-    max_iter : int
-    accelerate : bool
-        FISTA with adaptive restart when True, ISTA when False.
-    refit : bool, default=True
-        Once a sample's signs have not changed for a few iterations, jump to
-        the stationary point of the objective on that support and sign
-        pattern (a small Cholesky solve, Newton for l1/2) and keep it if one
-        proximal-gradient step from it meets ``tol``; otherwise go on from
-        where the iteration was. The iteration converges to that same point
-        when its pattern is final, so this only ends it sooner.
+# --------------------------------------------------------------------------
+# Drivers (to move into the backend's row-kernel registry)
+# --------------------------------------------------------------------------
+# numba.cuda, imported on first GPU use. It must be a module global: the CUDA
+# simulator swaps the module it finds in a kernel's globals for its fake one.
+cuda = None
+
+_CUDA_THREADS_PER_BLOCK = 128
+# Scratch space per GPU launch, in elements: samples are coded in chunks so
+# the per-thread workspaces stay within a bounded buffer.
+_CUDA_WORKSPACE_ELEMENTS = 1 << 26
+# The CPU driver splits the samples into this many contiguous blocks (prange
+# iterations) and allocates its workspaces once per block.
+_ROW_BLOCKS = 256
+
+
+def _compile_bodies(bodies, decorate, compiled=None):
+    compiled = {} if compiled is None else dict(compiled)
+    for body in bodies:
+        namespace = dict(body.__globals__)
+        namespace.update(compiled)
+        copy = types.FunctionType(body.__code__, namespace, body.__name__,
+                                  body.__defaults__)
+        copy.__qualname__ = body.__qualname__
+        copy.__module__ = body.__module__
+        copy.__doc__ = body.__doc__
+        compiled[body.__name__] = decorate(copy)
+    return compiled
+
+
+def code_rows_cpu(correlations, gram, atom_norms, squared_norms, codes, n_iter,
+                  converged, penalty_code, alpha, step, max_iter, tol,
+                  accelerate, refit, max_support):
+    """Every sample's :func:`code_sample` (CPU driver, prange over blocks)."""
+    n_samples, n_atoms = correlations.shape
+    n_blocks = min(n_samples, _ROW_BLOCKS)
+    for block in prange(n_blocks):
+        work = np.empty((N_WORK_ROWS, n_atoms), dtype=correlations.dtype)
+        wide = np.empty((N_WIDE_ROWS, n_atoms), dtype=np.float64)
+        support = np.empty(n_atoms, dtype=np.int64)
+        matrix = np.empty((max_support, max_support), dtype=np.float64)
+        for sample in range(block * n_samples // n_blocks,
+                            (block + 1) * n_samples // n_blocks):
+            code_sample(sample, correlations, gram, atom_norms, squared_norms,
+                        codes, n_iter, converged, penalty_code, alpha, step,
+                        max_iter, tol, accelerate, refit, work, wide, support,
+                        matrix)
+
+
+@functools.cache
+def _cpu_driver():
+    from numba import njit
+
+    compiled = _compile_bodies(CODE_SAMPLE_BODIES, njit(nogil=True, cache=True))
+    return _compile_bodies((code_rows_cpu,), njit(parallel=True, nogil=True,
+                                                 cache=True),
+                           compiled)["code_rows_cpu"]
+
+
+@functools.cache
+def _cuda_driver():
+    global cuda
+    from numba import cuda
+
+    code_sample = _compile_bodies(CODE_SAMPLE_BODIES,
+                                  cuda.jit(device=True))["code_sample"]
+
+    @cuda.jit
+    def code_rows_kernel(first, size, correlations, gram, atom_norms,
+                         squared_norms, codes, n_iter, converged, penalty_code,
+                         alpha, step, max_iter, tol, accelerate, refit, work,
+                         wide, support, matrix):
+        thread = cuda.grid(1)
+        if thread < size:
+            code_sample(first + thread, correlations, gram, atom_norms,
+                        squared_norms, codes, n_iter, converged, penalty_code,
+                        alpha, step, max_iter, tol, accelerate, refit,
+                        work[thread], wide[thread], support[thread],
+                        matrix[thread])
+
+    def launch(correlations, gram, atom_norms, squared_norms, codes, n_iter,
+               converged, penalty_code, alpha, step, max_iter, tol, accelerate,
+               refit, max_support):
+        module = np if isinstance(correlations, np.ndarray) else _cupy()
+        n_samples, n_atoms = correlations.shape
+        per_row = (N_WORK_ROWS + N_WIDE_ROWS + 1) * n_atoms + max_support**2
+        chunk = max(1, min(n_samples, _CUDA_WORKSPACE_ELEMENTS // per_row))
+        for first in range(0, n_samples, chunk):
+            size = min(chunk, n_samples - first)
+            blocks = max(1, -(-size // _CUDA_THREADS_PER_BLOCK))
+            work = module.empty((size, N_WORK_ROWS, n_atoms), dtype=correlations.dtype)
+            wide = module.empty((size, N_WIDE_ROWS, n_atoms), dtype=np.float64)
+            support = module.empty((size, n_atoms), dtype=np.int64)
+            matrix = module.empty((size, max_support, max_support), dtype=np.float64)
+            code_rows_kernel[blocks, _CUDA_THREADS_PER_BLOCK](
+                first, size, correlations, gram, atom_norms, squared_norms, codes,
+                n_iter, converged, penalty_code, alpha, step, max_iter, tol,
+                accelerate, refit, work, wide, support, matrix)
+
+    return launch
+
+
+def _cupy():
+    from .._backend import require_cupy
+
+    return require_cupy()
+
+
+def code_rows(correlations, gram, atom_norms, squared_norms, init, penalty, alpha,
+              step, max_iter, tol, accelerate, refit, max_support):
+    """Run :func:`code_sample` for every row of ``correlations``.
+
+    NumPy input runs the CPU driver, CuPy input the GPU kernel, and any other
+    array API input (array-api-strict in the tests) runs on the host and
+    comes back in its namespace.
 
     Returns
     -------
-    codes : ndarray of shape (n_samples, n_atoms)
-    iterations : ndarray of shape (n_samples,)
-        Iterations run by each sample.
-    converged : ndarray of bool, shape (n_samples,)
+    codes : array of shape (n_samples, n_atoms)
+    n_iter : array of int64, shape (n_samples,)
+    converged : array of int8, shape (n_samples,)
     """
+    from .._backend import (
+        get_namespace,
+        is_cupy_namespace,
+        is_numpy_namespace,
+        to_namespace,
+        to_numpy,
+    )
+
+    xp = get_namespace(correlations)
+    scalars = (PENALTY_CODES[penalty], float(alpha), float(step), int(max_iter),
+               float(tol), int(bool(accelerate)), int(bool(refit)),
+               int(max_support))
+    if is_cupy_namespace(xp):
+        module = _cupy()
+        dtype = correlations.dtype
+        arrays = [module.ascontiguousarray(a, dtype=dtype)
+                  for a in (correlations, gram, atom_norms, squared_norms)]
+        codes = module.array(init, dtype=dtype, order="C", copy=True)
+        n_iter = module.zeros(codes.shape[0], dtype=np.int64)
+        converged = module.zeros(codes.shape[0], dtype=np.int8)
+        if codes.shape[0]:
+            _cuda_driver()(*arrays, codes, n_iter, converged, *scalars)
+        return codes, n_iter, converged
+    if not is_numpy_namespace(xp):
+        host = code_rows(*(to_numpy(a) for a in (correlations, gram, atom_norms,
+                                                  squared_norms, init)),
+                         penalty, alpha, step, max_iter, tol, accelerate, refit,
+                         max_support)
+        return tuple(to_namespace(np.asarray(a), xp, like=correlations) for a in host)
     dtype = correlations.dtype
-    correlations = np.ascontiguousarray(correlations)
-    gram = np.ascontiguousarray(gram, dtype=dtype)
-    atom_norms = np.ascontiguousarray(atom_norms, dtype=dtype)
+    arrays = [np.ascontiguousarray(a, dtype=dtype)
+              for a in (correlations, gram, atom_norms, squared_norms)]
     codes = np.array(init, dtype=dtype, order="C", copy=True)
     n_iter = np.zeros(codes.shape[0], dtype=np.int64)
-    _fused_proximal_gradient(
-        correlations, gram, atom_norms, codes, n_iter, PENALTY_CODES[penalty],
-        float(alpha), float(step), int(max_iter), float(tol), bool(accelerate),
-        bool(refit),
-    )
-    return codes, np.abs(n_iter), n_iter < 0
+    converged = np.zeros(codes.shape[0], dtype=np.int8)
+    if codes.shape[0]:
+        _cpu_driver()(*arrays, codes, n_iter, converged, *scalars)
+    return codes, n_iter, converged
+

@@ -14,7 +14,6 @@ from sparsesolve.coding import LqDictionaryLearning, LqSparseCoder
 from sparsesolve.coding._algorithm import (
     continuation_alphas,
     encode,
-    encode_batched,
     encode_continuation,
     objective,
 )
@@ -64,9 +63,12 @@ def test_continuation_lowers_the_cel0_objective_on_image_patches():
     train = make_image_patches([china], patch_size=(8, 8), n_patches=2000,
                                random_state=0)
     scale = float(np.mean(np.sum(train**2, axis=1))) / 50
-    dictionary = LqDictionaryLearning(
-        128, penalty="l1", alpha=0.3 * scale, batch_size=250, n_epochs=1,
-        max_iter=60, random_state=0).fit(train).components_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dictionary = LqDictionaryLearning(
+            128, penalty="l1", alpha=0.3 * scale, batch_size=250, max_iter=1,
+            transform_max_iter=60, transform_tol=1e-3,
+            random_state=0).fit(train).components_
     norms = np.linalg.norm(dictionary, axis=1)
     X = make_image_patches([flower], patch_size=(8, 8), n_patches=300,
                            random_state=1)
@@ -83,35 +85,31 @@ def test_continuation_lowers_the_cel0_objective_on_image_patches():
 
 
 @pytest.mark.parametrize("penalty", NONCONVEX)
-def test_fused_and_batched_continuations_agree(sparse_problem, penalty):
-    # The CPU loop (without its refit) and the batched iteration of the GPU
-    # path run the same stages and reach the same codes.
+def test_continuation_follows_the_plain_iteration(sparse_problem, reference_codes,
+                                                  penalty):
+    # Without the refit, the continuation is the plain proximal-gradient
+    # iteration run stage after stage, each stage started where the last
+    # one stopped.
     X, dictionary = sparse_problem(2, n_samples=8)
     options = dict(max_iter=3000, tol=1e-11, stage_tol=1e-11)
-    fused, _, _ = encode_continuation(X, dictionary, penalty, 0.1, xp=xp_numpy,
-                                      refit=False, **options)
-    batched = None
+    ours, _, _ = encode_continuation(X, dictionary, penalty, 0.1, xp=xp_numpy,
+                                     refit=False, **options)
+    expected = None
     for weight in continuation_alphas(0.1):
-        batched, _, _ = encode_batched(X, dictionary, penalty, weight, xp=xp_numpy,
-                                       init=batched, max_iter=3000, tol=1e-11)
-    assert_allclose(fused, batched, atol=1e-7)
+        expected = reference_codes(X, dictionary, penalty, weight, init=expected,
+                                   max_iter=3000, tol=1e-11)
+    assert_allclose(ours, expected, atol=1e-7)
 
 
-def test_array_api_strict_runs_the_batched_continuation(sparse_problem):
+def test_array_api_strict_runs_the_same_continuation(sparse_problem):
     array_api_strict = pytest.importorskip("array_api_strict")
     X, dictionary = sparse_problem(4, n_samples=10)
     coder = LqSparseCoder(array_api_strict.asarray(dictionary), penalty="cel0",
-                          alpha=0.1, tol=1e-10, max_iter=3000)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        codes = coder.fit_transform(array_api_strict.asarray(X))
-        expected = None
-        for position, weight in enumerate(continuation_alphas(0.1)):
-            expected, _, _ = encode_batched(
-                X, dictionary, "cel0", weight, xp=xp_numpy, init=expected,
-                max_iter=3000, tol=1e-10 if position == 3 else 1e-2)
+                          alpha=0.1)
+    codes = coder.fit_transform(array_api_strict.asarray(X))
+    expected = LqSparseCoder(dictionary, penalty="cel0", alpha=0.1).transform(X)
     assert _backend.get_namespace(codes) is array_api_strict
-    assert_allclose(_backend.to_numpy(codes), expected, atol=1e-7)
+    assert_allclose(_backend.to_numpy(codes), expected, rtol=0, atol=1e-6)
 
 
 def test_warm_start_codes_take_precedence_over_the_continuation(sparse_problem):

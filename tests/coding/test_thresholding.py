@@ -9,7 +9,6 @@ from scipy.optimize import minimize_scalar
 
 from sparsesolve import _backend
 from sparsesolve.coding import threshold
-from sparsesolve.coding._kernels import sparse_rows_times_dense
 
 # Brute force: minimise 0.5 (u - x)^2 + step * lam * penalty(u) on a grid of
 # spacing 1e-3 around x, then polish every local grid minimum with a bounded
@@ -202,13 +201,6 @@ def test_threshold_on_array_api_strict():
         out = threshold(array_api_strict.asarray(x), penalty, 0.3, 0.5)
         assert _backend.get_namespace(out) is array_api_strict
         assert_allclose(_backend.to_numpy(out), threshold(x, penalty, 0.3, 0.5))
-
-
-def test_sparse_rows_times_dense_matches_matmul():
-    rng = np.random.RandomState(4)
-    codes = rng.standard_normal((30, 40)) * (rng.uniform(size=(30, 40)) < 0.1)
-    gram = rng.standard_normal((40, 40))
-    assert_allclose(sparse_rows_times_dense(codes, gram), codes @ gram, atol=1e-12)
 
 
 @pytest.mark.cudasim
