@@ -35,6 +35,9 @@ _DIRECT_BELOW = 512
 # Shortest candidate list handed to pynndescent (see _directed_neighbours).
 _DESCENT_MIN_NEIGHBORS = 15
 
+# Feature counts up to which the projection eigendecomposes the covariance.
+_COVARIANCE_PCA_BELOW = 2048
+
 _METHODS = ("auto", "exact", "approximate")
 _SYMMETRIZE = ("max", "mean")
 
@@ -89,12 +92,27 @@ def _directed_neighbours(X, n_neighbors, method, random_state, n_jobs):
     return np.take_along_axis(candidates, order, axis=1)[:, :n_neighbors]
 
 
+def _projected(X, n_components, random_state):
+    """``X`` on its first ``n_components`` principal axes (or ``X`` itself)."""
+    if n_components is None or n_components >= min(X.shape):
+        return X
+    from sklearn.decomposition import PCA
+
+    seed = random_state if isinstance(random_state, numbers.Integral) else 0
+    # Up to a few thousand features one product X^T X and a small symmetric
+    # eigensolve are much cheaper than randomized SVD's power iterations.
+    solver = "covariance_eigh" if X.shape[1] <= _COVARIANCE_PCA_BELOW else "randomized"
+    projection = PCA(n_components, svd_solver=solver, random_state=seed)
+    return np.ascontiguousarray(projection.fit_transform(X), dtype=X.dtype)
+
+
 def knn_affinity(
     X,
     n_neighbors=5,
     *,
     method="auto",
     symmetrize="max",
+    n_components=None,
     random_state=None,
     n_jobs=None,
 ):
@@ -115,8 +133,16 @@ def knn_affinity(
     symmetrize : {"max", "mean"}, default="max"
         ``"max"``: ``w_pq = 1`` if either point is among the other's
         neighbours (union). ``"mean"``: ``(W + W^T) / 2``.
+    n_components : int or None, default=None
+        Search the neighbours among the projections of ``X`` on its first
+        ``n_components`` principal axes (scikit-learn's
+        :class:`~sklearn.decomposition.PCA`) instead of the raw features;
+        ``None`` or a value not below ``n_features`` uses ``X`` itself. For
+        images (hundreds of pixels) 50 components find nearly the same
+        neighbours at a fraction of the cost of an exact search in full
+        dimension, the usual preprocessing of neighbour-graph methods.
     random_state : int or None, default=None
-        Seed of the approximate search.
+        Seed of the approximate search and of the randomized projection.
     n_jobs : int or None, default=None
         Threads of the neighbour search.
 
@@ -151,11 +177,20 @@ def knn_affinity(
     X = np.asarray(to_numpy(X))
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {X.shape}.")
+    if n_components is not None and (
+        not isinstance(n_components, numbers.Integral) or n_components < 1
+    ):
+        raise ValueError(
+            f"n_components must be a positive integer or None; got {n_components!r}."
+        )
     n_samples = X.shape[0]
     n_neighbors = min(int(n_neighbors), n_samples - 1)
     if n_neighbors < 1:
         return sp.csr_array((n_samples, n_samples), dtype=X.dtype)
-    neighbours = _directed_neighbours(X, n_neighbors, method, random_state, n_jobs)
+    search = _projected(X, n_components, random_state)
+    neighbours = _directed_neighbours(
+        search, n_neighbors, method, random_state, n_jobs
+    )
     rows = np.repeat(np.arange(n_samples), n_neighbors)
     directed = sp.csr_array(
         (np.ones(rows.size, dtype=X.dtype), (rows, neighbours.ravel())),

@@ -33,16 +33,20 @@ from ._algorithm import (
     laplacian_kprototypes,
     unary_costs,
 )
+from ._energy import discrete_energy
+from ._seeding import spectral_embedding_rows, spectral_seed_labels
 
 __all__ = ["LaplacianKMeans", "TransductiveFewShotClassifier"]
 
 
-def _graph_in_namespace(X, n_neighbors, method, random_state, n_jobs, xp):
+def _graph_in_namespace(X, n_neighbors, method, random_state, n_jobs, xp,
+                        n_components=None):
     """Build the kNN affinity on the host; return (CSR arrays in xp, matrix)."""
     W = knn_affinity(
         to_numpy(X),
         n_neighbors,
         method=method,
+        n_components=n_components,
         random_state=random_state,
         n_jobs=n_jobs,
     )
@@ -51,33 +55,83 @@ def _graph_in_namespace(X, n_neighbors, method, random_state, n_jobs, xp):
     return tuple(to_namespace(np.ascontiguousarray(a), xp, like=X) for a in host), W
 
 
+def _label_means(X, labels, n_clusters):
+    """Mean of every cluster of ``labels`` (host arrays; no cluster empty)."""
+    one_hot = np.zeros((X.shape[0], n_clusters), dtype=X.dtype)
+    one_hot[np.arange(X.shape[0]), labels] = 1
+    counts = np.maximum(one_hot.sum(axis=0), 1)
+    return (one_hot.T @ X) / counts[:, None]
+
+
 def _shift_value(psd, W, laplacian_weight):
-    if laplacian_weight == 0 or psd is False:
+    if laplacian_weight == 0 or psd is False or psd == "auto":
         return 0.0
     if psd is True:
         return psd_shift(W)
     return float(psd)
 
 
-def _prepare(estimator, X, xp):
-    """The graph (in ``xp``), its PSD shift and the mode bandwidth, built once."""
+# Above this many features the neighbours of ``graph_components="auto"`` are
+# searched among the first _GRAPH_COMPONENTS principal components.
+_GRAPH_PCA_ABOVE = 100
+_GRAPH_COMPONENTS = 50
+
+
+def _graph_components(estimator, n_features):
+    value = getattr(estimator, "graph_components", None)
+    if value == "auto":
+        return _GRAPH_COMPONENTS if n_features > _GRAPH_PCA_ABOVE else None
+    return value
+
+
+def _prepare(estimator, X, xp, scale_unary=False):
+    """The graph (in ``xp``), its PSD shift and the bandwidth, built once.
+
+    ``scale_unary`` measures squared distances in units of the mean squared
+    edge length of the graph (``bandwidth**2``), so that the graph weight
+    does not depend on the scale of ``X``.
+    """
+    random_state = getattr(estimator, "random_state", None)
+    seed = random_state if isinstance(random_state, numbers.Integral) else None
     graph, W = _graph_in_namespace(
         X,
         estimator.n_neighbors,
         estimator.neighbors_method,
-        getattr(estimator, "random_state", None),
+        seed,
         estimator.n_jobs,
         xp,
+        _graph_components(estimator, X.shape[1]),
     )
     self_weight = _shift_value(estimator.psd_shift, W, estimator.laplacian_weight)
-    bandwidth = default_bandwidth(X, W) if estimator.prototype == "mode" else 1.0
-    return graph, self_weight, bandwidth
+    need_bandwidth = scale_unary or estimator.prototype == "mode"
+    bandwidth = default_bandwidth(X, W) if need_bandwidth else 1.0
+    shift_on_rise = None
+    if estimator.psd_shift == "auto" and estimator.laplacian_weight != 0:
+        cache = []
+
+        def shift_on_rise():
+            if not cache:
+                cache.append(psd_shift(W))
+            return cache[0]
+
+    return {
+        "graph": graph,
+        "matrix": W,
+        "self_weight": self_weight,
+        "bandwidth": bandwidth,
+        "unary_scale": 1.0 / bandwidth**2 if scale_unary else 1.0,
+        "shift_on_rise": shift_on_rise,
+    }
 
 
-def _solve(estimator, X, clamp, initial_centers, prepared, xp, desc):
+def _solve(estimator, X, clamp, initial_centers, prepared, xp, desc,
+           initial_labels=None, warm_start=False):
     """Run the block-coordinate solve for ``estimator`` on a prepared graph."""
-    graph, self_weight, bandwidth = prepared
     clamp = to_namespace(np.ascontiguousarray(clamp, dtype=np.int64), xp, like=X)
+    if initial_labels is not None:
+        initial_labels = to_namespace(
+            np.ascontiguousarray(initial_labels, dtype=np.int64), xp, like=X
+        )
     # The BLAS calls inside the loop are thin (n_samples x n_clusters x
     # n_features); multi-threaded OpenBLAS fought numba's threads for the
     # cores and made a 20,000-point fit 3x slower, so BLAS runs on one thread
@@ -96,21 +150,24 @@ def _solve(estimator, X, clamp, initial_centers, prepared, xp, desc):
     ):
         result = laplacian_kprototypes(
             X,
-            graph,
+            prepared["graph"],
             initial_centers,
             clamp,
             laplacian_weight=float(estimator.laplacian_weight),
-            self_weight=self_weight,
+            self_weight=prepared["self_weight"],
             prototype=estimator.prototype,
-            bandwidth=bandwidth,
+            bandwidth=prepared["bandwidth"],
             max_iter=estimator.max_iter,
             max_inner_iter=estimator.max_inner_iter,
             tol=estimator.tol,
             inner_tol=estimator.inner_tol,
             progress=progress,
+            unary_scale=prepared["unary_scale"],
+            warm_start=warm_start,
+            initial_labels=initial_labels,
+            shift_on_rise=prepared["shift_on_rise"],
         )
-    result["self_weight"] = self_weight
-    result["bandwidth"] = bandwidth
+    result["bandwidth"] = prepared["bandwidth"]
     return result
 
 
@@ -119,7 +176,11 @@ _COMMON_CONSTRAINTS = {
     "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
     "prototype": [StrOptions({"mean", "mode"})],
     "neighbors_method": [StrOptions({"auto", "exact", "approximate"})],
-    "psd_shift": ["boolean", Interval(numbers.Real, 0, None, closed="left")],
+    "psd_shift": [
+        "boolean",
+        Interval(numbers.Real, 0, None, closed="left"),
+        StrOptions({"auto"}),
+    ],
     "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
     "max_inner_iter": [Interval(numbers.Integral, 1, None, closed="left")],
     "tol": [Interval(numbers.Real, 0, None, closed="left")],
@@ -137,11 +198,13 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
 
     ``sum_p y_p . (log y_p + a_p) - (lambda / 2) tr(Y^T (W + delta I) Y)``,
 
-    where ``a_pk = ||x_p - m_k||^2`` (``prototype="mean"``) or
-    ``-exp(-||x_p - m_k||^2 / (2 sigma^2))`` (``prototype="mode"``) and ``W`` is
-    the symmetrised k-NN graph. Each bound sweep updates every point
-    independently (``y_p <- softmax(-a_p + lambda ((W + delta I) Y)_p)``), in
-    parallel: a numba kernel on the CPU, a CUDA kernel for CuPy input.
+    where ``a_pk = ||x_p - m_k||^2 / sigma^2`` (``prototype="mean"``) or
+    ``-exp(-||x_p - m_k||^2 / (2 sigma^2))`` (``prototype="mode"``), ``sigma``
+    is the RMS length of the graph's edges (so ``lambda`` does not depend on
+    the scale of ``X``) and ``W`` is the symmetrised k-NN graph. Each bound
+    sweep updates every point independently
+    (``y_p <- softmax(-a_p + lambda ((W + delta I) Y)_p)``), in parallel: a
+    numba kernel on the CPU, a CUDA kernel for CuPy input.
 
     Like every scikit-learn clusterer, :meth:`fit` ignores ``y``, so
     ``cross_val_score(LaplacianKMeans(), X, y, scoring="adjusted_rand_score")``
@@ -159,8 +222,10 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
         number of classes; cluster ``k`` then starts at class ``k``'s mean.
     laplacian_weight : float, default=1.0
         ``lambda``: weight of the graph term. ``0`` gives K-means (with
-        labelled points clamped). Its useful range depends on the scale of
-        ``X`` because the squared distances act as an inverse temperature.
+        labelled points clamped). Distances are measured in units of the
+        graph's RMS edge length, so one value suits data of any scale; on the
+        image sets of the user guide 1 to 4 give the same partitions, below
+        about 0.5 the K-means term takes over.
     n_neighbors : int, default=5
         Neighbours of each point in the graph (the point itself not counted).
     prototype : {"mean", "mode"}, default="mean"
@@ -169,15 +234,31 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
         length of the graph's edges (Laplacian K-modes).
     neighbors_method : {"auto", "exact", "approximate"}, default="auto"
         How the k-NN graph is found (see :func:`knn_affinity`).
-    psd_shift : bool or float, default=True
+    graph_components : int, "auto" or None, default="auto"
+        Find the neighbours among the first principal components of ``X``
+        (``n_components`` of :func:`knn_affinity`): ``"auto"`` uses 50 when
+        ``X`` has more than 100 features, ``None`` the raw features. The
+        prototypes always live in the full feature space.
+    psd_shift : bool, float or "auto", default="auto"
         Diagonal shift ``delta`` making ``W + delta I`` positive
         semi-definite, under which every sweep lowers the energy. ``True``
-        computes it (:func:`psd_shift`), a float sets it, ``False`` uses ``0``.
-    init : {"k-means++", "random"} or array of shape (n_clusters, n_features), \
-default="k-means++"
-        Starting prototypes of clusters that no label seeds.
+        computes it (:func:`psd_shift`), a float sets it, ``False`` uses
+        ``0``. ``"auto"`` sweeps unshifted (faster: the shift damps the
+        updates) until a sweep would raise the energy; that sweep is undone
+        and the fit goes on with the computed shift, so the energy history
+        never increases either way.
+    init : {"spectral", "k-means++", "random"} or array of shape \
+(n_clusters, n_features), default="spectral"
+        Start. ``"spectral"``: the partition found by K-means on the leading
+        eigenvectors of the normalised graph (as spectral clustering
+        computes, to a loose tolerance); the sweeps then refine it. Used
+        only without ``known_labels``; with them, and for the other values,
+        the clusters that no label seeds start from k-means++ seeds, random
+        points or the given prototypes.
     n_init : int, default=1
-        Number of starts; the run with the lowest final energy is kept.
+        Number of starts; the run with the lowest discrete energy
+        ``sum_p a_{p, l_p} + (lambda / 2) sum_{pq} w_pq [l_p != l_q]`` is
+        kept (as ``KMeans`` keeps the lowest inertia).
     max_iter : int, default=100
         Maximum number of prototype (outer) iterations.
     max_inner_iter : int, default=300
@@ -216,7 +297,12 @@ default="k-means++"
         Bound sweeps of each outer iteration (splits ``energy_``); its length
         is ``n_iter_``.
     psd_shift_ : float
-        The shift ``delta`` used.
+        The shift ``delta`` used at the end (``0`` if ``"auto"`` never
+        needed it).
+    discrete_energy_ : float
+        Discrete energy of the kept run (see ``n_init``).
+    bandwidth_ : float
+        ``sigma``, the RMS length of the graph's edges.
     n_iter_ : int
         Outer iterations run.
     n_features_in_ : int
@@ -259,7 +345,12 @@ default="k-means++"
     _parameter_constraints: dict = {
         **_COMMON_CONSTRAINTS,
         "n_clusters": [Interval(numbers.Integral, 1, None, closed="left")],
-        "init": [StrOptions({"k-means++", "random"}), "array-like"],
+        "init": [StrOptions({"spectral", "k-means++", "random"}), "array-like"],
+        "graph_components": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "n_init": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
@@ -272,8 +363,9 @@ default="k-means++"
         n_neighbors=5,
         prototype="mean",
         neighbors_method="auto",
-        psd_shift=True,
-        init="k-means++",
+        graph_components="auto",
+        psd_shift="auto",
+        init="spectral",
         n_init=1,
         max_iter=100,
         max_inner_iter=300,
@@ -288,6 +380,7 @@ default="k-means++"
         self.n_neighbors = n_neighbors
         self.prototype = prototype
         self.neighbors_method = neighbors_method
+        self.graph_components = graph_components
         self.psd_shift = psd_shift
         self.init = init
         self.n_init = n_init
@@ -397,19 +490,46 @@ default="k-means++"
         clamp, classes = self._labels_to_clamp(known_labels, n_samples)
         random_state = check_random_state(self.random_state)
         X_host = np.asarray(to_numpy(X))
-        prepared = _prepare(self, X, xp)
+        prepared = _prepare(self, X, xp, scale_unary=True)
+        spectral = isinstance(self.init, str) and self.init == "spectral"
+        # The spectral start needs every cluster free: with known labels the
+        # labelled clusters start at their class means and the free ones
+        # from k-means++ seeds.
+        spectral = spectral and classes.size == 0 and self.n_clusters > 1
+        embedding = None
+        if spectral:
+            embedding = spectral_embedding_rows(
+                prepared["matrix"], self.n_clusters, random_state
+            )
         best = None
         for _ in range(self.n_init):
-            centers = to_namespace(
-                self._initial_centers(X_host, clamp, classes.size, random_state),
+            initial_labels = None
+            if spectral:
+                initial_labels = spectral_seed_labels(
+                    prepared["matrix"], self.n_clusters, random_state, embedding
+                )
+                host_centers = _label_means(X_host, initial_labels, self.n_clusters)
+            else:
+                host_centers = self._initial_centers(
+                    X_host, clamp, classes.size, random_state
+                )
+            centers = to_namespace(host_centers, xp, like=X)
+            result = _solve(
+                self,
+                X,
+                clamp,
+                centers,
+                prepared,
                 xp,
-                like=X,
+                "LaplacianKMeans",
+                initial_labels=initial_labels,
+                warm_start=True,
             )
-            result = _solve(self, X, clamp, centers, prepared, xp, "LaplacianKMeans")
-            final = result["energy"][-1] if result["energy"] else np.inf
+            final = self._discrete_energy(X, result, prepared, xp)
             if best is None or final < best[0]:
                 best = (final, result)
         result = best[1]
+        self.discrete_energy_ = best[0]
         if not result["converged"] and not result["emptied"]:
             warnings.warn(
                 f"LaplacianKMeans did not converge in max_iter={self.max_iter} outer "
@@ -440,6 +560,19 @@ default="k-means++"
         self.bandwidth_ = result["bandwidth"]
         self.n_iter_ = result["n_iter"]
         return self
+
+    def _discrete_energy(self, X, result, prepared, xp):
+        """Energy of a run's hard partition, in the units the run used."""
+        centers = xp.astype(result["centers"], X.dtype)
+        unary = unary_costs(X, centers, self.prototype, prepared["bandwidth"], xp)
+        if self.prototype == "mean":
+            unary = unary * prepared["unary_scale"]
+        return discrete_energy(
+            np.asarray(to_numpy(unary)),
+            np.asarray(to_numpy(result["labels"])),
+            prepared["matrix"],
+            float(self.laplacian_weight),
+        )
 
     @staticmethod
     def _deprecated_y(y, known_labels):

@@ -11,6 +11,7 @@ from ._array import make_ura_doa, ula_steering
 from ._clustering import make_fewshot_episodes
 from ._coding import make_image_patches
 from ._completion import load_movielens_100k, make_completion_problem
+from ._images import load_mnist, load_mnist_sample
 from ._irs import make_irs_channel
 from ._kronecker import make_kronecker_sparse
 from ._poisson import make_poisson_problem
@@ -22,6 +23,8 @@ from ._unmixing import (
 
 __all__ = [
     "load_earthlib_spectra",
+    "load_mnist",
+    "load_mnist_sample",
     "load_movielens_100k",
     "make_completion_problem",
     "make_fewshot_episodes",
