@@ -155,6 +155,8 @@ def _column_pieces(block, col_bounds, offset):
     rows = block["rows"].astype(np.int64) + block["first"]
     cols = block["indices"].astype(np.int64)
     positions = offset + np.arange(cols.shape[0], dtype=np.int64)
+    if offset + cols.shape[0] < 2**31:
+        positions = positions.astype(np.int32)
     which = np.searchsorted(col_bounds, cols, side="right") - 1
     return [(rows[which == b], cols[which == b], block["values"][which == b],
              positions[which == b]) for b in range(col_bounds.shape[0] - 1)]
