@@ -100,7 +100,7 @@ def time_call(function, *args, repeat=3, warmup=1, device="cpu", **kwargs):
 def cpu_threads(n_threads):
     """Run the CPU path with ``n_threads`` numba threads and BLAS threads.
 
-    ``None`` leaves both at their defaults (every core). The issues' figures
+    ``None`` leaves both at their defaults (every core). The CPU figures
     are stated for the reference machine (2 cores, 1 BLAS thread); a GPU
     comparison reports the CPU path both ways, ``cpu_threads(2)`` with one
     BLAS thread standing in for the reference machine.

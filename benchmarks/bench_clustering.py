@@ -341,7 +341,7 @@ def _million_sweep(report, quick, device, references=True):
         )
         results[n_clusters] = {"cpu": kernel_seconds}
         if device == "gpu":
-            # The reference machine of the figures: 2 cores.
+            # The reference machine of the CPU figures: 2 cores.
             with cpu_threads(2):
                 _, two_core_seconds = time_call(
                     bound_sweep, unary, *graph, Y, entropy, 1.0, 0.0, clamp, repeat=3

@@ -85,7 +85,7 @@ def _interpolate(nnz, values, target, log_values=True):
 
 
 def _learn_dictionary(train, n_atoms, quick):
-    # One dictionary for every coder: l1 learning (the spec's pilot), a few
+    # One dictionary for every coder: l1 learning, a few
     # hundred mini-batches.
     learner = LqDictionaryLearning(
         n_atoms, penalty="l1", alpha=0.3, batch_size=250,

@@ -1,4 +1,4 @@
-"""Benchmark of low-rank matrix completion (issue 6, spec S1-S6).
+"""Benchmark of low-rank matrix completion (cases S1-S6).
 
 Cases (full sizes; ``--quick`` shrinks them):
 
@@ -90,7 +90,7 @@ def _fit(problem, device="cpu", **params):
 
             cupy.cuda.Device().synchronize()
         seconds = time.perf_counter() - start
-    predicted = model.predict(problem.test_rows, problem.test_cols)
+    predicted = model.predict_entries(problem.test_rows, problem.test_cols)
     if device == "gpu":
         predicted = predicted.get()
     return model, seconds, _relative_error(predicted, problem.test_values)
@@ -439,7 +439,7 @@ def run(quick=False, device="cpu"):
     for alpha in (1e-3, 1e-2, 1e-1, "auto"):
         model, seconds, error = _fit(s4, solver="cg", rank=rank, alpha=alpha,
                                      max_iter=15, tol=1e-6)
-        predicted = model.predict(s4.test_rows, s4.test_cols)
+        predicted = model.predict_entries(s4.test_rows, s4.test_cols)
         by_quartile = [
             _relative_error(predicted[quartile == q], s4.test_values[quartile == q])
             for q in range(4)
@@ -844,7 +844,7 @@ def _auto_alpha_noiseless(report, quick):
 
     Uniform and power-law sampling, seeds 1 and 2 (the rules of
     ``alpha="auto"`` were fixed before these data were drawn; seed 0 is the
-    one the issue's 1e-2 stall was seen on and is reported beside them).
+    one an earlier 1e-2 stall was seen on and is reported beside them).
     """
     size = 800 if quick else 2000
     rows = {}

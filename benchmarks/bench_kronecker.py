@@ -1,24 +1,25 @@
-"""Benchmark of Kronecker-structured sparse Bayesian learning (issue 3).
+"""Benchmark of Kronecker-structured sparse Bayesian learning.
 
 Methods on the same data (per seed the factors are drawn once and shared):
 KroneckerSBL with method="svd" and "am" (both with the default support
 refinement, ``refine=True``), SVD-KroSBL without it ("svd_em": the plain EM
-of the spec, for comparison), classical SBL (method="classic",
+of the paper, for comparison), classical SBL (method="classic",
 the in-house unstructured baseline on the dense dictionary), scikit-learn's
 ARDRegression (real data, sizes S and P only, dense dictionary) and oracle
-least squares on the true support. Sizes follow the spec (I = 3 modes):
+least squares on the true support. Sizes (I = 3 modes):
 
 * S: A_i of shapes (4, 8), (5, 8), (6, 8): N = 512, M = 120, 2 nonzeros/mode
 * P: (8, 15), (12, 15), (15, 15): N = 3375, M = 1440, 3 nonzeros/mode (paper)
 * L: (16, 32) x 3: N = 32768, M = 4096, 3 nonzeros/mode (dense methods
   would need a 1 GiB dictionary and are not run)
 
-Variants of P (spec sections 4.1-4.2, 25 dB): i.i.d. normal values on the
+Variants of P (25 dB): i.i.d. normal values on the
 Kronecker support ("P-kronsupp", no rank-1 values), complex data
 ("P-complex"), and M1 = 6, 10, 12, 14 measurements in the first mode
 ("P-m1=..."). Each has its own size tag, so the P figures are unchanged.
 
-The IRS-MIMO channel of the paper (spec section 2.3, ``make_irs_channel``:
+The IRS-MIMO channel of the paper (``make_irs_channel``, after the authors'
+``PC-KroSBL/main.m``:
 N = 5832 complex unknowns from M = 288 measurements, clustered support) at
 4-20 dB on 50 draws: our defaults ("svd", "am", and "pc" = AM with pattern
 coupling beta = 0.8 on the IRS and BS modes), the same without refinement
@@ -26,11 +27,11 @@ coupling beta = 0.8 on the IRS and BS modes), the same without refinement
 The metric is the authors' channel NMSE, reported beside their published
 means.
 
-Seeds follow the spec's protocol for the fast methods (T = 100 at S, 20 at
-P; 3 at L). Classical SBL runs on 20 seeds at S and on all 20 at P (about
+Seeds for the fast methods: T = 100 at S, 20 at P (the authors' protocol)
+and 3 at L. Classical SBL runs on 20 seeds at S and on all 20 at P (about
 10 s per fit here); ARDRegression on 20 at S and 3 at P (25-120 s per fit),
 so the full run takes about 20 minutes. Support recovery
-is reported with the spec's definition (``srr``) and with the truth
+is reported with the authors' definition (``srr``) and with the truth
 thresholded like the estimate (``srr_detectable``, see ``_srr``).
 
 The noise variance is given to the SBL methods (known-noise runs of the
@@ -57,9 +58,9 @@ SIZES = {
     "P": ([(8, 15), (12, 15), (15, 15)], 3),
     "L": ([(16, 32), (16, 32), (16, 32)], 3),
 }
-# The GPU comparison's size (spec: CPU against CuPy only).
+# The GPU comparison's size (CPU against CuPy only).
 GPU_SIZES = {"XL": ([(24, 48), (24, 48), (24, 48)], 3)}
-# Variants of the P size (spec section 4.1-4.2), each its own size tag so
+# Variants of the P size, each its own size tag so
 # that they never mix with the main rows: i.i.d. values on the Kronecker
 # support (no rank-1 values), complex data, and the sweep over the number of
 # measurements of the first mode (M1 = 8 is P itself).
@@ -68,7 +69,7 @@ VARIANTS = {
     "P-complex": ("P", {"complex_values": True}),
     **{f"P-m1={m1}": ("P", {"m1": m1}) for m1 in (6, 10, 12, 14)},
 }
-# The IRS-MIMO channel of spec section 2.3 and the means the authors' code
+# The paper's IRS-MIMO channel and the means the authors' code
 # committed for it (50 trials; channel NMSE averaged over IRS patterns).
 IRS_SNRS = (4, 8, 12, 16, 20)
 IRS_PUBLISHED = {
@@ -81,7 +82,7 @@ IRS_PUBLISHED = {
 _IRS_COUPLING = [0.8, None, 0.8]
 # Our defaults (refined) and the paper's plain EM ("_em") of each variant.
 IRS_METHODS = ("svd", "am", "pc", "svd_em", "am_em", "pc_em")
-# Support recovery: |x_n| > 1e-3 max |x| counts as detected (spec, SRR).
+# Support recovery: |x_n| > 1e-3 max |x| counts as detected (the authors' SRR).
 _SRR_THRESHOLD = 1e-3
 
 
@@ -90,10 +91,10 @@ def _nmse(estimate, truth):
 
 
 def _srr(estimate, truth, *, detectable=False):
-    """Support recovery rate |S_hat & S| / |S_hat | S| (spec section 2.1).
+    """Support recovery rate |S_hat & S| / |S_hat | S| (the authors' definition).
 
     ``S_hat`` keeps the estimated entries above ``1e-3 max |x_hat|``. With
-    ``detectable=False`` (the spec's definition) ``S`` is every nonzero of the
+    ``detectable=False`` (the authors' definition) ``S`` is every nonzero of the
     truth. Rank-1 values (products of one N(0, 1) draw per mode) often put
     true entries far below ``1e-3 max |x|``, so that definition scores the
     truth itself below 1; ``detectable=True`` applies the same relative
@@ -223,7 +224,7 @@ def _channel_nmse(info, code):
 
 
 def _run_irs_case(report, seed, snr_db, methods):
-    """One IRS-MIMO channel (spec section 2.3), every method on the same draw."""
+    """One IRS-MIMO channel of the paper, every method on the same draw."""
     Y, factors, X, info = make_irs_channel(snr_db, random_state=seed)
     truth = X[0]
     for method in methods:
@@ -364,7 +365,7 @@ def _summary(report):
                 summary["P_svd_em"]["median_nmse_db"] - oracle_p["median_nmse_db"])
         summary["P_svd_srr"] = svd_p["mean_srr"]
         summary["P_svd_srr_detectable"] = svd_p["mean_srr_detectable"]
-        # The truth scored against itself with the spec's SRR: the ceiling
+        # The truth scored against itself with the authors' SRR: the ceiling
         # any estimator can reach on these draws.
         truths = [_problem("P", seed, 25)[2][0] for seed in
                   sorted({r["seed"] for r in rows if r["size"] == "P"
@@ -399,7 +400,7 @@ def _summary(report):
                      and r["snr_db"] == 25]
             if not fails:
                 continue
-            # Failure: NMSE more than 10x the oracle's on the same seed (spec).
+            # Failure: NMSE more than 10x the oracle's on the same seed.
             summary[f"{size}_{method}_failure_rate"] = float(np.mean(
                 [r["nmse"] > 10 * oracle[r["seed"]] for r in fails]))
             # Paired view: per seed, the NMSE minus the oracle's (dB).
@@ -555,7 +556,7 @@ def run(quick=False, device="cpu"):
     ard = ["ard"] if have_ard else []
     plan = {
         # size: (seeds for fast methods, seeds for dense methods, dense methods)
-        # Spec section 4.2: T = 100 seeds at S and T = 20 at P for the fast
+        # T = 100 seeds at S and T = 20 at P for the fast
         # methods; the dense baselines run on fewer seeds to keep the full
         # run within a few minutes on 2 cores.
         "S": (range(3) if quick else range(100), range(3) if quick else range(20),
@@ -619,7 +620,7 @@ def run(quick=False, device="cpu"):
 def _gpu_comparison(quick):
     """SVD-KroSBL on the CPU path and on CuPy, same problems, one process.
 
-    The XL size (N = 110592, M = 13824) of the spec, float64, known noise
+    The XL size (N = 110592, M = 13824), float64, known noise
     variance, the default ``refine=True``. The CPU path runs twice: with
     every core of the machine, and with 2 numba threads and 1 BLAS thread
     (the reference machine of the CPU benchmark). Each fit is timed twice
@@ -669,7 +670,7 @@ def _gpu_comparison(quick):
 def held_out(size="P", seeds=range(100, 140), snr_db=25):
     """SVD-KroSBL with and without refinement on seeds the benchmark never uses.
 
-    Prints median / mean NMSE (dB), the spec's SRR and the failure rate for
+    Prints median / mean NMSE (dB), the authors' SRR and the failure rate for
     ``svd``, ``svd_em`` and the oracle, and writes nothing: the check that a
     change was not tuned to the benchmark's own seeds.
     ``python benchmarks/bench_kronecker.py --held-out P 100 140``.

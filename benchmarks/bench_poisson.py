@@ -43,7 +43,7 @@ from sparsesolve.poisson import (
 )
 
 TOL = 1e-6
-# The spec's three right-hand sides: white noise, low-pass noise and the
+# Three right-hand sides: white noise, low-pass noise and the
 # divergence of a random smooth velocity (a pressure projection's).
 RHS_KINDS = ("white", "smooth", "divergence")
 SEEDS = (3, 4, 6)

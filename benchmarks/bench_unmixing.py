@@ -208,7 +208,7 @@ def _speed(report, quick):
     # Warm-up (numba compilation) on a small slice, then one timed fit.
     default = ROBUST_METHODS["RobustUnmixing log learned (default)"]
     _robust_fit(X[:500], default, 5)
-    # Wall time is what the figure asks for; CPU time (this process, all
+    # The figure is wall time; CPU time (this process, all
     # threads) is recorded too because the shared benchmark machine is busy.
     cpu_start = time.process_time()
     model, _, seconds = _robust_fit(X, default, 300)
@@ -284,7 +284,7 @@ def _measured(report, quick):
                         X[idx], fcls(X[:, keep], X[idx][:, keep]))
                     out["nmf"] = score(*_nmf_anchor(X, k, 300 if quick else 500))
                     # RobustUnmixing's own start (best of n_init VCA draws +
-                    # FCLS): not one of the anchors, but it shows
+                    # FCLS): not an anchor, but it shows
                     # what the iterations themselves add.
                     start_model = RobustUnmixing(k)
                     start_A, start_E = start_model._initialise(

@@ -6,8 +6,8 @@ Usage (needs the ``train`` extra, ``pip install -e ".[train]"``)::
     python scripts/train_poisson_model.py --init stage1.npz   # stage 2 only
 
 The training domain is an empty cube with Dirichlet faces (the
-``poisson_matrix((n, n, n))`` of the package), as in the scaled-down recipe of
-the DCDM spec, in two stages:
+``poisson_matrix((n, n, n))`` of the package), as in a scaled-down version of
+the recipe of Kaneda et al. (ICML 2023), in two stages:
 
 1. ``--grid 16``, ``--epochs 9``: from a random initialisation, 1,000
    unit-norm vectors from the exact eigenvectors of the 16^3 matrix (dense

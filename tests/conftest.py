@@ -1,4 +1,12 @@
-"""Shared test set-up: markers, GPU/simulator skipping, seeded fixtures."""
+"""Shared test set-up: markers, GPU/simulator skipping, seeded fixtures.
+
+The array-namespace fixtures follow the pattern of PyLops and CuPy's own
+test suites: a reference test takes ``array_namespace`` (or one of its
+narrower variants) and builds its inputs with it, so the same test, against
+the same independent reference, runs on NumPy, on array-api-strict and, on
+a machine whose CuPy reaches a GPU, on CuPy (the ``cupy`` case carries the
+``gpu`` mark and is skipped elsewhere).
+"""
 
 import os
 
@@ -47,6 +55,93 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
         if "cudasim" in item.keywords and not (in_simulator or has_gpu):
             item.add_marker(skip_sim)
+
+
+class ArrayNamespace:
+    """One array library a test runs in: its module and conversions.
+
+    Parameters
+    ----------
+    name : {"numpy", "array_api_strict", "cupy"}
+        The library.
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self.device = None
+        if name == "numpy":
+            self.xp = np
+        else:
+            self.xp = pytest.importorskip(name)
+        if name == "array_api_strict":
+            # A non-default device: an array created without device= (a
+            # host leak that would break CuPy) fails here.
+            self.device = self.xp.Device("device1")
+
+    def __repr__(self):
+        return f"ArrayNamespace({self.name!r})"
+
+    def asarray(self, array):
+        """``array`` (NumPy or a list) in this library."""
+        if self.device is None:
+            return self.xp.asarray(array)
+        return self.xp.asarray(array, device=self.device)
+
+    def matrix(self, A):
+        """A SciPy sparse matrix as this library holds one.
+
+        SciPy sparse for NumPy, ``cupyx.scipy.sparse`` CSR for CuPy, and a
+        dense array for array-api-strict, which has no sparse type.
+        """
+        if self.name == "numpy":
+            return A
+        if self.name == "cupy":
+            import cupyx.scipy.sparse
+
+            return cupyx.scipy.sparse.csr_matrix(A)
+        return self.asarray(A.toarray())
+
+    def to_numpy(self, array):
+        """A NumPy copy of an array of this library (NumPy passes through)."""
+        if isinstance(array, np.ndarray):
+            return array
+        if self.name == "cupy":
+            return array.get()
+        if self.name == "array_api_strict":
+            array = array.to_device(self.xp.Device("CPU_DEVICE"))
+        return np.asarray(array)
+
+    def is_own(self, array):
+        """Whether ``array`` belongs to this library (and device)."""
+        if self.name == "numpy":
+            return isinstance(array, np.ndarray)
+        own = isinstance(array, type(self.xp.asarray(0.0)))
+        return own and (self.device is None or array.device == self.device)
+
+
+_NAMESPACES = {
+    "numpy": pytest.param("numpy", id="numpy"),
+    "array_api_strict": pytest.param("array_api_strict", id="array_api_strict"),
+    "cupy": pytest.param("cupy", id="cupy", marks=pytest.mark.gpu),
+}
+
+
+@pytest.fixture(params=list(_NAMESPACES.values()))
+def array_namespace(request):
+    """NumPy, array-api-strict and CuPy (with a GPU): for reference tests."""
+    return ArrayNamespace(request.param)
+
+
+@pytest.fixture(params=[_NAMESPACES["numpy"], _NAMESPACES["cupy"]])
+def sparse_namespace(request):
+    """NumPy and CuPy (with a GPU): libraries with sparse matrices and kernels."""
+    return ArrayNamespace(request.param)
+
+
+@pytest.fixture(params=[_NAMESPACES["array_api_strict"], _NAMESPACES["cupy"]])
+def foreign_namespace(request):
+    """array-api-strict and CuPy: for tests that compare a run with NumPy's."""
+    return ArrayNamespace(request.param)
 
 
 @pytest.fixture(params=_global_seeds())

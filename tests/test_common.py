@@ -1,13 +1,27 @@
 """scikit-learn's estimator checks on every public sparsesolve estimator.
 
-Estimators are found by :func:`sparsesolve.utils.all_estimators`, so a new one
-is checked without touching this file. With ``SCIPY_ARRAY_API=1`` (set in
-conftest) and array-api-strict installed, the array API checks run too.
+Estimators are found by :func:`sparsesolve.utils.all_estimators`. The list
+it must find is written out below: a new estimator is added to it, and a
+discovery or import regression fails here instead of silently checking
+nothing. With ``SCIPY_ARRAY_API=1`` (set in conftest) and array-api-strict
+installed, the array API checks run too.
 """
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sparsesolve.utils import all_estimators, estimator_checks_for
+
+# Every public estimator of the package, by family.
+EXPECTED_ESTIMATORS = {
+    "AltMinCompletion": "completion",
+    "DeepConjugateDirection": "poisson",
+    "KroneckerSBL": "kronecker",
+    "LaplacianKMeans": "clustering",
+    "LqDictionaryLearning": "coding",
+    "LqSparseCoder": "coding",
+    "RobustUnmixing": "unmixing",
+    "TransductiveFewShotClassifier": "clustering",
+}
 
 _INSTANCES = []
 _EXPECTED = {}
@@ -21,35 +35,39 @@ def _expected_failed_checks(estimator):
     return _EXPECTED.get(type(estimator).__name__, {})
 
 
-if _INSTANCES:
-
-    @parametrize_with_checks(
-        _INSTANCES, expected_failed_checks=_expected_failed_checks
-    )
-    def test_sklearn_compatible_estimator(estimator, check):
-        check(estimator)
+@parametrize_with_checks(_INSTANCES, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
 
 
-def test_every_estimator_is_found():
-    # Every estimator class exported by a family package is discovered.
+def test_discovery_finds_exactly_the_expected_estimators():
+    found = {name: cls.__module__.split(".")[1] for name, cls in all_estimators()}
+    assert found == EXPECTED_ESTIMATORS
+    # Each one has instances to check, and every instance is of a found class.
+    assert {type(estimator).__name__ for estimator in _INSTANCES} == set(
+        EXPECTED_ESTIMATORS)
+
+
+def test_every_exported_estimator_is_found():
+    # Every estimator class a family package exports is discovered (an
+    # import error in a family fails here, it is not skipped).
     import importlib
+
+    from sklearn.base import BaseEstimator
 
     from sparsesolve._demo import FAMILIES
 
+    assert set(FAMILIES) == set(EXPECTED_ESTIMATORS.values())
     found = {name for name, _ in all_estimators()}
     for family in FAMILIES:
-        try:
-            module = importlib.import_module(f"sparsesolve.{family}")
-        except ModuleNotFoundError:
-            continue
-        from sklearn.base import BaseEstimator
-
+        module = importlib.import_module(f"sparsesolve.{family}")
         exported = {
             name
-            for name in getattr(module, "__all__", [])
+            for name in module.__all__
             if isinstance(getattr(module, name), type)
             and issubclass(getattr(module, name), BaseEstimator)
         }
+        assert exported
         assert exported <= found
 
 

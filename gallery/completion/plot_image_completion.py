@@ -76,7 +76,7 @@ for solver in ["exact", "cg", "sketch"]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             fitted.fit(X)
-        predicted = fitted.predict(hidden_rows, hidden_cols)
+        predicted = fitted.predict_entries(hidden_rows, hidden_cols)
         errors.append(np.linalg.norm(predicted - truth) / np.linalg.norm(truth))
     ax.plot(sweeps, errors, marker="o", label=solver)
 ax.set(xlabel="sweeps", ylabel="relative error on hidden pixels",

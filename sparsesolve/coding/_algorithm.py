@@ -105,7 +105,7 @@ def gram_product(codes, gram, xp):
 def l1_start_alpha(penalty, alpha, step, atom_norms=None):
     """l1 weight of the lasso solve that starts a non-convex coder.
 
-    The rule (the spec's pitfall 4, "warm start from the l1 solution"): take
+    The rule (a warm start from the l1 solution, see the user guide): take
     the l1 weight ``tau`` whose zeroing threshold on the correlations
     ``|x . d_i|`` equals the penalty's, then use ``tau / 2``.
 
@@ -174,7 +174,7 @@ def encode_continuation(X, dictionary, penalty, alpha, *, xp, tol=1e-4,
                         stage_tol=CONTINUATION_TOL, **options):
     """Sparse codes by lambda-continuation: :func:`encode` at decreasing weights.
 
-    The spec's pitfall 4: a non-convex coder started from zero stops at the
+    Why: a non-convex coder started from zero stops at the
     first local minimiser its greedy first steps lead to. Solving first
     with a larger weight (a sparse problem, cheap to solve) and lowering it
     in a few warm-started stages lets atoms enter gradually, and the final

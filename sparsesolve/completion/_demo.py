@@ -81,7 +81,7 @@ def demo(device="cpu"):
         warnings.simplefilter("ignore")
         model, ours, fitted, theirs = compare(lambda: model.fit(X), anchor)
     truth = problem.test_values
-    predicted = to_numpy(model.predict(problem.test_rows, problem.test_cols))
+    predicted = to_numpy(model.predict_entries(problem.test_rows, problem.test_cols))
     error = np.linalg.norm(predicted - truth) / np.linalg.norm(truth)
     row = dict(problem="600x500 rank-5 matrix, 10% observed",
                result=f"held-out rel. error {error:.1e}")

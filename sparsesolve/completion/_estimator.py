@@ -31,10 +31,10 @@ from ._algorithm import (
     balance_factors,
     fold_in_rows,
     implicit_alternating_minimization,
-    predict_entries,
     random_init,
     spectral_init,
 )
+from ._algorithm import predict_entries as factor_entries
 from ._kernels import SOLVERS
 from ._observed import csr_from_input, observed_from_host
 from ._ratings import (
@@ -232,9 +232,10 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     with NumPy.
 
     ``transform`` folds new rows in: each is one ridge solve against
-    ``col_factors_``. ``predict(rows, cols)`` returns single entries of the
-    fitted matrix; ``predict(X)`` with one matrix argument is ``transform``
-    (with ratings input, :meth:`predict_ratings`).
+    ``col_factors_``. ``predict_entries(rows, cols)`` returns single entries
+    of the fitted matrix; ``predict(X)`` is ``transform(X)`` (with ratings
+    input, :meth:`predict_ratings`), so that ``predict`` takes one ``X`` as
+    everywhere in scikit-learn.
 
     Unknown ids at prediction time get the part of the model that is known:
     ``mu + c_j`` for an unseen user, ``mu + b_i`` for an unseen item, ``mu``
@@ -271,7 +272,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     >>> completed = model.transform(X)
     >>> bool(np.abs(completed - M).max() < 1e-6)
     True
-    >>> model.predict([0, 1], [3, 4]).shape
+    >>> model.predict_entries([0, 1], [3, 4]).shape
     (2,)
 
     Ratings keyed by arbitrary ids:
@@ -287,11 +288,9 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     array([...])
     """
 
-    # ``rows``/``cols`` of ``predict`` are arguments, not metadata to route:
+    # ``predict``'s deprecated ``cols`` is an argument, not metadata to route:
     # without this scikit-learn would generate ``set_predict_request``.
-    __metadata_request__predict = {
-        "rows": metadata_routing.UNUSED, "cols": metadata_routing.UNUSED
-    }
+    __metadata_request__predict = {"cols": metadata_routing.UNUSED}
 
     _doc_link_module = "sparsesolve"
     _doc_link_template = API_PAGE
@@ -678,7 +677,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _entries(xp, rows, cols, left, right, biases):
-        values = predict_entries(xp, rows, cols, left, right)
+        values = factor_entries(xp, rows, cols, left, right)
         if biases is not None:
             values = values + xp.take(biases[0], rows) + xp.take(biases[1], cols)
         return values
@@ -709,14 +708,15 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         ValueError
             With ratings input (use :meth:`predict_ratings` or
             :meth:`recommend`), or when the dense result would exceed 4 GiB
-            (use :meth:`predict` on the entries needed, or :meth:`recommend`).
+            (use :meth:`predict_entries` on the entries needed, or
+            :meth:`recommend`).
         """
         check_is_fitted(self)
         if self.loss == "implicit":
             raise ValueError(
                 "transform is not available with loss='implicit' (new rows would "
                 "need the implicit objective over every column); call "
-                "recommend(users, n) or predict(rows, cols) for preferences."
+                "recommend(users, n) or predict_entries(rows, cols) for preferences."
             )
         if self.input_type == "ratings":
             raise ValueError(
@@ -732,8 +732,8 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"transform would return a dense {n_rows} x {right.shape[0]} array "
                 f"({needed / 2**30:.1f} GiB, above the {MAX_DENSE_BYTES / 2**30:.0f}"
-                " GiB limit); call predict(rows, cols) for the entries you need, "
-                "recommend(users, n) for top-N lists, or transform row blocks."
+                " GiB limit); call predict_entries(rows, cols) for the entries you "
+                "need, recommend(users, n) for top-N lists, or transform row blocks."
             )
         observed = observed_from_host(csr.astype(right.dtype), get_namespace(right),
                                       like=right)
@@ -761,29 +761,91 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             completed = xp.reshape(flat, completed.shape)
         return completed
 
-    def predict(self, rows, cols=None):
+    def predict(self, X, cols="deprecated"):
+        """Predictions for ``X``, in the form the model was fitted on.
+
+        With matrix input (``input_type="matrix"``) this is :meth:`transform`:
+        the completed matrix. With ratings input it is
+        :meth:`predict_ratings`: one predicted rating per ``(user, item)``
+        row. For single entries of the fitted matrix, given by row and
+        column indices, call :meth:`predict_entries`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame}
+            Matrix input: a matrix with ``n_features_in_`` columns, dense with
+            NaN for missing entries or sparse with the observed entries
+            stored. Ratings input: ``(user, item)`` rows (a third, rating
+            column is ignored).
+        cols : array-like of int, optional
+            Deprecated: ``predict(rows, cols)`` is ``predict_entries(rows,
+            cols)``, which it calls with a ``FutureWarning``; from
+            sparsesolve 0.2 ``predict`` takes ``X`` only.
+
+        Returns
+        -------
+        predicted : ndarray
+            Of shape (n_rows, n_cols) for matrix input, (n_pairs,) for
+            ratings input.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sparsesolve.completion import AltMinCompletion
+        >>> X = np.array([[1.0, 2.0, np.nan], [2.0, np.nan, 6.0],
+        ...               [np.nan, 4.0, 6.0]])
+        >>> model = AltMinCompletion(rank=1, random_state=0).fit(X)
+        >>> model.predict(X).shape
+        (3, 3)
+        """
+        if not (isinstance(cols, str) and cols == "deprecated"):
+            warnings.warn(
+                "predict(rows, cols) is deprecated and from sparsesolve 0.2 "
+                "predict takes one argument X, like transform; call "
+                "predict_entries(rows, cols) for entries of the fitted matrix.",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return self.predict_entries(X, cols)
+        check_is_fitted(self)
+        if self.input_type == "ratings":
+            return self.predict_ratings(X)
+        return self.transform(X)
+
+    def predict_entries(self, rows, cols):
         """Entries of the fitted matrix at ``(rows[e], cols[e])``.
 
         Parameters
         ----------
         rows : array-like of int of shape (n_entries,)
-            Row indices into the training matrix. If ``cols`` is omitted,
-            ``rows`` is instead a matrix and ``transform(rows)`` is returned
-            (with ratings input, ``predict_ratings(rows)``).
-        cols : array-like of int of shape (n_entries,), default=None
-            Column indices.
+            Row indices into the training matrix (with ratings input, the
+            positions of the users in ``users_``).
+        cols : array-like of int of shape (n_entries,)
+            Column indices (with ratings input, positions in ``items_``).
 
         Returns
         -------
         values : ndarray of shape (n_entries,)
             ``mu + b[rows[e]] + c[cols[e]] + <row_factors_[rows[e]],
-            col_factors_[cols[e]]>`` (the biases are zero unless fitted).
+            col_factors_[cols[e]]>`` (the biases are zero unless fitted), in
+            the namespace of the fitted factors.
+
+        See Also
+        --------
+        predict_ratings : Predictions for ``(user, item)`` pairs given by id.
+        transform : The completed matrix, or completed new rows.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sparsesolve.completion import AltMinCompletion
+        >>> X = np.array([[1.0, 2.0, np.nan], [2.0, np.nan, 6.0],
+        ...               [np.nan, 4.0, 6.0]])
+        >>> model = AltMinCompletion(rank=1, random_state=0).fit(X)
+        >>> model.predict_entries([0, 2], [2, 0]).shape
+        (2,)
         """
         check_is_fitted(self)
-        if cols is None:
-            if self.input_type == "ratings":
-                return self.predict_ratings(rows)
-            return self.transform(rows)
         left, right = self.row_factors_, self.col_factors_
         xp = get_namespace(left)
         rows = self._check_indices(rows, left.shape[0], "rows")
@@ -795,7 +857,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             )
         rows = to_namespace(rows, xp, like=left)
         cols = to_namespace(cols, xp, like=left)
-        values = predict_entries(xp, rows, cols, left, right)
+        values = factor_entries(xp, rows, cols, left, right)
         if self._has_biases:
             values = (values + self.global_mean_ + xp.take(self.row_biases_, rows)
                       + xp.take(self.col_biases_, cols))
@@ -839,7 +901,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         if both.any():
             left, right = self.row_factors_, self.col_factors_
             xp = get_namespace(left)
-            out[both] += host(predict_entries(
+            out[both] += host(factor_entries(
                 xp, to_namespace(np.ascontiguousarray(rows[both]), xp, like=left),
                 to_namespace(np.ascontiguousarray(cols[both]), xp, like=left),
                 left, right))
@@ -895,8 +957,8 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
                     "(Use transform to complete new rows.)"
                 )
             coo = csr.tocoo()
-            predicted = to_numpy(self.predict(coo.row.astype(np.int64),
-                                              coo.col.astype(np.int64)))
+            predicted = to_numpy(self.predict_entries(coo.row.astype(np.int64),
+                                                      coo.col.astype(np.int64)))
             truth = coo.data
         if np.asarray(truth).shape[0] == 0:
             raise ValueError("X holds no observed entries to score.")

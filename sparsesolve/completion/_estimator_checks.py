@@ -3,9 +3,9 @@
 from ._estimator import AltMinCompletion
 
 _PREDICT_IS_ENTRYWISE = (
-    "predict(rows, cols) returns single matrix entries and predict(X) the "
-    "completed matrix of shape (n_rows, n_cols); this check expects one value "
-    "per sample, shape (n_rows,)."
+    "with matrix input predict(X) is transform(X), the completed matrix of "
+    "shape (n_rows, n_cols); this check expects one value per sample, shape "
+    "(n_rows,). Single entries come from predict_entries(rows, cols)."
 )
 
 EXPECTED_FAILED_CHECKS = {

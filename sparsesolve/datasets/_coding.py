@@ -10,7 +10,7 @@ from sklearn.utils import check_random_state
 __all__ = ["make_image_patches"]
 
 # Cut-off of the whitening filter |f| exp(-(|f| / f0)^4), in cycles per pixel
-# (Olshausen & Field 1997; the spec's f0 = 0.4 of the Nyquist-normalised axis).
+# (Olshausen & Field 1997: f0 = 0.4 of the Nyquist-normalised axis).
 _CUTOFF = 0.4
 # Per-pixel variance of the filtered images, as in the reference code.
 _TARGET_VARIANCE = 0.1

@@ -23,7 +23,7 @@ def make_kronecker_sparse(
     n_nonzero_per_mode,
     snr_db,
     n_samples=1,
-    complex=False,  # noqa: A002 - the name the issue asks for
+    complex=False,  # noqa: A002 - the public keyword shadows the builtin on purpose
     values="rank1",
     random_state=None,
 ):

@@ -207,7 +207,7 @@ def sparse_bayesian_learning(
         centred = Y - xp.mean(Y, axis=0, keepdims=True) if n_samples > 1 else Y
         # The authors start from 0.1 var(y); centring over samples only when
         # there are several, since a single vector has no sample mean.
-        variance = float(xp.sum(xp.abs(centred) ** 2)) / centred.size
+        variance = float(xp.sum(xp.abs(centred) ** 2)) / (n_samples * n_measurements)
         sigma2 = max(0.1 * variance, noise_floor)
     else:
         learn_noise = False

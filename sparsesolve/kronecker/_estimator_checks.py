@@ -55,7 +55,7 @@ EXPECTED_FAILED_CHECKS = {
         ),
         "check_fit2d_predict1d": (
             "a single measurement vector of shape (M,) is accepted on purpose "
-            "(the issue's API); the check expects 1-D input to be refused"
+            "(the documented API); the check expects 1-D input to be refused"
         ),
     }
 }

@@ -27,7 +27,7 @@ import scipy.sparse.linalg as spla
 from sklearn.exceptions import ConvergenceWarning
 
 from .._backend import get_namespace, is_array, is_numpy_namespace, to_numpy
-from ._kernels import ic0_factor, ic0_solve
+from ._ic0_kernels import ic0_factor, ic0_solve
 from ._operator import floating_components, project_to_range
 
 __all__ = ["KrylovResult", "cg", "ic0_pcg", "IncompleteCholesky"]
@@ -723,7 +723,7 @@ class IncompleteCholesky:
     A : sparse matrix or dense array of shape (n, n)
         Hermitian, with non-negative diagonal, finite entries. Zero rows and
         pivots that vanish (singular closed regions) get a safe pivot, see
-        :mod:`sparsesolve.poisson._kernels`. A LinearOperator is rejected:
+        :mod:`sparsesolve.poisson._ic0_kernels`. A LinearOperator is rejected:
         IC(0) needs the entries of ``A``.
 
     Attributes

@@ -1,19 +1,11 @@
 """Forward pass of the search-direction CNN, written once for NumPy and CuPy.
 
 The network (Kaneda et al. 2023, section 3.3 of the paper; "64-model") maps a
-residual on an ``(nz, ny, nx)`` grid to a search direction on the same grid::
+residual on an ``(nz, ny, nx)`` grid to a search direction on the same grid;
+its layers are listed once, in :mod:`._architecture`, and every engine below
+walks that list.
 
-    x  = conv_in(r)                                  1 -> C channels, linear
-    la = relu(c0(x)); lb = relu(c1(la))
-    la = relu(c2(lb)) + la; lb = relu(c3(la))        full resolution
-    a  = avgpool2(lb)
-    3x: t = relu(c(a)); a = relu(c(t)) + a           half resolution
-    u  = upsample2(a) + lb
-    2x: t = relu(c(u)); u = relu(c(t)) + u           full resolution
-    q  = conv_out(u)                                 1x1x1, C -> 1
-
-Every ``c`` is a 3x3x3 convolution with zero padding and a bias. A 3x3x3
-convolution is one matrix product of the 27 stacked taps, shape
+A 3x3x3 convolution is one matrix product of the 27 stacked taps, shape
 (27 * C_out, C_in), with the zero-padded, flattened volume, followed by 27
 shifted additions: a shift of the grid by ``(dz, dy, dx)`` is a fixed offset
 in the flat index, so BLAS (or cuBLAS through CuPy) does the arithmetic with
@@ -38,6 +30,7 @@ import threading
 import warnings
 from pathlib import Path
 
+import array_api_compat
 import numpy as np
 
 from .._backend import (
@@ -45,6 +38,16 @@ from .._backend import (
     is_cupy_namespace,
     is_numpy_namespace,
     to_namespace,
+)
+from ._architecture import (
+    INPUT,
+    LAYER_PLAN,
+    N_INNER_CONVS,
+    Conv,
+    Pool,
+    Upsample,
+    last_reads,
+    weight_shapes,
 )
 from ._conv_kernels import (
     avgpool2_into,
@@ -55,11 +58,6 @@ from ._conv_kernels import (
 )
 
 __all__ = ["DirectionNetwork", "N_INNER_CONVS", "default_model_path"]
-
-# 4 convolutions at full resolution, 6 at half resolution, 4 after the skip.
-N_INNER_CONVS = 14
-_N_FULL, _N_HALF = 4, 6
-
 
 def default_model_path():
     """Path of the model that ships with the package (16^3, then 32^3 box)."""
@@ -91,8 +89,9 @@ def _conv3d(xp, x, taps, bias):
         out = xp.reshape(x, (nz * ny * nx, c_in)) @ taps
         return xp.reshape(out + bias, (nz, ny, nx, taps.shape[1]))
     c_out = taps.shape[1] // 27
+    device = array_api_compat.device(x)
     pz, py, px = nz + 2, ny + 2, nx + 2
-    padded = xp.zeros((pz, py, px, c_in), dtype=x.dtype)
+    padded = xp.zeros((pz, py, px, c_in), dtype=x.dtype, device=device)
     padded[1:-1, 1:-1, 1:-1, :] = x
     flat = xp.reshape(padded, (pz * py * px, c_in))
     # Output for padded flat positions [margin, total - margin), where the
@@ -101,13 +100,13 @@ def _conv3d(xp, x, taps, bias):
     length = pz * py * px - 2 * margin
     offsets = [(kz - 1) * py * px + (ky - 1) * px + (kx - 1)
                for kz in range(3) for ky in range(3) for kx in range(3)]
-    full = xp.zeros((pz * py * px, c_out), dtype=x.dtype)
+    full = xp.zeros((pz * py * px, c_out), dtype=x.dtype, device=device)
     for first in range(0, length, _CHUNK):
         size = min(_CHUNK, length - first)
         # All 27 taps in one product over the window the chunk reads, then
         # each tap's block is added at its own shift.
         products = flat[first:first + size + 2 * margin, :] @ taps
-        chunk = xp.zeros((size, c_out), dtype=x.dtype)
+        chunk = xp.zeros((size, c_out), dtype=x.dtype, device=device)
         for tap, offset in enumerate(offsets):
             start = margin + offset
             chunk = chunk + products[start:start + size,
@@ -118,7 +117,8 @@ def _conv3d(xp, x, taps, bias):
 
 
 def _relu(xp, x):
-    return xp.maximum(x, xp.zeros((), dtype=x.dtype))
+    return xp.maximum(x, xp.zeros((), dtype=x.dtype,
+                                  device=array_api_compat.device(x)))
 
 
 def _avgpool2(xp, x):
@@ -210,20 +210,18 @@ class DirectionNetwork:
         return self
 
     def _check(self):
-        names = ["conv_in.weight", "conv_in.bias", "conv_out.weight", "conv_out.bias"]
-        names += [f"convs.{i}.{p}" for i in range(N_INNER_CONVS)
-                  for p in ("weight", "bias")]
-        missing = [name for name in names if name not in self.weights]
+        if "conv_in.weight" not in self.weights:
+            raise ValueError("model weights are missing ['conv_in.weight'].")
+        channels = self.weights["conv_in.weight"].shape[0]
+        expected = weight_shapes(channels)
+        missing = [name for name in expected if name not in self.weights]
         if missing:
             raise ValueError(f"model weights are missing {missing}.")
-        channels = self.weights["conv_in.weight"].shape[0]
-        if self.weights["conv_in.weight"].shape != (channels, 1, 3, 3, 3):
-            raise ValueError("conv_in.weight must have shape (C, 1, 3, 3, 3).")
-        for i in range(N_INNER_CONVS):
-            if self.weights[f"convs.{i}.weight"].shape != (channels, channels, 3, 3, 3):
+        for name, shape in expected.items():
+            if self.weights[name].shape != shape:
                 raise ValueError(
-                    f"convs.{i}.weight must have shape ({channels}, {channels}, "
-                    "3, 3, 3)."
+                    f"{name} must have shape {shape} for {channels} channels; "
+                    f"got {self.weights[name].shape}."
                 )
         self.channels = channels
 
@@ -276,17 +274,14 @@ class DirectionNetwork:
         """
         rng = np.random.default_rng(random_state)
 
-        def conv(c_out, c_in, k):
-            scale = np.sqrt(2.0 / (c_in * k**3))
-            return (rng.standard_normal((c_out, c_in, k, k, k)) * scale,
-                    rng.standard_normal(c_out) * 0.01)
-
         weights = {}
-        weights["conv_in.weight"], weights["conv_in.bias"] = conv(channels, 1, 3)
-        for i in range(N_INNER_CONVS):
-            weights[f"convs.{i}.weight"], weights[f"convs.{i}.bias"] = conv(
-                channels, channels, 3)
-        weights["conv_out.weight"], weights["conv_out.bias"] = conv(1, channels, 1)
+        for name, shape in weight_shapes(channels).items():
+            if name.endswith(".weight"):
+                c_in, k = shape[1], shape[2]
+                scale = np.sqrt(2.0 / (c_in * k**3))
+                weights[name] = rng.standard_normal(shape) * scale
+            else:
+                weights[name] = rng.standard_normal(shape) * 0.01
         return cls(weights, {"origin": "random"})
 
     @property
@@ -312,14 +307,16 @@ class DirectionNetwork:
         """Weights of the numba engine (see :func:`pack_conv_weights`)."""
         if "numba" not in self._device_weights:
             packed = {}
-            for i in range(N_INNER_CONVS):
-                packed[f"convs.{i}"] = pack_conv_weights(
-                    self.weights[f"convs.{i}.weight"], self.weights[f"convs.{i}.bias"])
-            packed["conv_in"] = pack_conv_weights(
-                self.weights["conv_in.weight"], self.weights["conv_in.bias"])
-            packed["conv_out"] = (
-                np.ascontiguousarray(self.weights["conv_out.weight"][0, :, 0, 0, 0]),
-                float(self.weights["conv_out.bias"][0]))
+            for step in LAYER_PLAN:
+                if not isinstance(step, Conv):
+                    continue
+                weight = self.weights[f"{step.weight}.weight"]
+                bias = self.weights[f"{step.weight}.bias"]
+                if step.kernel_size == 1:
+                    packed[step.weight] = (
+                        np.ascontiguousarray(weight[0, :, 0, 0, 0]), float(bias[0]))
+                else:
+                    packed[step.weight] = pack_conv_weights(weight, bias)
             self._device_weights["numba"] = packed
         return self._device_weights["numba"]
 
@@ -373,72 +370,80 @@ class DirectionNetwork:
         w = self._packed_weights()
         nz, ny, nx = residual.shape
         ez, ey, ex = nz + nz % 2, ny + ny % 2, nx + nx % 2
-        channels = self.channels
         # Zero-bordered buffers: each convolution writes the interior of the
-        # next one's input, so padding is never copied. Five buffers cover
-        # the whole pass (in-place residual additions reuse their input).
-        source = np.zeros((ez + 2, ey + 2, ex + 2, 1), dtype=np.float32)
+        # next one's input, so padding is never copied, and borders stay zero
+        # because no kernel writes them. A buffer goes back to the pool once
+        # the step that reads its activation last is done, so the whole pass
+        # needs three full-resolution and two half-resolution buffers.
+        grids = [(ez + 2, ey + 2, ex + 2), (ez // 2 + 2, ey // 2 + 2, ex // 2 + 2)]
+        source = np.zeros(grids[0] + (1,), dtype=np.float32)
         source[1:nz + 1, 1:ny + 1, 1:nx + 1, 0] = residual
-        full = (ez + 2, ey + 2, ex + 2, channels)
-        half = (ez // 2 + 2, ey // 2 + 2, ex // 2 + 2, channels)
-        x, la, lb = (np.zeros(full, dtype=np.float32) for _ in range(3))
-        a, t = (np.zeros(half, dtype=np.float32) for _ in range(2))
+        buffers, level = {INPUT: source}, {INPUT: 0}
+        pool = {}
+        last = last_reads()
+        output = np.empty((nz, ny, nx), dtype=np.float32)
 
-        def conv(name, inp, out, relu=True, residual=None):
-            weight, bias = w[name]
-            conv3x3x3_into(inp, weight, bias, out, apply_relu=relu,
-                           residual=residual)
+        def claim(name, grid, avoid):
+            """The buffer that will hold activation ``name``."""
+            current = buffers.get(name)
+            if current is not None and current is not avoid:
+                return current  # overwritten or updated in place
+            shape = grids[grid] + (self.channels,)
+            free = pool.get(shape)
+            buffer = free.pop() if free else np.zeros(shape, dtype=np.float32)
+            buffers[name], level[name] = buffer, grid
+            return buffer
 
-        conv("conv_in", source, x, relu=False)
-        conv("convs.0", x, la)
-        conv("convs.1", la, lb)
-        conv("convs.2", lb, la, residual=la)
-        conv("convs.3", la, lb)
-        avgpool2_into(lb, a)
-        layer = _N_FULL
-        for _ in range(_N_HALF // 2):
-            conv(f"convs.{layer}", a, t)
-            conv(f"convs.{layer + 1}", t, a, residual=a)
-            layer += 2
-        u = upsample2_add_into(a, lb)
-        while layer < N_INNER_CONVS:
-            conv(f"convs.{layer}", u, x)
-            conv(f"convs.{layer + 1}", x, u, residual=u)
-            layer += 2
-        out = np.empty((nz, ny, nx), dtype=np.float32)
-        weight, bias = w["conv_out"]
-        return project_channels(u, weight, bias, 1, out)
+        for index, step in enumerate(LAYER_PLAN):
+            inp = buffers[step.source]
+            if isinstance(step, Conv) and step.kernel_size == 1:
+                weight, bias = w[step.weight]
+                project_channels(inp, weight, bias, 1, output)
+            elif isinstance(step, Conv):
+                weight, bias = w[step.weight]
+                out = claim(step.out, level[step.source], avoid=inp)
+                conv3x3x3_into(inp, weight, bias, out, apply_relu=step.relu,
+                               residual=None if step.add is None else buffers[step.add])
+            elif isinstance(step, Pool):
+                avgpool2_into(inp, claim(step.out, level[step.source] + 1, avoid=inp))
+            elif isinstance(step, Upsample):
+                if last[step.add] == index and step.out not in buffers:
+                    # The skip activation is not read again: add in place.
+                    buffers[step.out] = buffers.pop(step.add)
+                    level[step.out] = level.pop(step.add)
+                else:
+                    out = claim(step.out, level[step.source] - 1, avoid=inp)
+                    out[...] = buffers[step.add]
+                upsample2_add_into(inp, buffers[step.out])
+            for name in {step.source, getattr(step, "add", None)}:
+                if last.get(name) == index and name in buffers and name != step.out:
+                    buffer = buffers.pop(name)
+                    pool.setdefault(buffer.shape, []).append(buffer)
+        return output
 
     def _forward_matmul(self, xp, residual):
         w = self._weights_in(xp, residual)
         nz, ny, nx = residual.shape
         ez, ey, ex = nz + nz % 2, ny + ny % 2, nx + nx % 2
-        x = xp.zeros((ez, ey, ex, 1), dtype=xp.float32)
+        x = xp.zeros((ez, ey, ex, 1), dtype=xp.float32,
+                     device=array_api_compat.device(residual))
         x[:nz, :ny, :nx, 0] = xp.astype(residual, xp.float32)
-
-        def conv(i, inp, relu=True, name=None):
-            name = name or f"convs.{i}"
-            out = _conv3d(xp, inp, w[f"{name}.weight"], w[f"{name}.bias"])
-            return _relu(xp, out) if relu else out
-
-        x = conv(None, x, relu=False, name="conv_in")
-        la = conv(0, x)
-        lb = conv(1, la)
-        la = conv(2, lb) + la
-        lb = conv(3, la)
-        a = _avgpool2(xp, lb)
-        layer = _N_FULL
-        for _ in range(_N_HALF // 2):
-            t = conv(layer, a)
-            a = conv(layer + 1, t) + a
-            layer += 2
-        u = _upsample2(xp, a) + lb
-        while layer < N_INNER_CONVS:
-            t = conv(layer, u)
-            u = conv(layer + 1, t) + u
-            layer += 2
-        out = _conv3d(xp, u, w["conv_out.weight"], w["conv_out.bias"])
-        return out[:nz, :ny, :nx, 0]
+        values = {INPUT: x}
+        for step in LAYER_PLAN:
+            inp = values[step.source]
+            if isinstance(step, Conv):
+                out = _conv3d(xp, inp, w[f"{step.weight}.weight"],
+                              w[f"{step.weight}.bias"])
+                if step.relu:
+                    out = _relu(xp, out)
+            elif isinstance(step, Pool):
+                out = _avgpool2(xp, inp)
+            else:
+                out = _upsample2(xp, inp)
+            if getattr(step, "add", None) is not None:
+                out = out + values[step.add]
+            values[step.out] = out
+        return values[LAYER_PLAN[-1].out][:nz, :ny, :nx, 0]
 
     def _torch_module(self, torch, device, shape):
         """The network in PyTorch for one device and (even) grid shape."""

@@ -24,7 +24,8 @@ import scipy.linalg
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
-from ._network import N_INNER_CONVS, DirectionNetwork
+from ._architecture import INPUT, LAYER_PLAN, Conv, Pool, weight_shapes
+from ._network import DirectionNetwork
 
 __all__ = ["make_training_vectors", "train_direction_model"]
 
@@ -162,38 +163,47 @@ def make_training_vectors(A, n_vectors, low_fraction=0.55, low_weight=9.0,
 
 
 def _torch_network(torch, channels):
+    """PyTorch twin of :class:`DirectionNetwork`: the same layer plan and names."""
     nn = torch.nn
+    functional = torch.nn.functional
+    shapes = weight_shapes(channels)
 
     class _DirectionCNN(nn.Module):
-        """PyTorch twin of :class:`DirectionNetwork` (same state_dict names)."""
+        """The layers of :data:`LAYER_PLAN` as ``Conv3d`` modules."""
 
         def __init__(self):
             super().__init__()
-            self.conv_in = nn.Conv3d(1, channels, 3, padding=1)
-            self.convs = nn.ModuleList(
-                nn.Conv3d(channels, channels, 3, padding=1)
-                for _ in range(N_INNER_CONVS)
-            )
-            self.conv_out = nn.Conv3d(channels, 1, 1)
+            for step in LAYER_PLAN:
+                if not isinstance(step, Conv):
+                    continue
+                c_out, c_in, k = shapes[f"{step.weight}.weight"][:3]
+                layer = nn.Conv3d(c_in, c_out, k, padding=k // 2)
+                # "convs.4" lives in a ModuleDict "convs" under key "4", so
+                # the state_dict names are the plan's weight names.
+                group, _, key = step.weight.rpartition(".")
+                if group:
+                    if not hasattr(self, group):
+                        self.add_module(group, nn.ModuleDict())
+                    getattr(self, group)[key] = layer
+                else:
+                    self.add_module(step.weight, layer)
 
         def forward(self, x):
-            relu = torch.relu
-
-            def conv(i, inp):
-                return relu(self.convs[i](inp))
-
-            x = self.conv_in(x)
-            la = conv(0, x)
-            lb = conv(1, la)
-            la = conv(2, lb) + la
-            lb = conv(3, la)
-            a = torch.nn.functional.avg_pool3d(lb, 2)
-            for layer in (4, 6, 8):
-                a = conv(layer + 1, conv(layer, a)) + a
-            u = torch.nn.functional.interpolate(a, scale_factor=2, mode="nearest") + lb
-            for layer in (10, 12):
-                u = conv(layer + 1, conv(layer, u)) + u
-            return self.conv_out(u)
+            values = {INPUT: x}
+            for step in LAYER_PLAN:
+                inp = values[step.source]
+                if isinstance(step, Conv):
+                    out = self.get_submodule(step.weight)(inp)
+                    if step.relu:
+                        out = torch.relu(out)
+                elif isinstance(step, Pool):
+                    out = functional.avg_pool3d(inp, 2)
+                else:
+                    out = functional.interpolate(inp, scale_factor=2, mode="nearest")
+                if getattr(step, "add", None) is not None:
+                    out = out + values[step.add]
+                values[step.out] = out
+            return values[LAYER_PLAN[-1].out]
 
     return _DirectionCNN()
 

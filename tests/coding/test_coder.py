@@ -34,8 +34,8 @@ def _signals(rng, dictionary, n_samples=30, n_active=3, noise=0.05):
 @pytest.mark.parametrize("algorithm", ["fista", "ista"])
 def test_l1_matches_sklearn_lasso_objective(rng, algorithm):
     # Independent reference: scikit-learn's LARS lasso on the same problem,
-    # whose transform_alpha is our alpha (spec section 3). The figure asked
-    # for is 1e-3 relative; a converged convex solve gets far closer.
+    # whose transform_alpha is our alpha (same objective scaling). The
+    # benchmark asks 1e-3 relative; a converged convex solve gets far closer.
     dictionary = _dictionary(rng)
     X = _signals(rng, dictionary)
     alpha = 0.2
@@ -278,7 +278,7 @@ def test_penalty_values_follow_their_definitions(rng):
     alpha = 0.3
     magnitude = np.abs(codes)
     root = np.sqrt(2 * alpha)
-    # Spec section 1.1: CEL0 = alpha - (a^2 / 2)(|c| - sqrt(2 alpha)/a)^2 inside
+    # CEL0 (Soubies et al. 2015): alpha - (a^2 / 2)(|c| - sqrt(2 alpha)/a)^2 inside
     # |c| <= sqrt(2 alpha)/a, alpha beyond.
     cel0 = np.where(magnitude <= root / norms,
                     alpha - norms**2 / 2 * (magnitude - root / norms) ** 2, alpha)

@@ -28,7 +28,7 @@ def _penalty(u, penalty, lam, atom_norm):
         return lam * (u != 0)
     if penalty == "l1/2":
         return lam * np.sqrt(u)
-    # CEL0 as written in the spec (Soubies et al. 2015), with weight lam.
+    # CEL0 as written by Soubies et al. (2015), with weight lam.
     root = np.sqrt(2 * lam)
     inside = u * atom_norm <= root
     return np.where(
@@ -123,7 +123,7 @@ def test_cel0_closed_form_pieces():
 
 def test_cel0_falls_back_to_hard_threshold():
     # step a^2 >= 1: the prox of step * CEL0 is hard thresholding at
-    # sqrt(2 step lam) (spec, and the brute force agrees).
+    # sqrt(2 step lam) (Soubies et al. 2015; the brute force agrees).
     rng = np.random.RandomState(0)
     x = 3 * rng.standard_normal(200)
     lam, step = 0.3, 1.5

@@ -20,7 +20,7 @@ from sparsesolve.datasets import make_completion_problem
 
 
 def _relative_error(model, problem):
-    predicted = model.predict(problem.test_rows, problem.test_cols)
+    predicted = model.predict_entries(problem.test_rows, problem.test_cols)
     truth = problem.test_values
     return np.linalg.norm(predicted - truth) / np.linalg.norm(truth)
 
@@ -159,13 +159,26 @@ def test_predict_matches_factor_product_and_checks_indices():
         problem.X_train)
     product = model.row_factors_ @ model.col_factors_.T
     rows, cols = np.array([0, 5, 29]), np.array([19, 0, 3])
-    np.testing.assert_allclose(model.predict(rows, cols), product[rows, cols])
+    np.testing.assert_allclose(model.predict_entries(rows, cols), product[rows, cols])
     with pytest.raises(ValueError, match="rows must lie in"):
-        model.predict([30], [0])
+        model.predict_entries([30], [0])
     with pytest.raises(ValueError, match="same shape"):
-        model.predict([0, 1], [0])
+        model.predict_entries([0, 1], [0])
     with pytest.raises(TypeError, match="cols must hold integers"):
-        model.predict([0], [0.5])
+        model.predict_entries([0], [0.5])
+
+
+def test_predict_is_transform_and_the_two_argument_form_is_deprecated():
+    problem = make_completion_problem(30, 20, rank=2, density=0.5, random_state=1)
+    model = AltMinCompletion(rank=2, max_iter=3, tol=0, random_state=0).fit(
+        problem.X_train)
+    np.testing.assert_array_equal(model.predict(problem.X_train),
+                                  model.transform(problem.X_train))
+    rows, cols = np.array([0, 5, 29]), np.array([19, 0, 3])
+    # The old call form still answers, for one release, and names its successor.
+    with pytest.warns(FutureWarning, match=r"call predict_entries\(rows, cols\)"):
+        old = model.predict(rows, cols)
+    np.testing.assert_array_equal(old, model.predict_entries(rows, cols))
 
 
 def test_huber_resists_outliers():
@@ -195,7 +208,7 @@ def test_float32_stays_float32(solver):
                              sketch_size=4, random_state=0).fit(X)
     assert model.row_factors_.dtype == np.float32
     assert model.transform(X).dtype == np.float32
-    assert model.predict([0], [1]).dtype == np.float32
+    assert model.predict_entries([0], [1]).dtype == np.float32
     # float32 round-off only: the fit still explains the data.
     assert _relative_error(model, problem) < 1e-2
 

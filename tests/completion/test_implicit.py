@@ -78,7 +78,7 @@ def test_implicit_estimator_recommends_unseen_items():
         assert not seen[user, items[user]].any()
         unseen_liked = liked[user] & ~seen[user]
         assert liked[user, items[user][: min(3, unseen_liked.sum())]].all()
-    predicted = model.predict(np.array([0, 1]), np.array([0, 0]))
+    predicted = model.predict_entries(np.array([0, 1]), np.array([0, 0]))
     assert predicted[0] > 0.5 > predicted[1]
 
 

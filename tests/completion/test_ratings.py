@@ -210,7 +210,7 @@ def test_biases_on_by_default_for_ratings_only():
     truth = full[test_rows, test_cols]
 
     def relative(model):
-        error = model.predict(test_rows, test_cols) - truth
+        error = model.predict_entries(test_rows, test_cols) - truth
         return np.linalg.norm(error) / np.linalg.norm(truth - truth.mean())
 
     with_biases = AltMinCompletion(rank=2, biases=True, alpha=1e-8, max_iter=200,
@@ -252,7 +252,8 @@ def test_score_is_negative_rmse_and_grid_search_works():
     fitted = AltMinCompletion(rank=2, random_state=0).fit(problem.X_train)
     held = sp.csr_matrix((problem.test_values, (problem.test_rows, problem.test_cols)),
                          shape=(50, 40))
-    error = fitted.predict(problem.test_rows, problem.test_cols) - problem.test_values
+    error = (fitted.predict_entries(problem.test_rows, problem.test_cols)
+             - problem.test_values)
     assert fitted.score(held) == pytest.approx(-np.sqrt(np.mean(error**2)))
     with pytest.raises(ValueError, match="fitted shape"):
         fitted.score(problem.X_train[:10])
@@ -285,7 +286,8 @@ def test_auto_alpha_reaches_noiseless_accuracy(sampling):
     problem = make_completion_problem(300, 250, 4, 0.15, sampling=sampling,
                                       random_state=1)
     model = AltMinCompletion(rank=4, random_state=0).fit(problem.X_train)
-    error = model.predict(problem.test_rows, problem.test_cols) - problem.test_values
+    error = (model.predict_entries(problem.test_rows, problem.test_cols)
+             - problem.test_values)
     assert np.linalg.norm(error) / np.linalg.norm(problem.test_values) < 1e-4
     assert model.alpha_ <= 1e-6
     # On noisy data the held-out error turns up and the path stops early.

@@ -1,7 +1,7 @@
 """The support-recovery metric of benchmarks/bench_kronecker.py.
 
-Regression test for issue 3: with rank-1 values (products of one draw per
-mode) some true entries lie far below ``1e-3 max |x|``, so the spec's SRR
+With rank-1 values (products of one draw per mode) some true entries lie
+far below ``1e-3 max |x|``, so the authors' SRR
 (every nonzero of the truth counts, only the estimate is thresholded) scores
 the truth itself below 1. The benchmark now also reports the "detectable"
 SRR, which thresholds both sides the same way; this test pins both.
@@ -41,7 +41,7 @@ def test_truth_scores_one_only_with_the_detectable_definition(bench):
     truth = _rank1([0, 1.0, -0.8], [2.0, 0, 1e-4], [1.0, 0.5, 0])
     support = truth != 0
     assert support.sum() == 8
-    # Spec definition: the truth against itself finds 4 of the 8 nonzeros.
+    # The authors' definition: the truth against itself finds 4 of the 8 nonzeros.
     assert bench._srr(truth, truth) == pytest.approx(4 / 8)
     assert bench._srr(truth, truth, detectable=True) == 1.0
 

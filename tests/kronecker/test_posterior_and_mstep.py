@@ -18,7 +18,8 @@ from sparsesolve.kronecker._posterior import (
 )
 
 XP = get_namespace(np.ones(1))
-# The spec's S size: A_i of shapes (4, 8), (5, 8), (6, 8): M = 120, N = 512.
+# The S size of benchmarks/bench_kronecker.py: A_i of shapes (4, 8), (5, 8),
+# (6, 8): M = 120, N = 512.
 S_SHAPES = [(4, 8), (5, 8), (6, 8)]
 
 
@@ -77,7 +78,7 @@ def test_fast_estep_matches_dense_sbl_on_s_size(complex_values):
     ref_mean, ref_variance = _dense_reference(
         _kron(factors), kron_vector(gammas, XP), noise_variance, Y, refine=True
     )
-    # The figure: 1e-10 relative at the S size, against an N x N
+    # 1e-10 relative at the S size (the README's E-step figure), against an N x N
     # inverse refined in extended precision (a plain float64 inverse is only
     # good to about cond * eps ~ 1e-10 here).
     assert np.linalg.norm(mean - ref_mean) <= 1e-10 * np.linalg.norm(ref_mean)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["conv3x3x3", "ic0_factor", "ic0_solve"]
+__all__ = ["ic0_factor", "ic0_solve"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -95,8 +95,3 @@ def ic0_solve(indptr, indices, values, rhs):
         for p in range(indptr[i], indptr[i + 1] - 1):
             y[indices[p]] -= np.conj(values[p]) * zi
     return y
-
-
-# The direction network's convolution lives with the network's other kernels;
-# re-exported here, where it used to be.
-from ._conv_kernels import conv3x3x3  # noqa: E402
