@@ -25,6 +25,7 @@ from .._docs import API_PAGE
 from .._progress import Progress
 from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, check_same_device, validate_data
+from ..distributed._dispatch import fit_distributed, is_dask_collection
 from ..utils._device import HostCopyMixin
 from ._affinity import knn_affinity, psd_shift
 from ._algorithm import (
@@ -480,6 +481,8 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
             The fitted estimator.
         """
         known_labels = self._deprecated_y(y, known_labels)
+        if is_dask_collection(X):
+            return fit_distributed(self, X, known_labels)
         X = validate_data(self, X)
         xp = get_namespace(X)
         n_samples = X.shape[0]

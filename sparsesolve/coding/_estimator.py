@@ -33,6 +33,7 @@ from .._sklearn_compat import (
     validate_estimator_params,
 )
 from .._validation import check_is_fitted, check_same_device, validate_data
+from ..distributed._dispatch import fit_distributed, is_dask_collection
 from ..utils._device import HostCopyMixin
 from ._algorithm import (
     default_step,
@@ -724,6 +725,8 @@ class LqDictionaryLearning(_BaseLqCoding):
         self : object
             The fitted estimator.
         """
+        if is_dask_collection(X):
+            return fit_distributed(self, X, y)
         X = validate_data(self, X)
         xp = get_namespace(X)
         random_state = check_random_state(self.random_state)

@@ -26,6 +26,7 @@ from .._docs import API_PAGE
 from .._progress import Progress
 from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, validate_data
+from ..distributed._dispatch import fit_distributed, is_dask_collection
 from ._algorithm import (
     alternating_minimization,
     balance_factors,
@@ -453,6 +454,8 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         self : object
             Fitted estimator.
         """
+        if is_dask_collection(X):
+            return fit_distributed(self, X, y)
         ratings = self.input_type == "ratings"
         if ratings:
             csr = self._ratings_input(X, y)

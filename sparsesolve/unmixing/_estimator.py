@@ -17,6 +17,7 @@ from .._backend import get_namespace, to_namespace, to_numpy
 from .._docs import API_PAGE
 from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, check_same_device, validate_data
+from ..distributed._dispatch import fit_distributed, is_dask_collection
 from ._algorithm import band_noise_levels, robust_unmixing
 from ._fcls import fcls
 from ._metrics import cube_to_pixels
@@ -303,6 +304,8 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : RobustUnmixing
             Fitted estimator.
         """
+        if is_dask_collection(X):
+            return fit_distributed(self, X, y)
         X, cube_shape = _as_pixels(X, "X")
         X = validate_data(self, X)
         xp = get_namespace(X)

@@ -1,4 +1,4 @@
-"""Dask entry points for data that outgrows one machine.
+"""Apply a fitted estimator to a Dask array, block of rows by block of rows.
 
 Per-sample methods (sparse codes of patches, abundances of pixels, completed
 rows, predicted labels) are independent from row to row, so a fitted
