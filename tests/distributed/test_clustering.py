@@ -42,6 +42,7 @@ def test_blocked_graph_is_the_knn_affinity(client):
     assert_array_equal(np.concatenate(cols), expected.col)
 
 
+@pytest.mark.slow  # about 3 minutes on 2 busy cores: many small sweep tasks
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_blocked_fit_gives_the_in_memory_labels(client):
     X = _points()

@@ -25,7 +25,9 @@ def _pixels():
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize(("loss", "guidance", "sharpness"), [
-    ("log", "learned", 20.0), ("l2", "uniform", 1.0), ("l21", None, 1.0)])
+    ("log", "learned", 20.0),
+    pytest.param("l2", "uniform", 1.0, marks=pytest.mark.slow),
+    pytest.param("l21", None, 1.0, marks=pytest.mark.slow)])
 def test_blocked_fit_equals_in_memory(client, loss, guidance, sharpness):
     X = _pixels()
     params = dict(n_endmembers=3, loss=loss, guidance=guidance, init="random",
