@@ -37,7 +37,6 @@ from ..completion._algorithm import (
     HUBER_K,
     _row_pass,
     balance_factors,
-    kernels_for,
     predict_entries,
     random_init,
     shrunk_offsets,
@@ -345,7 +344,6 @@ def _row_task(block, left_block, right, row_bias_block, col_bias, delta, setting
     """One row block's half-sweep: its factors (and biases) against ``right``."""
     solver, alpha, rms, cg_steps, cg_tol, bias_ridge, n_jobs = settings
     dtype = left_block.dtype
-    kernels = kernels_for(np)
     x = np.array(left_block, copy=True)
     values, rows, cols = block["values"], block["rows"], block["indices"]
     reg = _ridges(block["counts"], alpha, rms, dtype)
@@ -360,11 +358,11 @@ def _row_task(block, left_block, right, row_bias_block, col_bias, delta, setting
         weights = np.ones(values.shape, dtype=dtype)
     with numba_threads(n_jobs):
         if row_bias_block is None:
-            _row_pass(kernels, solver, block["indptr"], cols, values, weights, right,
+            _row_pass(np, solver, block["indptr"], cols, values, weights, right,
                       reg, x, cg_steps, cg_tol, None, None, 0)
             return x, None
         offset = values - np.take(col_bias, cols)
-        _row_pass(kernels, solver, block["indptr"], cols,
+        _row_pass(np, solver, block["indptr"], cols,
                   offset - np.take(row_bias_block, rows), weights, right, reg, x,
                   cg_steps, cg_tol, None, None, 0)
         totals = (block["counts"].astype(np.float64) if delta is None else None)
@@ -383,7 +381,6 @@ def _column_task(block, left_old, right_block, row_bias_old, col_bias_block,
     """
     solver, alpha, rms, cg_steps, cg_tol, bias_ridge, n_jobs = settings
     dtype = right_block.dtype
-    kernels = kernels_for(np)
     values, rows, cols = block["values"], block["indices"], block["rows"]
     reg = _ridges(block["counts"], alpha, rms, dtype)
     if delta is not None:
@@ -396,11 +393,11 @@ def _column_task(block, left_old, right_block, row_bias_old, col_bias_block,
     bias = None
     with numba_threads(n_jobs):
         if row_bias is None:
-            _row_pass(kernels, solver, block["indptr"], rows, values, weights, left,
+            _row_pass(np, solver, block["indptr"], rows, values, weights, left,
                       reg, x, cg_steps, cg_tol, None, None, 0)
         else:
             offset = values - np.take(row_bias, rows)
-            _row_pass(kernels, solver, block["indptr"], rows,
+            _row_pass(np, solver, block["indptr"], rows,
                       offset - np.take(col_bias_block, cols), weights, left, reg, x,
                       cg_steps, cg_tol, None, None, 0)
             totals = (block["counts"].astype(np.float64) if delta is None else None)
