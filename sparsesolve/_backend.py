@@ -820,7 +820,10 @@ def compile_body(function, target, *, inline=False, bindings=None):
     if target == "cpu":
         from numba import njit
 
-        options = {"nogil": True, "cache": _cacheable(function)}
+        # error_model="numpy": a division by zero gives inf/NaN as on the
+        # GPU (CUDA never raises) instead of a ZeroDivisionError.
+        options = {"nogil": True, "cache": _cacheable(function),
+                   "error_model": "numpy"}
         if inline:
             options["inline"] = "always"
         compiled = njit(**options)(_copy_function(function, namespace, qualname))
@@ -930,7 +933,7 @@ def _driver(template, compiled_body, digest, target, parallel=True):
         from numba import njit, prange
 
         namespace["prange"] = prange
-        return njit(parallel=parallel, nogil=True, cache=True)(
+        return njit(parallel=parallel, nogil=True, cache=True, error_model="numpy")(
             _copy_function(template, namespace, qualname)
         )
     namespace["cuda"] = _numba_cuda()
