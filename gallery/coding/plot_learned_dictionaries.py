@@ -39,8 +39,8 @@ alphas = {"l1": 0.4, "l0": 0.07, "l1/2": 0.15, "cel0": 0.1}
 learned = {}
 for penalty, alpha in alphas.items():
     learner = LqDictionaryLearning(
-        64, penalty=penalty, alpha=alpha, batch_size=250, n_epochs=2,
-        max_iter=50, tol=1e-2, random_state=0,
+        64, penalty=penalty, alpha=alpha, batch_size=250, max_iter=2,
+        transform_max_iter=50, transform_tol=1e-2, random_state=0,
     ).fit(X)
     codes = learner.transform(X[:500])
     nnz = np.mean(np.count_nonzero(codes, axis=1))

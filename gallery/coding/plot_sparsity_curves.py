@@ -31,7 +31,7 @@ test = make_image_patches([flower], patch_size=(8, 8), n_patches=300,
 # A 2x overcomplete dictionary learned with the lasso penalty, shared by
 # every coder below.
 dictionary = LqDictionaryLearning(
-    128, penalty="l1", alpha=0.2, n_epochs=1, max_iter=50, tol=1e-2,
+    128, penalty="l1", alpha=0.2, max_iter=1, transform_max_iter=50, transform_tol=1e-2,
     random_state=0,
 ).fit(train).components_
 

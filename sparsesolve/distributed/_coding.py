@@ -108,11 +108,14 @@ def fit_dictionary(estimator, X, y=None):
     estimator.n_components_ = n_components
     estimator.n_steps_ = 0
     estimator.loss_curve_ = []
-    settings = (estimator.penalty, float(estimator.alpha), estimator.max_iter,
-                estimator.tol, estimator.algorithm, estimator.n_jobs)
+    settings = (estimator.penalty, float(estimator.alpha),
+                estimator.transform_max_iter, estimator.transform_tol,
+                estimator.transform_algorithm, estimator.n_jobs)
+    # Full-batch epochs: max_iter counts epochs, as in the in-memory fit.
+    n_epochs = estimator.max_iter
     usage = np.zeros(n_components, dtype=X.dtype)
-    with Progress(estimator.n_epochs, estimator.verbose, desc=name) as progress:
-        for _ in range(estimator.n_epochs):
+    with Progress(n_epochs, estimator.verbose, desc=name) as progress:
+        for _ in range(n_epochs):
             if estimator.shuffle:
                 # The in-memory fit draws a permutation every epoch; the
                 # stream of draws stays the same.
@@ -133,5 +136,5 @@ def fit_dictionary(estimator, X, y=None):
                             dead_atoms=float(np.sum(usage == 0)))
     estimator.components_ = dictionary.astype(X.dtype)
     estimator.atom_usage_ = usage / n_samples
-    estimator.n_iter_ = estimator.n_epochs
+    estimator.n_iter_ = n_epochs
     return estimator

@@ -22,7 +22,8 @@ def test_full_batch_epochs_equal_in_memory(client, penalty):
     # On Dask each epoch is one step on all the data: the in-memory fit
     # with one batch of all samples is the same algorithm.
     params = dict(n_components=20, penalty=penalty, alpha=0.05,
-                  batch_size=X.shape[0], n_epochs=4, random_state=0)
+                  batch_size=X.shape[0], max_iter=4, tol=0.0,
+                  random_state=0)
     reference = LqDictionaryLearning(**params).fit(X)
     fitted = LqDictionaryLearning(**params).fit(da.from_array(X, chunks=(90, 36)))
     scale = np.abs(reference.components_).max()
@@ -31,7 +32,7 @@ def test_full_batch_epochs_equal_in_memory(client, penalty):
     assert_array_equal(fitted.atom_usage_, reference.atom_usage_)
     assert fitted.n_steps_ == reference.n_steps_ == 4
     # A changed dictionary is visible: the start alone is far from the fit.
-    start = LqDictionaryLearning(**{**params, "n_epochs": 1}).fit(X)
+    start = LqDictionaryLearning(**{**params, "max_iter": 1}).fit(X)
     assert np.abs(start.components_ - reference.components_).max() > 1e-3
     assert_allclose(fitted.transform(X[:20]), reference.transform(X[:20]),
                     rtol=1e-6, atol=1e-9)
