@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import array_api_compat
@@ -117,7 +118,8 @@ class _DictionaryCache:
 
 
 class _BaseLqCoding(
-    HostCopyMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    HostCopyMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
+    metaclass=ABCMeta,
 ):
     """Coding shared by :class:`LqSparseCoder` and :class:`LqDictionaryLearning`.
 
@@ -133,13 +135,13 @@ class _BaseLqCoding(
     # Names of (max_iter, tol) as the subclass calls them, for messages.
     _coding_parameter_names = ("max_iter", "tol")
 
+    @abstractmethod
     def _coding_parameters(self):
         """``(max_iter, tol, algorithm, init)`` of the coder."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _dictionary_in(self, X):
         """The dictionary in the namespace and dtype of ``X``."""
-        raise NotImplementedError
 
     def _cache_for(self, dictionary, xp):
         cache = getattr(self, "_dictionary_cache", None)
