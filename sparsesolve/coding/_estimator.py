@@ -652,7 +652,9 @@ class LqDictionaryLearning(_BaseLqCoding):
                 self.transform_algorithm, self.transform_init)
 
     def _dictionary_in(self, X):
-        return get_namespace(X).astype(self.components_, X.dtype)
+        # copy=False: the same array (and so the same cached Gram matrix)
+        # while X has the dtype of the atoms.
+        return get_namespace(X).astype(self.components_, X.dtype, copy=False)
 
     @staticmethod
     def _zero_codes(batch, dictionary, xp):
@@ -771,6 +773,10 @@ class LqDictionaryLearning(_BaseLqCoding):
                 ConvergenceWarning,
                 stacklevel=2,
             )
+        # Gram matrix and step of the final dictionary, built here so that
+        # transform only reads the estimator (scikit-learn's
+        # check_dict_unchanged).
+        self._cache_for(self._dictionary_in(X), get_namespace(X))
         return self
 
     def partial_fit(self, X, y=None):
@@ -805,6 +811,7 @@ class LqDictionaryLearning(_BaseLqCoding):
         with _cpu_threads(self.n_jobs, xp):
             codes, _ = self._update(xp.astype(X, self.components_.dtype), xp)
         self.atom_usage_ = xp.sum(xp.astype(codes != 0, X.dtype), axis=0) / X.shape[0]
+        self._cache_for(self._dictionary_in(X), xp)
         return self
 
     def transform(self, X):
