@@ -374,7 +374,13 @@ def run(quick=False, device="cpu"):
         n_users, n_items = USERS, ITEMS
         n_points, n_clusters = int(os.environ.get("SPARSESOLVE_BENCH_POINTS",
                                                   50_000)), 100
-    skip = set(os.environ.get("SPARSESOLVE_BENCH_SKIP", "").split(","))
+        skip = set()
+    skip |= set(os.environ.get("SPARSESOLVE_BENCH_SKIP", "").split(","))
+    # LaplacianKMeans refuses Dask input until its blocked sweeps reproduce
+    # the in-memory optimiser (see sparsesolve.distributed._clustering).
+    skip.add("clustering")
+    report.notes.append("D2 clustering not run: the blocked LaplacianKMeans fit "
+                        "is disabled in this release.")
     report.notes.append(f"uptime at start: {_uptime()}")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       memory_limit=limit, dashboard_address=None) as cluster, \

@@ -69,8 +69,10 @@ def bound_sweep(
                            device=array_api_compat.device(y_old))
     energy_rows = xp.empty(n_samples, dtype=y_old.dtype,
                            device=array_api_compat.device(y_old))
+    # The rows updated are the rows of ``unary``; ``y_old`` may carry more
+    # (neighbours' assignments from other blocks), which are only read.
     kernel("clustering_bound_update", xp)(
-        n_samples,
+        unary.shape[0],
         unary,
         indptr,
         indices,

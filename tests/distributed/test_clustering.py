@@ -42,12 +42,21 @@ def test_blocked_graph_is_the_knn_affinity(client):
     assert_array_equal(np.concatenate(cols), expected.col)
 
 
+def test_blocked_fit_refuses_until_it_matches_the_in_memory_optimiser(client):
+    X = da.from_array(_points(), chunks=(150, 6))
+    with pytest.raises(NotImplementedError, match="does not yet reproduce"):
+        LaplacianKMeans(5, init="random", neighbors_method="exact").fit(X)
+
+
 @pytest.mark.slow  # about 3 minutes on 2 busy cores: many small sweep tasks
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.xfail(raises=NotImplementedError, strict=True,
+                   reason="the blocked sweeps are not yet the in-memory ones")
 def test_blocked_fit_gives_the_in_memory_labels(client):
     X = _points()
     params = dict(n_clusters=5, laplacian_weight=2.0, n_neighbors=7, init="random",
-                  n_init=2, neighbors_method="exact", random_state=3)
+                  n_init=2, neighbors_method="exact", random_state=3,
+                  psd_shift=True, graph_components=None)
     reference = LaplacianKMeans(**params).fit(X)
     fitted = LaplacianKMeans(**params).fit(da.from_array(X, chunks=(150, 6)))
     assert_array_equal(fitted.labels_, reference.labels_)
