@@ -57,8 +57,12 @@ def spectral_embedding_rows(W, n_components, random_state):
     S = sp.csr_array(sp.diags_array(scale) @ W @ sp.diags_array(scale))
     n_components = min(n_components, n_samples)
     if n_samples <= _DENSE_BELOW or n_components >= n_samples - 1:
-        _, vectors = np.linalg.eigh(S.toarray())
-        vectors = vectors[:, -n_components:]
+        from scipy.linalg import eigh
+
+        # Only the leading eigenvectors: a partial solve costs a fraction of
+        # the full decomposition.
+        _, vectors = eigh(S.toarray(), subset_by_index=[n_samples - n_components,
+                                                        n_samples - 1])
     else:
         start = random_state.uniform(-1.0, 1.0, n_samples)
         try:

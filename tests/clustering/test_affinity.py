@@ -74,3 +74,20 @@ def test_psd_shift_makes_the_graph_psd(n_samples):
     assert delta == pytest.approx(-smallest, rel=1e-5)
     assert psd_shift(sp.csr_array((3, 3))) == 0.0
     assert psd_shift(sp.csr_array(np.eye(3))) == 0.0
+
+
+@pytest.mark.parametrize("shape", [(60, 300), (300, 60)])
+def test_projection_matches_pca_distances(shape):
+    # Wide data go through the Gram matrix (dual PCA), tall data through
+    # scikit-learn's PCA; both must give the distances of an exact PCA.
+    from scipy.spatial.distance import pdist
+    from sklearn.decomposition import PCA
+
+    from sparsesolve.clustering._affinity import _projected
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal(shape) @ np.diag(np.linspace(3.0, 0.1, shape[1]))
+    projected = _projected(X, 10, 0)
+    reference = PCA(10, svd_solver="full").fit_transform(X)
+    assert projected.shape == (shape[0], 10)
+    np.testing.assert_allclose(pdist(projected), pdist(reference), rtol=1e-6, atol=1e-8)
