@@ -34,9 +34,10 @@ The decisions of the loop (undo a rising sweep, stop the sweeps, stop the
 outer iterations, keep the restart of lowest discrete energy) are taken on
 energies that differ from the in-memory ones only by the order of
 floating-point sums, so the labels, sweep counts and iteration counts are the
-in-memory ones (tests/distributed/test_clustering.py). What runs only in
-memory raises: ``known_labels``, ``prototype="mode"``, ``init="k-means++"``,
-approximate neighbours, and a randomized PCA (more than 2048 features).
+in-memory ones (tests/distributed/test_clustering.py). Points labelled in
+``known_labels`` are clamped block by block, as in memory. What runs only in
+memory raises: ``prototype="mode"``, ``init="k-means++"``, approximate
+neighbours, and a randomized PCA (more than 2048 features).
 Labels come back as a NumPy array, the soft assignments as a Dask array.
 """
 
@@ -413,9 +414,17 @@ def _bandwidth(client, blocks, graph):
 # --------------------------------------------------------------------------
 # The steps of the loop, block by block
 # --------------------------------------------------------------------------
-def _nearest_labels(block, centers):
+def _nearest_labels(block, centers, clamp):
     with threadpool_limits(limits=1, user_api="blas"):
-        return np.argmin(_squared_distances(block, centers, np), axis=1)
+        labels = np.argmin(_squared_distances(block, centers, np), axis=1)
+    return np.where(clamp >= 0, clamp, labels)
+
+
+def _class_sums(block, clamp, n_classes):
+    """Sums and counts of the labelled points of every class."""
+    member = _one_hot(clamp, n_classes, block.dtype, np)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return member.T @ block, np.bincount(clamp[clamp >= 0], minlength=n_classes)
 
 
 def _one_hot_block(labels, n_clusters, dtype):
@@ -434,10 +443,10 @@ def _block_unary(block, centers, bandwidth, unary_scale):
                             block.dtype, np)
 
 
-def _block_start(unary, assignments, warm_start):
-    labelled = np.zeros(unary.shape[0], dtype=bool)
-    y, entropy = start_assignments(unary, assignments, labelled,
-                                   np.zeros_like(unary), warm_start, np)
+def _block_start(unary, assignments, clamp, warm_start):
+    clamp_one_hot = _one_hot(clamp, unary.shape[1], unary.dtype, np)
+    y, entropy = start_assignments(unary, assignments, clamp >= 0, clamp_one_hot,
+                                   warm_start, np)
     return {"y": y, "entropy": entropy}
 
 
@@ -454,14 +463,13 @@ def _halo_labels(labels, first, n_rows, graph):
     return labels[inside - first]
 
 
-def _sweep_block(unary, iterate, graph, settings, *halo_pieces):
+def _sweep_block(unary, iterate, graph, clamp, settings, *halo_pieces):
     laplacian_weight, self_weight, n_jobs = settings
     y = iterate["y"]
     n_rows = y.shape[0]
     extended = np.concatenate([y] + list(halo_pieces), axis=0)
     entropy = np.concatenate([iterate["entropy"],
                               np.zeros(extended.shape[0] - n_rows, dtype=y.dtype)])
-    clamp = np.full(n_rows, -1, dtype=np.int64)
     with numba_threads(n_jobs):
         y_new, entropy_new, energy_rows = bound_sweep(
             unary, graph["indptr"], graph["indices"], graph["weights"],
@@ -516,8 +524,14 @@ class _BlockedProblem:
     """
 
     def __init__(self, client, blocks, graph, bandwidth, unary_scale, n_clusters,
-                 dtype, n_jobs):
+                 dtype, n_jobs, clamp):
         self.client = client
+        bounds = graph.bounds
+        # Each block's slice of the clamp travels inside a task (not
+        # scattered), so the scheduler can rerun it on another worker.
+        self.clamp = [submit(client, np.asarray, np.ascontiguousarray(
+            clamp[bounds[b]:bounds[b + 1]], dtype=np.int64))
+            for b in range(len(blocks))]
         self.blocks = blocks
         self.graph = graph
         self.bandwidth = bandwidth
@@ -537,7 +551,8 @@ class _BlockedProblem:
             labels = initial_labels
         elif initial_labels is None:
             shared = submit(client, np.asarray, initial_centers)
-            labels = [submit(client, _nearest_labels, b, shared) for b in self.blocks]
+            labels = [submit(client, _nearest_labels, b, shared, c)
+                      for b, c in zip(self.blocks, self.clamp, strict=True)]
         else:
             # Each block's slice travels inside its task (not scattered), so
             # the scheduler can rerun it on another worker.
@@ -566,15 +581,15 @@ class _BlockedProblem:
         shared = submit(client, np.asarray, centers)
         unary = [submit(client, _block_unary, b, shared, self.bandwidth,
                         self.unary_scale) for b in self.blocks]
-        iterate = [submit(client, _block_start, u, a, warm_start)
-                   for u, a in zip(unary, assignments, strict=True)]
+        iterate = [submit(client, _block_start, u, a, c, warm_start)
+                   for u, a, c in zip(unary, assignments, self.clamp, strict=True)]
         return unary, iterate
 
     def sweep(self, unary, iterate, laplacian_weight, self_weight):
         settings = (float(laplacian_weight), float(self_weight), self.n_jobs)
         pieces = self.graph.halo_pieces(iterate, _halo_rows)
         swept = [submit(self.client, _sweep_block, unary[b], iterate[b],
-                        self.graph.blocks[b], settings, *pieces[b])
+                        self.graph.blocks[b], self.clamp[b], settings, *pieces[b])
                  for b in range(len(self.blocks))]
         energies = gather(self.client, [submit(self.client, _energy_of, s)
                                         for s in swept])
@@ -606,6 +621,17 @@ class _BlockedProblem:
         sums, counts = self._member_sums(labels)
         return sums / np.maximum(counts, 1)[:, None]
 
+    def class_means(self, n_classes):
+        """Mean of the labelled points of every class."""
+        parts = gather(self.client, [
+            submit(self.client, _class_sums, b, c, n_classes)
+            for b, c in zip(self.blocks, self.clamp, strict=True)])
+        sums, counts = parts[0]
+        for part in parts[1:]:
+            sums = sums + part[0]
+            counts = counts + part[1]
+        return sums / counts.astype(self.dtype)[:, None]
+
     def discrete_energy(self, labels, centers, laplacian_weight):
         """:func:`~sparsesolve.clustering._energy.discrete_energy`, blocked."""
         shared = submit(self.client, np.asarray, np.asarray(centers, self.dtype))
@@ -623,12 +649,9 @@ class _BlockedProblem:
 # --------------------------------------------------------------------------
 # The fit
 # --------------------------------------------------------------------------
-def _check_supported(estimator, n_samples, n_features, known_labels):
+def _check_supported(estimator, n_samples, n_features):
     """Refuse, naming the parameter, what the blocked fit does not run."""
     name = type(estimator).__name__
-    if known_labels is not None:
-        raise ValueError(f"{name}.fit on a Dask array clusters without labels; "
-                         "known_labels is in-memory only.")
     if estimator.prototype != "mean":
         raise ValueError(f"{name}.fit on a Dask array supports prototype='mean'; "
                          f"got {estimator.prototype!r} (the mean-shift modes are "
@@ -662,10 +685,41 @@ def _check_supported(estimator, n_samples, n_features, known_labels):
     return components
 
 
+def _initial_centers(estimator, X, clamp, n_classes, random_state, problem):
+    """``LaplacianKMeans._initial_centers`` with the points drawn from ``X``.
+
+    Random points of the unlabelled pool (the same draw as in memory) or the
+    given centres, then the class means of the labelled clusters.
+    """
+    n_clusters, n_features = estimator.n_clusters, X.shape[1]
+    dtype = X.dtype
+    if not isinstance(estimator.init, str):
+        centers = np.asarray(estimator.init, dtype=dtype)
+        if centers.shape != (n_clusters, n_features):
+            raise ValueError(
+                f"init must have shape (n_clusters, n_features) = ({n_clusters}, "
+                f"{n_features}); got {centers.shape}.")
+        centers = centers.copy()
+    else:
+        centers = np.empty((n_clusters, n_features), dtype=dtype)
+        n_free = n_clusters - n_classes
+        if n_free:
+            free = clamp < 0
+            pool = np.flatnonzero(free) if np.any(free) else np.arange(clamp.size)
+            chosen = random_state.choice(pool.shape[0], n_free,
+                                         replace=pool.shape[0] < n_free)
+            centers[n_classes:] = np.asarray(X[pool[chosen]].compute(), dtype=dtype)
+    if n_classes:
+        centers[:n_classes] = problem.class_means(n_classes)
+    return centers
+
+
 def fit_laplacian_kmeans(estimator, X, y=None):
     """Fit ``estimator`` (a LaplacianKMeans) on a Dask array; return it.
 
-    ``y`` is the ``known_labels`` of the in-memory fit (refused here).
+    ``y`` is the ``known_labels`` of the in-memory fit (a NumPy or Dask
+    array, ``-1`` for unlabelled points, or ``None``); the labelled points
+    are clamped to their class in every block, as in memory.
     """
     import dask
     import dask.array as da
@@ -674,11 +728,15 @@ def fit_laplacian_kmeans(estimator, X, y=None):
     client = get_client(name)
     X, blocks = row_blocks(client, X, name)
     n_samples, n_features = (int(s) for s in X.shape)
-    components = _check_supported(estimator, n_samples, n_features, y)
+    components = _check_supported(estimator, n_samples, n_features)
     n_clusters = estimator.n_clusters
     if n_samples < n_clusters:
         raise ValueError(
             f"n_samples={n_samples} should be >= n_clusters={n_clusters}.")
+    if y is not None and hasattr(y, "compute"):
+        y = y.compute()
+    # The labels are one integer per point, held on the client like labels_.
+    clamp, classes = estimator._labels_to_clamp(y, n_samples)
     dtype = X.dtype
     bounds = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
     random_state = check_random_state(estimator.random_state)
@@ -710,10 +768,11 @@ def fit_laplacian_kmeans(estimator, X, y=None):
     bandwidth = _bandwidth(client, blocks, graph)
     unary_scale = 1.0 / bandwidth**2
     problem = _BlockedProblem(client, blocks, graph, bandwidth, unary_scale,
-                              n_clusters, dtype, estimator.n_jobs)
+                              n_clusters, dtype, estimator.n_jobs, clamp)
 
+    # As in memory: the spectral start needs every cluster free.
     spectral = (isinstance(estimator.init, str) and estimator.init == "spectral"
-                and n_clusters > 1)
+                and classes.size == 0 and n_clusters > 1)
     embedding = None
     if spectral:
         embedding = _spectral_embedding(graph, n_clusters, random_state)
@@ -725,16 +784,9 @@ def fit_laplacian_kmeans(estimator, X, y=None):
                                                embedding)
             initial_labels = problem.start(None, host_labels)[0]
             centers = problem.label_means(initial_labels)
-        elif isinstance(estimator.init, str):
-            chosen = random_state.choice(n_samples, n_clusters,
-                                         replace=n_samples < n_clusters)
-            centers = np.asarray(X[chosen].compute(), dtype=dtype)
         else:
-            centers = np.array(estimator.init, dtype=dtype)
-            if centers.shape != (n_clusters, n_features):
-                raise ValueError(
-                    f"init must have shape (n_clusters, n_features) = ({n_clusters}, "
-                    f"{n_features}); got {centers.shape}.")
+            centers = _initial_centers(estimator, X, clamp, classes.size,
+                                       random_state, problem)
         with Progress(estimator.max_iter, estimator.verbose, desc=name) as progress:
             result = kprototypes_loop(
                 problem, centers, initial_labels,
@@ -764,8 +816,12 @@ def fit_laplacian_kmeans(estimator, X, y=None):
                         shape=(int(size), n_clusters), dtype=dtype)
         for part, size in zip(result["assignments"], sizes, strict=True)])
     estimator.cluster_centers_ = result["centers"]
-    estimator.classes_ = np.array([], dtype=int)
-    estimator.transduction_ = labels
+    estimator.classes_ = classes
+    if classes.size:
+        lookup = np.append(classes, -1)
+        estimator.transduction_ = lookup[np.minimum(labels, classes.size)]
+    else:
+        estimator.transduction_ = labels
     estimator.energy_ = np.asarray(result["energy"], dtype=np.float64)
     estimator.n_sweeps_ = np.asarray(result["sweeps"], dtype=np.int64)
     estimator.psd_shift_ = result["self_weight"]

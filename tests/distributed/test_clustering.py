@@ -123,6 +123,9 @@ CASES = {
     "shift-on-rise": (_noise, (150, 6), dict(n_clusters=5, laplacian_weight=20.0,
                                              random_state=0)),
     "principal-components": (_wide, (200, 120), dict(n_clusters=4, random_state=2)),
+    # Clamped points: class means and random points of the unlabelled pool.
+    "known-labels": (_points, (150, 6), dict(n_clusters=6, laplacian_weight=2.0,
+                                             random_state=1)),
 }
 
 
@@ -133,13 +136,24 @@ CASES = {
     pytest.param("random-start-fixed-shift", marks=pytest.mark.slow),
     pytest.param("shift-on-rise", marks=pytest.mark.slow),
     pytest.param("principal-components", marks=pytest.mark.slow),
+    pytest.param("known-labels", marks=pytest.mark.slow),
 ])
 def test_blocked_fit_gives_the_in_memory_fit(client, case):
     make, chunks, params = CASES[case]
     X = make()
-    reference = LaplacianKMeans(**params).fit(X)
-    fitted = LaplacianKMeans(**params).fit(da.from_array(X, chunks=chunks))
+    known = None
+    if case == "known-labels":
+        known = np.full(X.shape[0], -1)
+        known[::40] = np.arange(0, X.shape[0], 40) % 4   # 4 classes, 6 clusters
+    reference = LaplacianKMeans(**params).fit(X, known_labels=known)
+    fitted = LaplacianKMeans(**params).fit(
+        da.from_array(X, chunks=chunks),
+        known_labels=None if known is None else da.from_array(known, chunks=200))
     _assert_same_fit(fitted, reference, X)
+    if known is not None:
+        assert_array_equal(fitted.classes_, reference.classes_)
+        assert_array_equal(fitted.transduction_, reference.transduction_)
+        assert_array_equal(fitted.labels_[::40], known[::40])
     if case == "defaults":
         # The Laplacian term does work here: plain nearest-centre labels differ.
         centers = reference.cluster_centers_
@@ -158,19 +172,27 @@ def test_worker_killed_mid_fit_gives_the_same_answer(client, monkeypatch):
     params = dict(n_clusters=5, laplacian_weight=2.0, n_neighbors=7, random_state=3)
     reference = LaplacianKMeans(**params).fit(X)
     pids = client.run(os.getpid)
-    calls = {"n": 0}
-    gather = _clustering.gather
+    calls = {"sweeps": 0, "killed": False}
+    gather, sweep = _clustering.gather, _clustering._BlockedProblem.sweep
+
+    def counted_sweep(self, *args, **kwargs):
+        calls["sweeps"] += 1
+        return sweep(self, *args, **kwargs)
 
     def gather_and_kill(client_, futures):
-        calls["n"] += 1
-        if calls["n"] == 30:  # inside the sweeps, with their tasks in flight
+        # In the third bound sweep, with its halo and sweep tasks in flight:
+        # the worker's iterates are recomputed from their lineage.
+        if calls["sweeps"] == 3 and not calls["killed"]:
+            calls["killed"] = True
             os.kill(next(iter(pids.values())), signal.SIGKILL)
         return gather(client_, futures)
 
     monkeypatch.setattr(_clustering, "gather", gather_and_kill)
+    monkeypatch.setattr(_clustering._BlockedProblem, "sweep", counted_sweep)
     disturbed = LaplacianKMeans(**params).fit(da.from_array(X, chunks=(150, 6)))
     client.wait_for_workers(2, timeout=60)
-    assert calls["n"] > 30
+    assert calls["killed"]
+    assert calls["sweeps"] > 3
     assert set(client.run(os.getpid).values()) != set(pids.values())
     _assert_same_fit(disturbed, reference, X)
 
@@ -181,8 +203,8 @@ def test_refuses_what_runs_in_memory_only(client):
         LaplacianKMeans(5, init="k-means++").fit(X)
     with pytest.raises(ValueError, match="prototype='mean'"):
         LaplacianKMeans(5, prototype="mode").fit(X)
-    with pytest.raises(ValueError, match="known_labels"):
-        LaplacianKMeans(5).fit(X, known_labels=np.zeros(700, dtype=int))
+    with pytest.raises(ValueError, match="known_labels must be 1-D"):
+        LaplacianKMeans(5).fit(X, known_labels=np.zeros(699, dtype=int))
     with pytest.raises(ValueError, match="neighbors_method='exact'"):
         LaplacianKMeans(5, neighbors_method="approximate").fit(X)
     with pytest.raises(ValueError, match="graph_components=None"):
