@@ -27,6 +27,7 @@ __all__ = [
     "bound_sweep",
     "kprototypes_loop",
     "laplacian_kprototypes",
+    "mean_shift",
     "scaled_unary",
     "start_assignments",
     "unary_costs",
@@ -141,22 +142,34 @@ def _cluster_means(X, member, counts, previous, xp):
     return _means_from_sums(member.T @ X, counts, previous, xp)
 
 
-def _cluster_modes(X, member, counts, previous, bandwidth, xp):
-    """Mean shift of every cluster's prototype over that cluster's points."""
-    modes = _cluster_means(X, member, counts, previous, xp)
+def _mode_statistics(X, member, modes, bandwidth, xp):
+    """Kernel-weighted sums and masses of every cluster's points around ``modes``."""
+    kernel = xp.exp(-_squared_distances(X, modes, xp) / (2.0 * bandwidth**2)) * member
+    return kernel.T @ X, xp.sum(kernel, axis=0)
+
+
+def mean_shift(modes, statistics, xp):
+    """Mean-shift iterations from ``modes``; ``statistics(modes)`` gives the
+    kernel-weighted sums and masses (over all points, or summed over blocks).
+    """
     for _ in range(_MODE_MAX_ITER):
-        kernel = (
-            xp.exp(-_squared_distances(X, modes, xp) / (2.0 * bandwidth**2)) * member
-        )
-        mass = xp.sum(kernel, axis=0)
+        sums, mass = statistics(modes)
         safe = xp.where(mass > 0, mass, xp.ones_like(mass))
-        shifted = xp.where((mass > 0)[:, None], (kernel.T @ X) / safe[:, None], modes)
+        shifted = xp.where((mass > 0)[:, None], sums / safe[:, None], modes)
         change = float(xp.max(xp.abs(shifted - modes)))
         scale = float(xp.max(xp.abs(modes))) + 1e-12
         modes = shifted
         if change <= _MODE_TOL * scale:
             break
     return modes
+
+
+def _cluster_modes(X, member, counts, previous, bandwidth, xp):
+    """Mean shift of every cluster's prototype over that cluster's points."""
+    modes = _cluster_means(X, member, counts, previous, xp)
+    return mean_shift(
+        modes, lambda current: _mode_statistics(X, member, current, bandwidth, xp), xp
+    )
 
 
 def _softmax_rows(logits, xp):

@@ -27,8 +27,9 @@ loop itself is the same function, driven by :class:`_BlockedProblem`:
 * the bound sweeps: each row block updates its rows with the same compiled
   row kernel as in memory, reading the assignments of its neighbours (its
   "halo", fetched from the blocks that own them) from the previous sweep;
-* prototypes (cluster means), the relaxed and discrete energies: sums over
-  blocks.
+* prototypes (cluster means, and the mean-shift modes of
+  ``prototype="mode"``, one reduction per mean-shift step), the relaxed and
+  discrete energies: sums over blocks.
 
 The decisions of the loop (undo a rising sweep, stop the sweeps, stop the
 outer iterations, keep the restart of lowest discrete energy) are taken on
@@ -36,8 +37,8 @@ energies that differ from the in-memory ones only by the order of
 floating-point sums, so the labels, sweep counts and iteration counts are the
 in-memory ones (tests/distributed/test_clustering.py). Points labelled in
 ``known_labels`` are clamped block by block, as in memory. What runs only in
-memory raises: ``prototype="mode"``, ``init="k-means++"``, approximate
-neighbours, and a randomized PCA (more than 2048 features).
+memory raises: ``init="k-means++"``, approximate neighbours and a randomized
+PCA (more than 2048 features).
 Labels come back as a NumPy array, the soft assignments as a Dask array.
 """
 
@@ -67,10 +68,12 @@ from ..clustering._affinity import (
 from ..clustering._algorithm import (
     _BANDWIDTH_EDGES,
     _means_from_sums,
+    _mode_statistics,
     _one_hot,
     _squared_distances,
     bound_sweep,
     kprototypes_loop,
+    mean_shift,
     scaled_unary,
     start_assignments,
 )
@@ -437,9 +440,15 @@ def _member_sums(block, labels, n_clusters):
         return member.T @ block, np.bincount(labels, minlength=n_clusters)
 
 
-def _block_unary(block, centers, bandwidth, unary_scale):
+def _mode_sums(block, labels, modes, bandwidth, n_clusters):
     with threadpool_limits(limits=1, user_api="blas"):
-        return scaled_unary(block, centers, "mean", bandwidth, unary_scale,
+        member = _one_hot(labels, n_clusters, block.dtype, np)
+        return _mode_statistics(block, member, modes, bandwidth, np)
+
+
+def _block_unary(block, centers, prototype, bandwidth, unary_scale):
+    with threadpool_limits(limits=1, user_api="blas"):
+        return scaled_unary(block, centers, prototype, bandwidth, unary_scale,
                             block.dtype, np)
 
 
@@ -502,9 +511,9 @@ def _equal(labels, other):
 
 def _discrete_block(block, labels, graph, centers, settings, *halo_pieces):
     """This block's share of the discrete energy (data term, graph cut)."""
-    bandwidth, unary_scale = settings
+    prototype, bandwidth, unary_scale = settings
     with threadpool_limits(limits=1, user_api="blas"):
-        unary = np.asarray(scaled_unary(block, centers, "mean", bandwidth,
+        unary = np.asarray(scaled_unary(block, centers, prototype, bandwidth,
                                         unary_scale, block.dtype, np),
                            dtype=np.float64)
     data_term = float(np.sum(unary[np.arange(labels.size), labels]))
@@ -523,9 +532,10 @@ class _BlockedProblem:
     counts and energies are reduced on the client.
     """
 
-    def __init__(self, client, blocks, graph, bandwidth, unary_scale, n_clusters,
-                 dtype, n_jobs, clamp):
+    def __init__(self, client, blocks, graph, prototype, bandwidth, unary_scale,
+                 n_clusters, dtype, n_jobs, clamp):
         self.client = client
+        self.prototype = prototype
         bounds = graph.bounds
         # Each block's slice of the clamp travels inside a task (not
         # scattered), so the scheduler can rerun it on another worker.
@@ -574,13 +584,30 @@ class _BlockedProblem:
 
     def prototypes(self, labels, centers):
         sums, counts = self._member_sums(labels)
-        return _means_from_sums(sums, counts, centers, np), counts
+        new_centers = _means_from_sums(sums, counts, centers, np)
+        if self.prototype == "mode":
+            new_centers = mean_shift(new_centers, lambda modes: self._mode_sums(
+                labels, modes), np)
+        return new_centers, counts
+
+    def _mode_sums(self, labels, modes):
+        """Kernel-weighted sums and masses around ``modes``, over all blocks."""
+        shared = submit(self.client, np.asarray, modes)
+        parts = gather(self.client, [
+            submit(self.client, _mode_sums, b, lab, shared, self.bandwidth,
+                   self.n_clusters)
+            for b, lab in zip(self.blocks, labels, strict=True)])
+        sums, mass = parts[0]
+        for part in parts[1:]:
+            sums = sums + part[0]
+            mass = mass + part[1]
+        return sums, mass
 
     def outer_start(self, centers, assignments, warm_start):
         client = self.client
         shared = submit(client, np.asarray, centers)
-        unary = [submit(client, _block_unary, b, shared, self.bandwidth,
-                        self.unary_scale) for b in self.blocks]
+        unary = [submit(client, _block_unary, b, shared, self.prototype,
+                        self.bandwidth, self.unary_scale) for b in self.blocks]
         iterate = [submit(client, _block_start, u, a, c, warm_start)
                    for u, a, c in zip(unary, assignments, self.clamp, strict=True)]
         return unary, iterate
@@ -638,7 +665,8 @@ class _BlockedProblem:
         pieces = self.graph.halo_pieces(labels, _halo_labels)
         parts = gather(self.client, [
             submit(self.client, _discrete_block, self.blocks[b], labels[b],
-                   self.graph.blocks[b], shared, (self.bandwidth, self.unary_scale),
+                   self.graph.blocks[b], shared,
+                   (self.prototype, self.bandwidth, self.unary_scale),
                    *pieces[b])
             for b in range(len(self.blocks))])
         data_term = sum(p[0] for p in parts)
@@ -652,10 +680,6 @@ class _BlockedProblem:
 def _check_supported(estimator, n_samples, n_features):
     """Refuse, naming the parameter, what the blocked fit does not run."""
     name = type(estimator).__name__
-    if estimator.prototype != "mean":
-        raise ValueError(f"{name}.fit on a Dask array supports prototype='mean'; "
-                         f"got {estimator.prototype!r} (the mean-shift modes are "
-                         "in-memory only).")
     if isinstance(estimator.init, str) and estimator.init == "k-means++":
         raise ValueError(
             f"{name}.fit on a Dask array supports init='spectral' (the default), "
@@ -767,8 +791,8 @@ def fit_laplacian_kmeans(estimator, X, y=None):
 
     bandwidth = _bandwidth(client, blocks, graph)
     unary_scale = 1.0 / bandwidth**2
-    problem = _BlockedProblem(client, blocks, graph, bandwidth, unary_scale,
-                              n_clusters, dtype, estimator.n_jobs, clamp)
+    problem = _BlockedProblem(client, blocks, graph, estimator.prototype, bandwidth,
+                              unary_scale, n_clusters, dtype, estimator.n_jobs, clamp)
 
     # As in memory: the spectral start needs every cluster free.
     spectral = (isinstance(estimator.init, str) and estimator.init == "spectral"

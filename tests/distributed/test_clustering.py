@@ -123,6 +123,9 @@ CASES = {
     "shift-on-rise": (_noise, (150, 6), dict(n_clusters=5, laplacian_weight=20.0,
                                              random_state=0)),
     "principal-components": (_wide, (200, 120), dict(n_clusters=4, random_state=2)),
+    # Mean-shift modes, one reduction over the blocks per shift.
+    "modes": (_points, (150, 6), dict(n_clusters=5, prototype="mode",
+                                      random_state=1)),
     # Clamped points: class means and random points of the unlabelled pool.
     "known-labels": (_points, (150, 6), dict(n_clusters=6, laplacian_weight=2.0,
                                              random_state=1)),
@@ -137,6 +140,7 @@ CASES = {
     pytest.param("shift-on-rise", marks=pytest.mark.slow),
     pytest.param("principal-components", marks=pytest.mark.slow),
     pytest.param("known-labels", marks=pytest.mark.slow),
+    pytest.param("modes", marks=pytest.mark.slow),
 ])
 def test_blocked_fit_gives_the_in_memory_fit(client, case):
     make, chunks, params = CASES[case]
@@ -201,8 +205,6 @@ def test_refuses_what_runs_in_memory_only(client):
     X = da.from_array(_points(), chunks=(350, 6))
     with pytest.raises(ValueError, match="init='k-means\\+\\+'"):
         LaplacianKMeans(5, init="k-means++").fit(X)
-    with pytest.raises(ValueError, match="prototype='mean'"):
-        LaplacianKMeans(5, prototype="mode").fit(X)
     with pytest.raises(ValueError, match="known_labels must be 1-D"):
         LaplacianKMeans(5).fit(X, known_labels=np.zeros(699, dtype=int))
     with pytest.raises(ValueError, match="neighbors_method='exact'"):
