@@ -709,6 +709,10 @@ def _check_supported(estimator, n_samples, n_features):
     return components
 
 
+def _finite(block):
+    return bool(np.all(np.isfinite(block)))
+
+
 def _initial_centers(estimator, X, clamp, n_classes, random_state, problem):
     """``LaplacianKMeans._initial_centers`` with the points drawn from ``X``.
 
@@ -761,6 +765,9 @@ def fit_laplacian_kmeans(estimator, X, y=None):
         y = y.compute()
     # The labels are one integer per point, held on the client like labels_.
     clamp, classes = estimator._labels_to_clamp(y, n_samples)
+    if not all(gather(client, [submit(client, _finite, b) for b in blocks])):
+        # As validate_data in memory.
+        raise ValueError("Input X contains NaN or infinity.")
     dtype = X.dtype
     bounds = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
     random_state = check_random_state(estimator.random_state)
