@@ -23,7 +23,15 @@ import numpy as np
 from .._backend import get_namespace, kernel, to_numpy
 from . import _kernels  # noqa: F401 - registers the bound update
 
-__all__ = ["bound_sweep", "laplacian_kprototypes", "unary_costs"]
+__all__ = [
+    "bound_sweep",
+    "kprototypes_loop",
+    "laplacian_kprototypes",
+    "mean_shift",
+    "scaled_unary",
+    "start_assignments",
+    "unary_costs",
+]
 
 # Mean-shift iterations and relative tolerance of the mode prototypes.
 _MODE_MAX_ITER = 100
@@ -119,23 +127,35 @@ def unary_costs(X, centers, prototype, bandwidth, xp):
     return -xp.exp(-squared / (2.0 * bandwidth**2))
 
 
-def _cluster_means(X, member, counts, previous, xp):
-    sums = member.T @ X
+def _means_from_sums(sums, counts, previous, xp):
+    """Cluster means from per-cluster sums; an empty cluster keeps ``previous``.
+
+    Shared by the in-memory update and the blocked one, whose sums arrive
+    added up over row blocks.
+    """
     safe = xp.where(counts > 0, counts, xp.ones_like(counts))
     means = sums / safe[:, None]
     return xp.where((counts > 0)[:, None], means, previous)
 
 
-def _cluster_modes(X, member, counts, previous, bandwidth, xp):
-    """Mean shift of every cluster's prototype over that cluster's points."""
-    modes = _cluster_means(X, member, counts, previous, xp)
+def _cluster_means(X, member, counts, previous, xp):
+    return _means_from_sums(member.T @ X, counts, previous, xp)
+
+
+def _mode_statistics(X, member, modes, bandwidth, xp):
+    """Kernel-weighted sums and masses of every cluster's points around ``modes``."""
+    kernel = xp.exp(-_squared_distances(X, modes, xp) / (2.0 * bandwidth**2)) * member
+    return kernel.T @ X, xp.sum(kernel, axis=0)
+
+
+def mean_shift(modes, statistics, xp):
+    """Mean-shift iterations from ``modes``; ``statistics(modes)`` gives the
+    kernel-weighted sums and masses (over all points, or summed over blocks).
+    """
     for _ in range(_MODE_MAX_ITER):
-        kernel = (
-            xp.exp(-_squared_distances(X, modes, xp) / (2.0 * bandwidth**2)) * member
-        )
-        mass = xp.sum(kernel, axis=0)
+        sums, mass = statistics(modes)
         safe = xp.where(mass > 0, mass, xp.ones_like(mass))
-        shifted = xp.where((mass > 0)[:, None], (kernel.T @ X) / safe[:, None], modes)
+        shifted = xp.where((mass > 0)[:, None], sums / safe[:, None], modes)
         change = float(xp.max(xp.abs(shifted - modes)))
         scale = float(xp.max(xp.abs(modes))) + 1e-12
         modes = shifted
@@ -144,10 +164,114 @@ def _cluster_modes(X, member, counts, previous, bandwidth, xp):
     return modes
 
 
+def _cluster_modes(X, member, counts, previous, bandwidth, xp):
+    """Mean shift of every cluster's prototype over that cluster's points."""
+    modes = _cluster_means(X, member, counts, previous, xp)
+    return mean_shift(
+        modes, lambda current: _mode_statistics(X, member, current, bandwidth, xp), xp
+    )
+
+
 def _softmax_rows(logits, xp):
     shifted = logits - xp.max(logits, axis=1, keepdims=True)
     exp = xp.exp(shifted)
     return exp / xp.sum(exp, axis=1, keepdims=True)
+
+
+def scaled_unary(X, centers, prototype, bandwidth, unary_scale, dtype, xp):
+    """Unary costs of ``X`` in the units the sweeps use (mean costs scaled)."""
+    unary = xp.asarray(unary_costs(X, centers, prototype, bandwidth, xp), dtype=dtype)
+    if prototype == "mean" and unary_scale != 1.0:
+        unary = unary * unary_scale
+    return unary
+
+
+def start_assignments(unary, assignments, labelled, clamp_one_hot, warm_start, xp):
+    """Assignments entering an outer iteration's sweeps and their entropy."""
+    if warm_start:
+        y = xp.where(labelled[:, None], clamp_one_hot, assignments)
+    else:
+        y = _softmax_rows(-unary, xp)
+        y = xp.where(labelled[:, None], clamp_one_hot, y)
+    return y, negative_entropy(y, xp)
+
+
+class _ArrayProblem:
+    """The steps of :func:`kprototypes_loop` on arrays in one namespace.
+
+    The loop only sees opaque handles (labels, assignments, an iterate of
+    assignments and their entropy, unary costs); the blocked fit of
+    :mod:`sparsesolve.distributed._clustering` supplies the same steps over
+    row blocks, so both run one copy of the control flow.
+    """
+
+    def __init__(self, X, graph, clamp, prototype, bandwidth, unary_scale):
+        self.xp = get_namespace(X)
+        self.X = X
+        self.graph = graph
+        self.clamp = clamp
+        self.prototype = prototype
+        self.bandwidth = bandwidth
+        self.unary_scale = unary_scale
+        self.labelled = clamp >= 0
+        self.n_clusters = None
+        self.clamp_one_hot = None
+
+    def start(self, initial_centers, initial_labels):
+        xp = self.xp
+        self.n_clusters = initial_centers.shape[0]
+        self.clamp_one_hot = _one_hot(self.clamp, self.n_clusters, self.X.dtype, xp)
+        if initial_labels is None:
+            labels = xp.argmin(_squared_distances(self.X, initial_centers, xp), axis=1)
+        else:
+            labels = initial_labels
+        labels = xp.where(self.labelled, self.clamp, labels)
+        return labels, _one_hot(labels, self.n_clusters, self.X.dtype, xp)
+
+    def prototypes(self, labels, centers):
+        xp = self.xp
+        member = _one_hot(labels, self.n_clusters, self.X.dtype, xp)
+        counts = xp.sum(member, axis=0)
+        if self.prototype == "mean":
+            new_centers = _cluster_means(self.X, member, counts, centers, xp)
+        else:
+            new_centers = _cluster_modes(
+                self.X, member, counts, centers, self.bandwidth, xp
+            )
+        return new_centers, counts
+
+    def outer_start(self, centers, assignments, warm_start):
+        xp = self.xp
+        unary = scaled_unary(self.X, centers, self.prototype, self.bandwidth,
+                             self.unary_scale, self.X.dtype, xp)
+        iterate = start_assignments(unary, assignments, self.labelled,
+                                    self.clamp_one_hot, warm_start, xp)
+        return unary, iterate
+
+    def sweep(self, unary, iterate, laplacian_weight, self_weight):
+        xp = self.xp
+        indptr, indices, weights = self.graph
+        y_new, entropy_new, energy_rows = bound_sweep(
+            unary, indptr, indices, weights, iterate[0], iterate[1],
+            laplacian_weight, self_weight, self.clamp,
+        )
+        return (y_new, entropy_new), float(xp.sum(xp.astype(energy_rows, xp.float64)))
+
+    def hard_labels(self, iterate):
+        return self.xp.argmax(iterate[0], axis=1)
+
+    def assignments(self, iterate):
+        return iterate[0]
+
+    def label_counts(self, labels):
+        return self.xp.sum(_one_hot(labels, self.n_clusters, self.X.dtype, self.xp),
+                           axis=0)
+
+    def any_empty(self, counts):
+        return bool(self.xp.any(counts == 0))
+
+    def same_labels(self, labels, other):
+        return bool(self.xp.all(labels == other))
 
 
 def laplacian_kprototypes(
@@ -221,43 +345,58 @@ def laplacian_kprototypes(
         ``emptied`` (True when a cluster emptied and the previous state was
         kept).
     """
-    xp = get_namespace(X)
-    indptr, indices, weights = graph
-    n_clusters = initial_centers.shape[0]
-    dtype = X.dtype
-    labelled = clamp >= 0
-    clamp_one_hot = _one_hot(clamp, n_clusters, dtype, xp)
+    problem = _ArrayProblem(X, graph, clamp, prototype, bandwidth, unary_scale)
+    return kprototypes_loop(
+        problem,
+        initial_centers,
+        initial_labels,
+        laplacian_weight=laplacian_weight,
+        self_weight=self_weight,
+        max_iter=max_iter,
+        max_inner_iter=max_inner_iter,
+        tol=tol,
+        inner_tol=inner_tol,
+        progress=progress,
+        warm_start=warm_start,
+        shift_on_rise=shift_on_rise,
+    )
 
+
+def kprototypes_loop(
+    problem,
+    initial_centers,
+    initial_labels,
+    *,
+    laplacian_weight,
+    self_weight,
+    max_iter,
+    max_inner_iter,
+    tol,
+    inner_tol,
+    progress=None,
+    warm_start=False,
+    shift_on_rise=None,
+):
+    """Outer and inner iterations of :func:`laplacian_kprototypes`.
+
+    ``problem`` carries the data and performs each step (prototype update,
+    unary costs and starting assignments, one bound sweep with its energy,
+    hard labels and their counts); see :class:`_ArrayProblem`. The blocked
+    fit passes a problem whose steps run over row blocks on a Dask cluster,
+    so that it takes the decisions below (safeguard, stopping rules) on the
+    same energies as the in-memory fit. Parameters and result as
+    :func:`laplacian_kprototypes`.
+    """
     centers = initial_centers
-    if initial_labels is None:
-        labels = xp.argmin(_squared_distances(X, centers, xp), axis=1)
-    else:
-        labels = initial_labels
-    labels = xp.where(labelled, clamp, labels)
-    assignments = _one_hot(labels, n_clusters, dtype, xp)
+    labels, assignments = problem.start(initial_centers, initial_labels)
     energy, sweeps = [], []
     converged, emptied = False, False
     previous_outer = None
     n_iter = 0
     while n_iter < max_iter:
         n_iter += 1
-        member = _one_hot(labels, n_clusters, dtype, xp)
-        counts = xp.sum(member, axis=0)
-        if prototype == "mean":
-            new_centers = _cluster_means(X, member, counts, centers, xp)
-        else:
-            new_centers = _cluster_modes(X, member, counts, centers, bandwidth, xp)
-        unary = xp.asarray(
-            unary_costs(X, new_centers, prototype, bandwidth, xp), dtype=dtype
-        )
-        if prototype == "mean" and unary_scale != 1.0:
-            unary = unary * unary_scale
-        if warm_start:
-            y = xp.where(labelled[:, None], clamp_one_hot, assignments)
-        else:
-            y = _softmax_rows(-unary, xp)
-            y = xp.where(labelled[:, None], clamp_one_hot, y)
-        entropy = negative_entropy(y, xp)
+        new_centers, counts = problem.prototypes(labels, centers)
+        unary, iterate = problem.outer_start(new_centers, assignments, warm_start)
         previous_inner = None
         before = None
         redo = False
@@ -265,54 +404,46 @@ def laplacian_kprototypes(
         n_recorded = 0
         while n_sweeps < max_inner_iter:
             n_sweeps += 1
-            y_new, entropy_new, energy_rows = bound_sweep(
-                unary,
-                indptr,
-                indices,
-                weights,
-                y,
-                entropy,
-                laplacian_weight,
-                self_weight,
-                clamp,
+            swept, current = problem.sweep(
+                unary, iterate, laplacian_weight, self_weight
             )
-            current = float(xp.sum(xp.astype(energy_rows, xp.float64)))
             if redo:
                 # The energy of this iterate is already in the history.
                 redo = False
-                y, entropy = y_new, entropy_new
+                iterate = swept
                 continue
             if (
                 before is not None
                 and current - previous_inner > _RISE * max(abs(previous_inner), 1.0)
             ):
-                # The unshifted sweep into ``y`` raised the energy: undo it
-                # and sweep again from the previous iterate with the shift.
+                # The unshifted sweep into ``iterate`` raised the energy: undo
+                # it and sweep again from the previous iterate with the shift.
                 self_weight = float(shift_on_rise())
-                y, entropy = before
+                iterate = before
                 before = None
                 redo = True
                 continue
             energy.append(current)
             n_recorded += 1
             if shift_on_rise is not None and self_weight == 0:
-                before = (y, entropy)
-            y, entropy = y_new, entropy_new
+                before = iterate
+            iterate = swept
             if previous_inner is not None and abs(previous_inner - current) <= (
                 inner_tol * max(abs(previous_inner), 1.0)
             ):
                 break
             previous_inner = current
         sweeps.append(n_recorded)
-        new_labels = xp.argmax(y, axis=1)
-        new_counts = xp.sum(_one_hot(new_labels, n_clusters, dtype, xp), axis=0)
-        if bool(xp.any(new_counts == 0)) and not bool(xp.any(counts == 0)):
+        new_labels = problem.hard_labels(iterate)
+        new_counts = problem.label_counts(new_labels)
+        if problem.any_empty(new_counts) and not problem.any_empty(counts):
             # The bound step emptied a cluster: keep the last state with all
             # clusters populated (as the reference code does) and stop.
             emptied = True
             break
-        unchanged = bool(xp.all(new_labels == labels))
-        labels, centers, assignments = new_labels, new_centers, y
+        unchanged = problem.same_labels(new_labels, labels)
+        labels, centers = new_labels, new_centers
+        assignments = problem.assignments(iterate)
         if progress is not None:
             progress.update(energy=energy[-1], sweeps=n_sweeps)
         outer = energy[-1]

@@ -16,7 +16,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["spectral_embedding_rows", "spectral_seed_labels"]
+__all__ = [
+    "embedding_from_vectors",
+    "leading_vectors",
+    "spectral_embedding_rows",
+    "spectral_seed_labels",
+]
 
 # Up to this many points the eigenvectors come from a dense eigensolve.
 _DENSE_BELOW = 500
@@ -47,8 +52,6 @@ def spectral_embedding_rows(W, n_components, random_state):
         The eigenvectors scaled by ``D^-1/2`` (the random-walk eigenvectors),
         each row then scaled to unit length.
     """
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-
     W = sp.csr_array(W, dtype=np.float64)
     n_samples = W.shape[0]
     degree = np.asarray(W.sum(axis=1)).ravel()
@@ -64,15 +67,34 @@ def spectral_embedding_rows(W, n_components, random_state):
         _, vectors = eigh(S.toarray(), subset_by_index=[n_samples - n_components,
                                                         n_samples - 1])
     else:
-        start = random_state.uniform(-1.0, 1.0, n_samples)
-        try:
-            _, vectors = eigsh(S, k=n_components, which="LA", tol=_EIGEN_TOL, v0=start)
-        except ArpackNoConvergence as error:
-            # The partially converged vectors still span most of the
-            # leading subspace; K-means on them is a usable start.
-            vectors = error.eigenvectors
-            if vectors.shape[1] == 0:
-                vectors = random_state.standard_normal((n_samples, n_components))
+        vectors = leading_vectors(S, n_samples, n_components, random_state)
+    return embedding_from_vectors(vectors, scale)
+
+
+def leading_vectors(S, n_samples, n_components, random_state):
+    """Leading eigenvectors of ``S`` by Lanczos, to a loose tolerance.
+
+    ``S`` is a sparse matrix or a :class:`~scipy.sparse.linalg.LinearOperator`
+    (the blocked fit multiplies by the graph block by block); the start
+    vector is drawn from ``random_state``, so the same products give the same
+    vectors.
+    """
+    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+
+    start = random_state.uniform(-1.0, 1.0, n_samples)
+    try:
+        _, vectors = eigsh(S, k=n_components, which="LA", tol=_EIGEN_TOL, v0=start)
+    except ArpackNoConvergence as error:
+        # The partially converged vectors still span most of the
+        # leading subspace; K-means on them is a usable start.
+        vectors = error.eigenvectors
+        if vectors.shape[1] == 0:
+            vectors = random_state.standard_normal((n_samples, n_components))
+    return vectors
+
+
+def embedding_from_vectors(vectors, scale):
+    """Random-walk eigenvectors (``D^-1/2`` times ``vectors``), rows unit length."""
     rows = vectors * scale[:, None]
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     return rows / np.where(norms > 0, norms, 1.0)
