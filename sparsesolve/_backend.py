@@ -13,7 +13,11 @@ at a time, with scratch workspaces) registered with
 ``numba.cuda.jit(device=True)`` inside a grid kernel for CuPy arrays, with one
 launch rule (:data:`CUDA_THREADS_PER_BLOCK`, :data:`CPU_ROW_BLOCKS`) and one
 host fallback for other array libraries (:func:`kernel_target`).
-:func:`kernel` hands an algorithm the kernel by name.
+:func:`kernel` hands an algorithm the kernel by name. Host-only loops (the
+Poisson cycle and network kernels, which CuPy input replaces with library
+calls) are compiled with :func:`cpu_kernel`, loop in parallel over this
+module's ``prange`` (numba's, imported on first use) and may call LLVM IR
+micro-kernels made with :func:`cpu_intrinsic`; no other module imports numba.
 
 Sparse matrices (SciPy on the host, ``cupyx.scipy.sparse`` on the GPU) go
 through :func:`is_sparse`, :func:`on_host`, :func:`sparse_namespace` and
@@ -44,7 +48,11 @@ __all__ = [
     "CUDA_THREADS_PER_BLOCK",
     "ElementwiseKernel",
     "RowKernel",
+    "as_contiguous",
     "compile_body",
+    "cpu_has_feature",
+    "cpu_intrinsic",
+    "cpu_kernel",
     "cuda_launch_shape",
     "cuda_simulator_enabled",
     "cupy_or_none",
@@ -341,6 +349,41 @@ def to_namespace(array, xp, like=None):
     if like is not None:
         return xp.asarray(array, device=array_api_compat.device(like))
     return xp.asarray(array)
+
+
+def as_contiguous(array, dtype=None, *, copy=False):
+    """``array`` as a C-contiguous array of its own namespace (a kernel input).
+
+    Compiled kernels are specialised for C-ordered arrays; NumPy and CuPy
+    input is made contiguous (copied only when needed, or when ``copy``),
+    other array API arrays are converted with ``asarray`` (they reach the
+    kernels through the host, see :func:`kernel_target`).
+
+    Parameters
+    ----------
+    array : array
+        Input array.
+    dtype : dtype, optional
+        Dtype of the result; that of ``array`` by default.
+    copy : bool, default=False
+        Always return a new array (a kernel's output initialised from
+        ``array``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._backend import as_contiguous
+    >>> as_contiguous(np.ones((3, 2)).T).flags.c_contiguous
+    True
+    """
+    xp = get_namespace(array)
+    target = kernel_target(xp)
+    if target == "host":
+        return xp.asarray(array, dtype=dtype, copy=True if copy else None)
+    library = np if target == "cpu" else require_cupy()
+    if copy:
+        return library.array(array, dtype=dtype, order="C", copy=True)
+    return library.ascontiguousarray(array, dtype=dtype)
 
 
 # --------------------------------------------------------------------------
@@ -838,44 +881,179 @@ def compile_body(function, target, *, inline=False, bindings=None):
     return compiled
 
 
-# In plain Python the driver templates below run serially; compiled copies
-# get numba's prange.
-prange = range
+# --------------------------------------------------------------------------
+# CPU-only kernels: host loops with no GPU twin
+# --------------------------------------------------------------------------
+# Some hot loops run only on the host: the fused CSR/stencil steps of the
+# multilevel cycle, the sequential IC(0) recurrences, the register-blocked
+# convolution of the Poisson network (each has an array-API or cuSPARSE
+# counterpart that CuPy input takes instead). Their modules hold the plain
+# Python bodies and compile them through these helpers, so the numba options
+# are chosen here.
+def __getattr__(name):
+    # numba's ``prange``, imported only when a kernel module asks for it
+    # (``import sparsesolve`` does not import numba). A CPU kernel compiled
+    # with ``parallel=True`` must see numba's own object; in plain Python it
+    # behaves as ``range``.
+    if name == "prange":
+        from numba import prange
+
+        return prange
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def cpu_kernel(function=None, *, parallel=False, inline=False):
+    """Compile a host-only loop with numba, with the package's CPU options.
+
+    Use as a decorator (``@cpu_kernel`` or ``@cpu_kernel(parallel=True)``)
+    on a module-level function of a ``_kernels.py``. Loops over
+    ``prange`` (imported from this module) run in parallel when
+    ``parallel=True``. Kernels are cached on disk next to their source file
+    and release the GIL.
+
+    Parameters
+    ----------
+    function : function, optional
+        The body; omitted when the decorator is called with options.
+    parallel : bool, default=False
+        Compile ``prange`` loops as parallel loops.
+    inline : bool, default=False
+        A small helper inlined into the kernels that call it (not cached on
+        its own, it never runs on its own).
+
+    Returns
+    -------
+    numba dispatcher, or a decorator when ``function`` is None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._backend import cpu_kernel
+    >>> @cpu_kernel
+    ... def total(x):
+    ...     s = 0.0
+    ...     for v in x:
+    ...         s += v
+    ...     return s
+    >>> total(np.arange(4.0))
+    6.0
+    """
+
+    def decorate(body):
+        from numba import njit
+
+        if inline:
+            return njit(inline="always", nogil=True)(body)
+        return njit(cache=_cacheable(body), nogil=True, parallel=parallel)(body)
+
+    return decorate if function is None else decorate(function)
+
+
+def cpu_has_feature(feature):
+    """Whether numba compiles for a CPU with ``feature`` (e.g. ``"avx512f"``).
+
+    The host CPU, unless ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` say
+    otherwise: a portable cache (``NUMBA_CPU_NAME=generic``) has none.
+
+    Examples
+    --------
+    >>> from sparsesolve._backend import cpu_has_feature
+    >>> cpu_has_feature("no-such-feature")
+    False
+    """
+    import numba
+
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        if numba.config.CPU_NAME not in (None, "host"):
+            return False
+        import llvmlite.binding as llvm
+
+        features = llvm.get_host_cpu_features().flatten()
+    return f"+{feature}" in features.split(",")
+
+
+def cpu_intrinsic(codegen, parameters):
+    """A function of CPU kernels, returning nothing, whose body is LLVM IR.
+
+    For micro-kernels that numba's loop compiler cannot schedule (explicit
+    vector registers and fused multiply-adds). ``codegen(llvm, context,
+    builder, signature, args)`` emits the body; ``llvm`` carries the IR
+    builders, ``llvm.ir`` (:mod:`llvmlite.ir`) and ``llvm.cgutils``
+    (numba's code-generation helpers), and ``args`` the LLVM values of the
+    arguments, typed as at the call site. Callable only from compiled
+    kernels.
+
+    Parameters
+    ----------
+    codegen : callable
+        The IR generator.
+    parameters : sequence of str
+        Names of the function's parameters (numba types a call by them).
+
+    Returns
+    -------
+    numba intrinsic
+    """
+    from llvmlite import ir
+    from numba import types as numba_types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    llvm = types.SimpleNamespace(ir=ir, cgutils=cgutils)
+
+    def typer(typingctx, *arguments):
+        def generate(context, builder, signature, args):
+            codegen(llvm, context, builder, signature, args)
+            return context.get_dummy_value()
+
+        return numba_types.void(*arguments), generate
+
+    typer.__name__ = codegen.__name__
+    typer.__qualname__ = codegen.__qualname__
+    # A fixed arity: numba would otherwise lower the call as one taking
+    # ``*args``.
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    typer.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, positional)
+         for name in ("typingctx", *parameters)])
+    return intrinsic(typer)
 
 
 # Drivers: one per number of workspaces, for each target. ``row_body`` is
 # bound to the compiled body of each kernel in a copy of the driver (see
-# _driver); ``args`` is a tuple, passed on to the body with its row index.
+# _driver), and so is numba's ``prange``; ``args`` is a tuple, passed on to
+# the body with its row index.
 # CPU: rows in contiguous blocks, workspace ``w[block]`` for each block.
 def _cpu_rows_0(n_rows, n_blocks, args):
-    for block in prange(n_blocks):
+    for block in prange(n_blocks):  # noqa: F821 - numba's, bound by _driver
         for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
             row_body(row, *args)  # noqa: F821 - bound by _driver
 
 
 def _cpu_rows_1(n_rows, n_blocks, args, w0):
-    for block in prange(n_blocks):
+    for block in prange(n_blocks):  # noqa: F821 - numba's, bound by _driver
         a = w0[block]
         for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
             row_body(row, *args, a)  # noqa: F821
 
 
 def _cpu_rows_2(n_rows, n_blocks, args, w0, w1):
-    for block in prange(n_blocks):
+    for block in prange(n_blocks):  # noqa: F821 - numba's, bound by _driver
         a, b = w0[block], w1[block]
         for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
             row_body(row, *args, a, b)  # noqa: F821
 
 
 def _cpu_rows_3(n_rows, n_blocks, args, w0, w1, w2):
-    for block in prange(n_blocks):
+    for block in prange(n_blocks):  # noqa: F821 - numba's, bound by _driver
         a, b, c = w0[block], w1[block], w2[block]
         for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
             row_body(row, *args, a, b, c)  # noqa: F821
 
 
 def _cpu_rows_4(n_rows, n_blocks, args, w0, w1, w2, w3):
-    for block in prange(n_blocks):
+    for block in prange(n_blocks):  # noqa: F821 - numba's, bound by _driver
         a, b, c, d = w0[block], w1[block], w2[block], w3[block]
         for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
             row_body(row, *args, a, b, c, d)  # noqa: F821
@@ -943,7 +1121,7 @@ def _driver(template, compiled_body, digest, target, parallel=True):
 def _launch_library(arrays):
     """NumPy under the CUDA simulator (host arrays), CuPy on a real GPU."""
     if cuda_simulator_enabled() and all(
-        isinstance(a, np.ndarray) for a in arrays if is_array(a)
+        isinstance(a, np.ndarray | np.generic) for a in arrays if is_array(a)
     ):
         return np
     return require_cupy()

@@ -330,12 +330,13 @@ def test_cuda_row_kernel_matches_the_cpu_driver(rng, penalty):
     converged = np.zeros(5, dtype=np.int8)
     step = 1 / np.linalg.norm(dictionary, 2) ** 2
     scalars = (_kernels.PENALTY_CODES[penalty], 0.1, step, 200, 1e-8, 1, 1, 8)
+    rows = _backend.kernel("code_sample")
     if _backend.cuda_simulator_enabled():
-        _kernels._cuda_driver()(*arrays, codes, n_iter, converged, *scalars)
+        rows.run_cuda(5, *arrays, codes, n_iter, converged, *scalars)
     else:
         cupy = _backend.require_cupy()
         device = [cupy.asarray(a) for a in (*arrays, codes, n_iter, converged)]
-        _kernels._cuda_driver()(*device, *scalars)
+        rows.run_cuda(5, *device, *scalars)
         codes, n_iter, converged = (a.get() for a in device[4:])
     assert_allclose(codes, expected[0], atol=1e-10)
     np.testing.assert_array_equal(n_iter, expected[1])
