@@ -66,7 +66,9 @@ __all__ = [
     "is_sparse",
     "kernel",
     "kernel_target",
+    "kernel_threads",
     "matrix_namespace",
+    "numba_thread_count",
     "numba_threads",
     "on_host",
     "register_elementwise",
@@ -641,6 +643,44 @@ def numba_threads(n_jobs):
         yield
     finally:
         numba.set_num_threads(previous)
+
+
+def numba_thread_count():
+    """The number of threads numba's parallel loops use now.
+
+    Other CPU engines (PyTorch's) follow it, so that one ``n_jobs`` (see
+    :func:`numba_threads`) governs every engine of an estimator.
+    """
+    import numba
+
+    return numba.get_num_threads()
+
+
+@contextlib.contextmanager
+def kernel_threads(n_jobs, xp):
+    """:func:`numba_threads` around kernels that alternate with matrix products.
+
+    On the CPU (``xp`` is NumPy) BLAS is also limited to one thread inside
+    the block: numba's workers keep spinning for a while after each parallel
+    loop, and BLAS threads started in between fight them for the cores (on
+    2 cores a small matrix product then took 15x longer). scikit-learn's
+    KMeans limits BLAS around its OpenMP loops for the same reason.
+
+    Parameters
+    ----------
+    n_jobs : int or None
+        Number of numba threads (see :func:`numba_threads`).
+    xp : module
+        Namespace of the data.
+    """
+    with numba_threads(n_jobs):
+        if kernel_target(xp) == "cpu":
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"):
+                yield
+        else:
+            yield
 
 
 # --------------------------------------------------------------------------
