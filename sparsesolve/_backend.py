@@ -514,9 +514,7 @@ def sparse_linalg_namespace(like):
     >>> sparse_linalg_namespace(np.ones(2)).__name__
     'scipy.sparse.linalg'
     """
-    if _on_gpu(like):
-        return importlib.import_module("cupyx.scipy.sparse.linalg")
-    return importlib.import_module("scipy.sparse.linalg")
+    return importlib.import_module(f"{sparse_namespace(like).__name__}.linalg")
 
 
 def _on_gpu(like):
