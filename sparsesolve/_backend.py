@@ -48,6 +48,7 @@ __all__ = [
     "CUDA_THREADS_PER_BLOCK",
     "ElementwiseKernel",
     "RowKernel",
+    "SizedCpuKernel",
     "as_contiguous",
     "compile_body",
     "cpu_has_feature",
@@ -940,7 +941,35 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def cpu_kernel(function=None, *, parallel=False, inline=False):
+class SizedCpuKernel:
+    """A serial and a parallel compilation of one body, chosen by work size.
+
+    Waking numba's thread pool costs more than the work on small inputs (a
+    few microseconds on an idle machine, milliseconds on a loaded one), so
+    calls whose ``work(*args)`` is below ``serial_below`` run on the calling
+    thread. Made by :func:`cpu_kernel` with ``serial_below``; ``serial``
+    and ``parallel`` are the two numba dispatchers.
+    """
+
+    def __init__(self, body, work, serial_below):
+        from numba import njit
+
+        cache = _cacheable(body)
+        self.serial = njit(cache=cache, nogil=True)(body)
+        self.parallel = njit(cache=cache, nogil=True, parallel=True)(body)
+        self.work = work
+        self.serial_below = serial_below
+        self.py_func = body
+        functools.update_wrapper(self, body)
+
+    def __call__(self, *args):
+        if self.work(*args) < self.serial_below:
+            return self.serial(*args)
+        return self.parallel(*args)
+
+
+def cpu_kernel(function=None, *, parallel=False, inline=False, serial_below=None,
+               work=None):
     """Compile a host-only loop with numba, with the package's CPU options.
 
     Use as a decorator (``@cpu_kernel`` or ``@cpu_kernel(parallel=True)``)
@@ -958,10 +987,18 @@ def cpu_kernel(function=None, *, parallel=False, inline=False):
     inline : bool, default=False
         A small helper inlined into the kernels that call it (not cached on
         its own, it never runs on its own).
+    serial_below : int, optional
+        With ``parallel=True``: calls whose ``work(*args)`` is below this
+        run a serial compilation of the same body (see
+        :class:`SizedCpuKernel`).
+    work : callable, optional
+        ``work(*args) -> int``, the size of a call (required with
+        ``serial_below``).
 
     Returns
     -------
-    numba dispatcher, or a decorator when ``function`` is None
+    numba dispatcher (:class:`SizedCpuKernel` with ``serial_below``), or a
+    decorator when ``function`` is None
 
     Examples
     --------
@@ -982,6 +1019,10 @@ def cpu_kernel(function=None, *, parallel=False, inline=False):
 
         if inline:
             return njit(inline="always", nogil=True)(body)
+        if serial_below is not None:
+            if not parallel or work is None:
+                raise ValueError("serial_below needs parallel=True and work.")
+            return SizedCpuKernel(body, work, serial_below)
         return njit(cache=_cacheable(body), nogil=True, parallel=parallel)(body)
 
     return decorate if function is None else decorate(function)

@@ -249,25 +249,43 @@ def _project_rows(features, weight, bias, margin, out):
             out[z, y, x] = total
 
 
-def _compile_pair(body):
-    """Serial and parallel compilations of one body.
-
-    Waking numba's thread pool costs more than the work on tiny volumes (and
-    on a loaded machine much more), so small ones run on the calling thread.
-    """
-    return cpu_kernel(body), cpu_kernel(body, parallel=True)
-
-
-_conv_serial, _conv_parallel = _compile_pair(_conv_rows)
-_pool_serial, _pool_parallel = _compile_pair(_avgpool2_rows)
-_upsample_serial, _upsample_parallel = _compile_pair(_upsample2_add_rows)
-_project_serial, _project_parallel = _compile_pair(_project_rows)
-
 # Multiply-adds below which a convolution runs serially: an 8^3 grid with
 # 16 channels (3.5 M multiply-adds, ~20 us at this kernel's speed).
 _SERIAL_CONV_WORK = 8 * 8 * 8 * 27 * 16 * 16
 # Voxels below which the memory-bound kernels run serially.
 _SERIAL_VOXELS = 16**3
+
+
+def _conv_work(padded, weight, bias, out, residual, margin, apply_relu,
+               add_residual):
+    interior = (padded.shape[0] - 2) * (padded.shape[1] - 2) * (padded.shape[2] - 2)
+    return interior * 27 * padded.shape[3] * out.shape[3]
+
+
+def _pool_work(fine, coarse, fine_margin, coarse_margin):
+    return ((coarse.shape[0] - 2 * coarse_margin)
+            * (coarse.shape[1] - 2 * coarse_margin) * 64)
+
+
+def _upsample_work(coarse, fine, coarse_margin, fine_margin):
+    return (fine.shape[0] - 2 * fine_margin) * (fine.shape[1] - 2 * fine_margin) * 8
+
+
+def _project_work(features, weight, bias, margin, out):
+    return out.shape[0] * out.shape[1] * 16
+
+
+# Serial and parallel compilations of each body (waking numba's thread pool
+# costs more than the work on tiny volumes, and on a loaded machine much
+# more): small calls run on the calling thread.
+_conv = cpu_kernel(_conv_rows, parallel=True, serial_below=_SERIAL_CONV_WORK,
+                   work=_conv_work)
+_pool = cpu_kernel(_avgpool2_rows, parallel=True, serial_below=_SERIAL_VOXELS,
+                   work=_pool_work)
+_upsample = cpu_kernel(_upsample2_add_rows, parallel=True,
+                       serial_below=_SERIAL_VOXELS, work=_upsample_work)
+_project = cpu_kernel(_project_rows, parallel=True, serial_below=_SERIAL_VOXELS,
+                      work=_project_work)
 
 
 def pack_conv_weights(weight, bias):
@@ -359,10 +377,8 @@ def conv3x3x3_into(padded, weight, bias, out, *, apply_relu=False, residual=None
         add_residual = True
     if nz <= 0 or ny <= 0 or nx <= 0:
         return out
-    work = nz * ny * nx * 27 * c_in * c_out
-    kernel = _conv_serial if work < _SERIAL_CONV_WORK else _conv_parallel
-    kernel(padded, weight, bias, out, residual, margin, bool(apply_relu),
-           add_residual)
+    _conv(padded, weight, bias, out, residual, margin, bool(apply_relu),
+          add_residual)
     return out
 
 
@@ -404,20 +420,13 @@ def avgpool2_into(fine, coarse, fine_margin=1, coarse_margin=1):
     Both arrays are channel-last float32 with borders of ``*_margin`` voxels;
     the coarse interior is half the fine interior in every axis.
     """
-    cz = coarse.shape[0] - 2 * coarse_margin
-    cy = coarse.shape[1] - 2 * coarse_margin
-    kernel = _pool_serial if cz * cy * 64 < _SERIAL_VOXELS else _pool_parallel
-    kernel(fine, coarse, fine_margin, coarse_margin)
+    _pool(fine, coarse, fine_margin, coarse_margin)
     return coarse
 
 
 def upsample2_add_into(coarse, fine, coarse_margin=1, fine_margin=1):
     """``fine[interior] += nearest-neighbour 2x upsampling of coarse[interior]``."""
-    fz = fine.shape[0] - 2 * fine_margin
-    fy = fine.shape[1] - 2 * fine_margin
-    kernel = (_upsample_serial if fz * fy * 8 < _SERIAL_VOXELS
-              else _upsample_parallel)
-    kernel(coarse, fine, coarse_margin, fine_margin)
+    _upsample(coarse, fine, coarse_margin, fine_margin)
     return fine
 
 
@@ -427,8 +436,6 @@ def project_channels(features, weight, bias, margin, out):
     ``features`` has a border of ``margin`` voxels; ``out`` of shape
     (nz, ny, nx) may be smaller than the interior (the rest is cropped).
     """
-    nz, ny = out.shape[:2]
-    kernel = _project_serial if nz * ny * 16 < _SERIAL_VOXELS else _project_parallel
-    kernel(features, np.ascontiguousarray(weight, dtype=np.float32),
-           np.float32(bias), margin, out)
+    _project(features, np.ascontiguousarray(weight, dtype=np.float32),
+             np.float32(bias), margin, out)
     return out

@@ -6,7 +6,8 @@ vectors, and the updates cost as much memory traffic as the product. These
 numba kernels do the product and the updates of one row together, in one
 pass, in parallel over rows (rows are independent: each thread writes only
 its own rows and reads only vectors that the kernel does not write). They
-are compiled for the host only, by :func:`sparsesolve._backend.cpu_kernel`. The
+are compiled for the host only, by :func:`sparsesolve._backend.cpu_kernel`
+(serially too, for the small vectors of coarse levels). The
 generic array-API code in :mod:`~sparsesolve.poisson._multilevel` is their
 reference (tests compare the two) and runs every other namespace (CuPy).
 """
@@ -27,7 +28,21 @@ __all__ = [
 ]
 
 
-@cpu_kernel(parallel=True)
+# Rows below which a kernel runs on the calling thread (a 16^3 grid): waking
+# numba's thread pool then costs more than the work, and on a loaded machine
+# far more (milliseconds per call).
+_SERIAL_ROWS = 16**3
+
+
+def _csr_rows(indptr, *args):
+    return indptr.size - 1
+
+
+def _vector_rows(vector, *args):
+    return vector.size
+
+
+@cpu_kernel(parallel=True, serial_below=_SERIAL_ROWS, work=_csr_rows)
 def chebyshev_step(indptr, indices, data, inverse_diagonal, step, residual,
                    correction, next_step, keep, weight, last):
     """``residual -= A step``; unless ``last``, the next step and its sum.
@@ -49,7 +64,7 @@ def chebyshev_step(indptr, indices, data, inverse_diagonal, step, residual,
             correction[row] += new
 
 
-@cpu_kernel(parallel=True)
+@cpu_kernel(parallel=True, serial_below=_SERIAL_ROWS, work=_csr_rows)
 def csr_image_and_dots(indptr, indices, data, direction, residual, image):
     """``image = A direction``; return ``direction . image, direction . residual``."""
     n = indptr.size - 1
@@ -65,7 +80,7 @@ def csr_image_and_dots(indptr, indices, data, direction, residual, image):
     return curvature, gain
 
 
-@cpu_kernel(parallel=True)
+@cpu_kernel(parallel=True, serial_below=_SERIAL_ROWS, work=_vector_rows)
 def update_pair(correction, direction, residual, image, step):
     """``correction += step * direction`` and ``residual -= step * image``."""
     for row in prange(correction.size):
@@ -139,7 +154,7 @@ def _inner_row(i, main, upper, o1, o2, o3, vector):
             + upper[2, i - o3] * vector[i - o3] + upper[2, i] * vector[i + o3])
 
 
-@cpu_kernel(parallel=True)
+@cpu_kernel(parallel=True, serial_below=_SERIAL_ROWS, work=_vector_rows)
 def stencil_chebyshev_step(main, upper, offsets, inverse_diagonal, step, residual,
                            correction, next_step, keep, weight, last):
     """:func:`chebyshev_step` for a matrix stored by :func:`stencil_diagonals`."""
@@ -162,7 +177,7 @@ def stencil_chebyshev_step(main, upper, offsets, inverse_diagonal, step, residua
                 correction[i] += new
 
 
-@cpu_kernel(parallel=True)
+@cpu_kernel(parallel=True, serial_below=_SERIAL_ROWS, work=_vector_rows)
 def stencil_image_and_dots(main, upper, offsets, direction, residual, image):
     """:func:`csr_image_and_dots` for a matrix stored by :func:`stencil_diagonals`."""
     n = main.size
