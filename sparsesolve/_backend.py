@@ -45,6 +45,7 @@ import numpy as np
 
 __all__ = [
     "CPU_ROW_BLOCKS",
+    "CPU_SERIAL_ELEMENTS",
     "CUDA_THREADS_PER_BLOCK",
     "ElementwiseKernel",
     "RowKernel",
@@ -697,6 +698,11 @@ CUDA_THREADS_PER_BLOCK = 128
 # way; 256 blocks keep that split fine for any realistic thread count while
 # workspaces are allocated 256 times per launch rather than once per row.
 CPU_ROW_BLOCKS = 256
+
+# Elementwise kernels over fewer elements than this run serially on the CPU:
+# a scalar body costs nanoseconds, a wake-up of numba's thread pool
+# microseconds on an idle machine and milliseconds on a loaded one.
+CPU_SERIAL_ELEMENTS = 1 << 15
 
 # GPU workspaces are per thread (one thread per row). Rows are launched in
 # chunks so that the scratch space of one launch stays below this many
@@ -1441,8 +1447,13 @@ class ElementwiseKernel:
         )
 
     def cpu_driver(self, out, x, *params):
-        """Run the compiled CPU loop on 1-D NumPy arrays, writing ``out``."""
-        self.rows.run_cpu(x.shape[0], out, x, *params)
+        """Run the compiled CPU loop on 1-D NumPy arrays, writing ``out``.
+
+        Arrays shorter than :data:`CPU_SERIAL_ELEMENTS` run on the calling
+        thread: waking numba's thread pool costs more than the work.
+        """
+        self.rows.run_cpu(x.shape[0], out, x, *params,
+                          parallel=x.shape[0] >= CPU_SERIAL_ELEMENTS)
 
     def cuda_driver(self, out, x, *params):
         """Run the CUDA kernel on 1-D device arrays, writing ``out``.
