@@ -1244,6 +1244,9 @@ class RowKernel:
         arrays updated in place).
     bindings : dict, optional
         Globals of ``body`` to replace (see :func:`compile_body`).
+    serial_below : int, default=0
+        Launches of fewer rows run serially on the CPU (cheap rows, where
+        waking numba's thread pool costs more than the work).
 
     Examples
     --------
@@ -1266,7 +1269,8 @@ class RowKernel:
     array([ 1., 13., 41.])
     """
 
-    def __init__(self, body, name=None, *, workspace=None, writes=(), bindings=None):
+    def __init__(self, body, name=None, *, workspace=None, writes=(), bindings=None,
+                 serial_below=0):
         parameters = list(inspect.signature(body).parameters)[1:]
         unknown = sorted(set(writes) - set(parameters))
         if unknown:
@@ -1279,6 +1283,7 @@ class RowKernel:
         self.workspace = workspace
         self.writes = tuple(writes)
         self.bindings = dict(bindings or {})
+        self.serial_below = int(serial_below)
         self._write_positions = [parameters.index(w) for w in self.writes]
 
     def workspaces(self, args):
@@ -1313,15 +1318,18 @@ class RowKernel:
         return _driver(_CUDA_DRIVERS[n_workspaces], self._compiled_body("cuda"),
                        self._digest, "cuda")
 
-    def run_cpu(self, n_rows, *args, parallel=True):
+    def run_cpu(self, n_rows, *args, parallel=None):
         """Run every row with the numba CPU driver (NumPy arrays).
 
         ``parallel=False`` runs the rows in one thread: for a few hundred
         cheap rows, waking numba's thread pool costs more than the work.
+        ``None`` (the default) runs in parallel from ``serial_below`` rows on.
         """
         n_rows = int(n_rows)
         if n_rows <= 0:
             return
+        if parallel is None:
+            parallel = n_rows >= self.serial_below
         spec = self.workspaces(args)
         n_blocks = min(n_rows, CPU_ROW_BLOCKS) if parallel else 1
         work = [np.empty((n_blocks, *shape), dtype=dtype) for shape, dtype in spec]
@@ -1357,7 +1365,7 @@ class RowKernel:
             blocks, threads = cuda_launch_shape(size)
             driver[blocks, threads](first, size, tuple(args), *work)
 
-    def __call__(self, n_rows, *args, parallel=True):
+    def __call__(self, n_rows, *args, parallel=None):
         """Run the body for every row ``0 <= row < n_rows`` where ``args`` live.
 
         ``parallel`` only matters on the CPU (see :meth:`run_cpu`).
@@ -1552,7 +1560,7 @@ def register_elementwise(name=None, *, n_params=1):
     return decorate
 
 
-def register_row_kernel(name=None, *, workspace=None, writes=()):
+def register_row_kernel(name=None, *, workspace=None, writes=(), serial_below=0):
     """Register a per-row body as a :class:`RowKernel` under ``name``.
 
     Use as a decorator in a solver family's ``_kernels.py``; the undecorated
@@ -1568,6 +1576,9 @@ def register_row_kernel(name=None, *, workspace=None, writes=()):
         passed to the body after ``args`` (see :class:`RowKernel`).
     writes : sequence of str, default=()
         Parameters the body writes to.
+    serial_below : int, default=0
+        Launches of fewer rows run serially on the CPU (see
+        :class:`RowKernel`).
 
     Examples
     --------
@@ -1588,7 +1599,8 @@ def register_row_kernel(name=None, *, workspace=None, writes=()):
 
     def decorate(body):
         key = name or body.__name__
-        _REGISTRY[key] = RowKernel(body, key, workspace=workspace, writes=writes)
+        _REGISTRY[key] = RowKernel(body, key, workspace=workspace, writes=writes,
+                                   serial_below=serial_below)
         return body
 
     return decorate

@@ -37,6 +37,13 @@ __all__ = ["uses_sketch", "SOLVERS"]
 
 SOLVERS = ("exact", "cg", "sketch")
 
+# Launches below these sizes run on one CPU thread: a row solve of a few
+# dozen observations takes microseconds, an entry prediction nanoseconds,
+# and waking numba's thread pool costs more (milliseconds on a loaded
+# machine).
+SERIAL_ROWS = 128
+SERIAL_ENTRIES = 1 << 15
+
 
 # --------------------------------------------------------------------------
 # Row bodies (plain Python; compiled by the backend for each target)
@@ -59,7 +66,7 @@ def _exact_workspaces(indptr, indices, values, weights, other, reg, out):
 
 
 @register_row_kernel("completion_exact", workspace=_exact_workspaces,
-                     writes=("out",))
+                     writes=("out",), serial_below=SERIAL_ROWS)
 def exact_row(row, indptr, indices, values, weights, other, reg, out, gram, rhs):
     """Exact weighted ridge solve of one row by Cholesky."""
     k = other.shape[1]
@@ -154,7 +161,8 @@ def _cg_workspaces(indptr, indices, values, weights, other, reg, x, n_steps, tol
     return [((5, other.shape[1]), other.dtype)]
 
 
-@register_row_kernel("completion_cg", workspace=_cg_workspaces, writes=("x",))
+@register_row_kernel("completion_cg", workspace=_cg_workspaces, writes=("x",),
+                     serial_below=SERIAL_ROWS)
 def cg_row(row, indptr, indices, values, weights, other, reg, x, n_steps, tol, work):
     """Jacobi-preconditioned CG: O(|Omega_i| k) per step, no k x k matrix.
 
@@ -183,7 +191,7 @@ def _sketch_workspaces(indptr, indices, values, weights, other, reg, x, n_steps,
 
 
 @register_row_kernel("completion_sketch", workspace=_sketch_workspaces,
-                     writes=("x",))
+                     writes=("x",), serial_below=SERIAL_ROWS)
 def sketch_row(row, indptr, indices, values, weights, other, reg, x, n_steps,
                tol, bucket, sign, sketch_size, sketched, factor, work):
     """Sketch-and-precondition: CountSketch, small Cholesky, then PCG.
@@ -222,7 +230,8 @@ def sketch_row(row, indptr, indices, values, weights, other, reg, x, n_steps,
             work[0], work[1], work[2], work[3], work[4], factor, True)
 
 
-@register_row_kernel("completion_predict", writes=("out",))
+@register_row_kernel("completion_predict", writes=("out",),
+                     serial_below=SERIAL_ENTRIES)
 def predict_entry(entry, rows, cols, left, right, out):
     """out[entry] = <left[rows[entry]], right[cols[entry]]>."""
     i = rows[entry]
