@@ -18,7 +18,6 @@ def _rises(energy):
     return np.flatnonzero(steps > _ROUNDOFF * np.maximum(np.abs(energy[:-1]), 1.0))
 
 
-@pytest.mark.slow  # 240 fits; the tests below check monotonicity on every run
 @pytest.mark.parametrize("prototype", ["mean", "mode"])
 def test_energy_never_increases_over_many_seeds(prototype):
     # 40 seeds x 3 weights of semi-supervised problems on random blobs.

@@ -120,10 +120,7 @@ def _run_rows(X, dictionary, penalty, alpha, max_iter, tol, refit, init=None):
 
 
 @pytest.mark.parametrize("penalty", PENALTIES)
-# Plain-Python ISTA needs thousands of iterations (12 s for l1 on 2 cores):
-# the non-default algorithm is compared with the slow tests.
-@pytest.mark.parametrize("algorithm", [pytest.param("ista", marks=pytest.mark.slow),
-                                       "fista"])
+@pytest.mark.parametrize("algorithm", ["ista", "fista"])
 def test_row_kernel_matches_the_plain_iteration(rng, reference_codes, penalty,
                                                algorithm):
     # Without its support refit the kernel computes the iterates of the
