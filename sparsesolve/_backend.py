@@ -13,7 +13,11 @@ at a time, with scratch workspaces) registered with
 ``numba.cuda.jit(device=True)`` inside a grid kernel for CuPy arrays, with one
 launch rule (:data:`CUDA_THREADS_PER_BLOCK`, :data:`CPU_ROW_BLOCKS`) and one
 host fallback for other array libraries (:func:`kernel_target`).
-:func:`kernel` hands an algorithm the kernel by name.
+:func:`kernel` hands an algorithm the kernel by name. Host-only loops (the
+Poisson cycle and network kernels, which CuPy input replaces with library
+calls) are compiled with :func:`cpu_kernel`, loop in parallel over this
+module's ``prange`` (numba's, imported on first use) and may call LLVM IR
+micro-kernels made with :func:`cpu_intrinsic`; no other module imports numba.
 
 Sparse matrices (SciPy on the host, ``cupyx.scipy.sparse`` on the GPU) go
 through :func:`is_sparse`, :func:`on_host`, :func:`sparse_namespace` and
@@ -41,10 +45,16 @@ import numpy as np
 
 __all__ = [
     "CPU_ROW_BLOCKS",
+    "CPU_SERIAL_ELEMENTS",
     "CUDA_THREADS_PER_BLOCK",
     "ElementwiseKernel",
     "RowKernel",
+    "SizedCpuKernel",
+    "as_contiguous",
     "compile_body",
+    "cpu_has_feature",
+    "cpu_intrinsic",
+    "cpu_kernel",
     "cuda_launch_shape",
     "cuda_simulator_enabled",
     "cupy_or_none",
@@ -58,7 +68,9 @@ __all__ = [
     "is_sparse",
     "kernel",
     "kernel_target",
+    "kernel_threads",
     "matrix_namespace",
+    "numba_thread_count",
     "numba_threads",
     "on_host",
     "register_elementwise",
@@ -343,6 +355,41 @@ def to_namespace(array, xp, like=None):
     return xp.asarray(array)
 
 
+def as_contiguous(array, dtype=None, *, copy=False):
+    """``array`` as a C-contiguous array of its own namespace (a kernel input).
+
+    Compiled kernels are specialised for C-ordered arrays; NumPy and CuPy
+    input is made contiguous (copied only when needed, or when ``copy``),
+    other array API arrays are converted with ``asarray`` (they reach the
+    kernels through the host, see :func:`kernel_target`).
+
+    Parameters
+    ----------
+    array : array
+        Input array.
+    dtype : dtype, optional
+        Dtype of the result; that of ``array`` by default.
+    copy : bool, default=False
+        Always return a new array (a kernel's output initialised from
+        ``array``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._backend import as_contiguous
+    >>> as_contiguous(np.ones((3, 2)).T).flags.c_contiguous
+    True
+    """
+    xp = get_namespace(array)
+    target = kernel_target(xp)
+    if target == "host":
+        return xp.asarray(array, dtype=dtype, copy=True if copy else None)
+    library = np if target == "cpu" else require_cupy()
+    if copy:
+        return library.array(array, dtype=dtype, order="C", copy=True)
+    return library.ascontiguousarray(array, dtype=dtype)
+
+
 # --------------------------------------------------------------------------
 # Sparse matrices (SciPy on the host, cupyx.scipy.sparse on the GPU)
 # --------------------------------------------------------------------------
@@ -469,9 +516,7 @@ def sparse_linalg_namespace(like):
     >>> sparse_linalg_namespace(np.ones(2)).__name__
     'scipy.sparse.linalg'
     """
-    if _on_gpu(like):
-        return importlib.import_module("cupyx.scipy.sparse.linalg")
-    return importlib.import_module("scipy.sparse.linalg")
+    return importlib.import_module(f"{sparse_namespace(like).__name__}.linalg")
 
 
 def _on_gpu(like):
@@ -600,6 +645,44 @@ def numba_threads(n_jobs):
         numba.set_num_threads(previous)
 
 
+def numba_thread_count():
+    """The number of threads numba's parallel loops use now.
+
+    Other CPU engines (PyTorch's) follow it, so that one ``n_jobs`` (see
+    :func:`numba_threads`) governs every engine of an estimator.
+    """
+    import numba
+
+    return numba.get_num_threads()
+
+
+@contextlib.contextmanager
+def kernel_threads(n_jobs, xp):
+    """:func:`numba_threads` around kernels that alternate with matrix products.
+
+    On the CPU (``xp`` is NumPy) BLAS is also limited to one thread inside
+    the block: numba's workers keep spinning for a while after each parallel
+    loop, and BLAS threads started in between fight them for the cores (on
+    2 cores a small matrix product then took 15x longer). scikit-learn's
+    KMeans limits BLAS around its OpenMP loops for the same reason.
+
+    Parameters
+    ----------
+    n_jobs : int or None
+        Number of numba threads (see :func:`numba_threads`).
+    xp : module
+        Namespace of the data.
+    """
+    with numba_threads(n_jobs):
+        if kernel_target(xp) == "cpu":
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"):
+                yield
+        else:
+            yield
+
+
 # --------------------------------------------------------------------------
 # Where kernels run and how they are launched: one rule each
 # --------------------------------------------------------------------------
@@ -615,6 +698,11 @@ CUDA_THREADS_PER_BLOCK = 128
 # way; 256 blocks keep that split fine for any realistic thread count while
 # workspaces are allocated 256 times per launch rather than once per row.
 CPU_ROW_BLOCKS = 256
+
+# Elementwise kernels over fewer elements than this run serially on the CPU:
+# a scalar body costs nanoseconds, a wake-up of numba's thread pool
+# microseconds on an idle machine and milliseconds on a loaded one.
+CPU_SERIAL_ELEMENTS = 1 << 15
 
 # GPU workspaces are per thread (one thread per row). Rows are launched in
 # chunks so that the scratch space of one launch stays below this many
@@ -838,44 +926,219 @@ def compile_body(function, target, *, inline=False, bindings=None):
     return compiled
 
 
-# In plain Python the driver templates below run serially; compiled copies
-# get numba's prange.
-prange = range
+# --------------------------------------------------------------------------
+# CPU-only kernels: host loops with no GPU twin
+# --------------------------------------------------------------------------
+# Some hot loops run only on the host: the fused CSR/stencil steps of the
+# multilevel cycle, the sequential IC(0) recurrences, the register-blocked
+# convolution of the Poisson network (each has an array-API or cuSPARSE
+# counterpart that CuPy input takes instead). Their modules hold the plain
+# Python bodies and compile them through these helpers, so the numba options
+# are chosen here.
+def __getattr__(name):
+    # numba's ``prange``, imported only when a kernel module asks for it
+    # (``import sparsesolve`` does not import numba). A CPU kernel compiled
+    # with ``parallel=True`` must see numba's own object; in plain Python it
+    # behaves as ``range``.
+    if name == "prange":
+        from numba import prange
+
+        return prange
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class SizedCpuKernel:
+    """A serial and a parallel compilation of one body, chosen by work size.
+
+    Waking numba's thread pool costs more than the work on small inputs (a
+    few microseconds on an idle machine, milliseconds on a loaded one), so
+    calls whose ``work(*args)`` is below ``serial_below`` run on the calling
+    thread. Made by :func:`cpu_kernel` with ``serial_below``; ``serial``
+    and ``parallel`` are the two numba dispatchers.
+    """
+
+    def __init__(self, body, work, serial_below):
+        from numba import njit
+
+        cache = _cacheable(body)
+        self.serial = njit(cache=cache, nogil=True)(body)
+        self.parallel = njit(cache=cache, nogil=True, parallel=True)(body)
+        self.work = work
+        self.serial_below = serial_below
+        self.py_func = body
+        functools.update_wrapper(self, body)
+
+    def __call__(self, *args):
+        if self.work(*args) < self.serial_below:
+            return self.serial(*args)
+        return self.parallel(*args)
+
+
+def cpu_kernel(function=None, *, parallel=False, inline=False, serial_below=None,
+               work=None):
+    """Compile a host-only loop with numba, with the package's CPU options.
+
+    Use as a decorator (``@cpu_kernel`` or ``@cpu_kernel(parallel=True)``)
+    on a module-level function of a ``_kernels.py``. Loops over
+    ``prange`` (imported from this module) run in parallel when
+    ``parallel=True``. Kernels are cached on disk next to their source file
+    and release the GIL.
+
+    Parameters
+    ----------
+    function : function, optional
+        The body; omitted when the decorator is called with options.
+    parallel : bool, default=False
+        Compile ``prange`` loops as parallel loops.
+    inline : bool, default=False
+        A small helper inlined into the kernels that call it (not cached on
+        its own, it never runs on its own).
+    serial_below : int, optional
+        With ``parallel=True``: calls whose ``work(*args)`` is below this
+        run a serial compilation of the same body (see
+        :class:`SizedCpuKernel`).
+    work : callable, optional
+        ``work(*args) -> int``, the size of a call (required with
+        ``serial_below``).
+
+    Returns
+    -------
+    numba dispatcher (:class:`SizedCpuKernel` with ``serial_below``), or a
+    decorator when ``function`` is None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._backend import cpu_kernel
+    >>> @cpu_kernel
+    ... def total(x):
+    ...     s = 0.0
+    ...     for v in x:
+    ...         s += v
+    ...     return s
+    >>> total(np.arange(4.0))
+    6.0
+    """
+
+    def decorate(body):
+        from numba import njit
+
+        if inline:
+            return njit(inline="always", nogil=True)(body)
+        if serial_below is not None:
+            if not parallel or work is None:
+                raise ValueError("serial_below needs parallel=True and work.")
+            return SizedCpuKernel(body, work, serial_below)
+        return njit(cache=_cacheable(body), nogil=True, parallel=parallel)(body)
+
+    return decorate if function is None else decorate(function)
+
+
+def cpu_has_feature(feature):
+    """Whether numba compiles for a CPU with ``feature`` (e.g. ``"avx512f"``).
+
+    The host CPU, unless ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` say
+    otherwise: a portable cache (``NUMBA_CPU_NAME=generic``) has none.
+
+    Examples
+    --------
+    >>> from sparsesolve._backend import cpu_has_feature
+    >>> cpu_has_feature("no-such-feature")
+    False
+    """
+    import numba
+
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        if numba.config.CPU_NAME not in (None, "host"):
+            return False
+        import llvmlite.binding as llvm
+
+        features = llvm.get_host_cpu_features().flatten()
+    return f"+{feature}" in features.split(",")
+
+
+def cpu_intrinsic(codegen, parameters):
+    """A function of CPU kernels, returning nothing, whose body is LLVM IR.
+
+    For micro-kernels that numba's loop compiler cannot schedule (explicit
+    vector registers and fused multiply-adds). ``codegen(llvm, context,
+    builder, signature, args)`` emits the body; ``llvm`` carries the IR
+    builders, ``llvm.ir`` (:mod:`llvmlite.ir`) and ``llvm.cgutils``
+    (numba's code-generation helpers), and ``args`` the LLVM values of the
+    arguments, typed as at the call site. Callable only from compiled
+    kernels.
+
+    Parameters
+    ----------
+    codegen : callable
+        The IR generator.
+    parameters : sequence of str
+        Names of the function's parameters (numba types a call by them).
+
+    Returns
+    -------
+    numba intrinsic
+    """
+    from llvmlite import ir
+    from numba import types as numba_types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    llvm = types.SimpleNamespace(ir=ir, cgutils=cgutils)
+
+    def typer(typingctx, *arguments):
+        def generate(context, builder, signature, args):
+            codegen(llvm, context, builder, signature, args)
+            return context.get_dummy_value()
+
+        return numba_types.void(*arguments), generate
+
+    typer.__name__ = codegen.__name__
+    typer.__qualname__ = codegen.__qualname__
+    # A fixed arity: numba would otherwise lower the call as one taking
+    # ``*args``.
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    typer.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, positional)
+         for name in ("typingctx", *parameters)])
+    return intrinsic(typer)
 
 
 # Drivers: one per number of workspaces, for each target. ``row_body`` is
 # bound to the compiled body of each kernel in a copy of the driver (see
-# _driver); ``args`` is a tuple, passed on to the body with its row index.
+# _driver), and so is numba's ``prange``; ``args`` is a tuple, passed on to
+# the body with its row index.
 # CPU: rows in contiguous blocks, workspace ``w[block]`` for each block.
 def _cpu_rows_0(n_rows, n_blocks, args):
-    for block in prange(n_blocks):
+    for block in prange(n_blocks):  # noqa: F821 - numba's, bound by _driver
         for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
             row_body(row, *args)  # noqa: F821 - bound by _driver
 
 
 def _cpu_rows_1(n_rows, n_blocks, args, w0):
-    for block in prange(n_blocks):
+    for block in prange(n_blocks):  # noqa: F821 - numba's, bound by _driver
         a = w0[block]
         for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
             row_body(row, *args, a)  # noqa: F821
 
 
 def _cpu_rows_2(n_rows, n_blocks, args, w0, w1):
-    for block in prange(n_blocks):
+    for block in prange(n_blocks):  # noqa: F821 - numba's, bound by _driver
         a, b = w0[block], w1[block]
         for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
             row_body(row, *args, a, b)  # noqa: F821
 
 
 def _cpu_rows_3(n_rows, n_blocks, args, w0, w1, w2):
-    for block in prange(n_blocks):
+    for block in prange(n_blocks):  # noqa: F821 - numba's, bound by _driver
         a, b, c = w0[block], w1[block], w2[block]
         for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
             row_body(row, *args, a, b, c)  # noqa: F821
 
 
 def _cpu_rows_4(n_rows, n_blocks, args, w0, w1, w2, w3):
-    for block in prange(n_blocks):
+    for block in prange(n_blocks):  # noqa: F821 - numba's, bound by _driver
         a, b, c, d = w0[block], w1[block], w2[block], w3[block]
         for row in range(block * n_rows // n_blocks, (block + 1) * n_rows // n_blocks):
             row_body(row, *args, a, b, c, d)  # noqa: F821
@@ -943,7 +1206,7 @@ def _driver(template, compiled_body, digest, target, parallel=True):
 def _launch_library(arrays):
     """NumPy under the CUDA simulator (host arrays), CuPy on a real GPU."""
     if cuda_simulator_enabled() and all(
-        isinstance(a, np.ndarray) for a in arrays if is_array(a)
+        isinstance(a, np.ndarray | np.generic) for a in arrays if is_array(a)
     ):
         return np
     return require_cupy()
@@ -981,6 +1244,9 @@ class RowKernel:
         arrays updated in place).
     bindings : dict, optional
         Globals of ``body`` to replace (see :func:`compile_body`).
+    serial_below : int, default=0
+        Launches of fewer rows run serially on the CPU (cheap rows, where
+        waking numba's thread pool costs more than the work).
 
     Examples
     --------
@@ -1003,7 +1269,8 @@ class RowKernel:
     array([ 1., 13., 41.])
     """
 
-    def __init__(self, body, name=None, *, workspace=None, writes=(), bindings=None):
+    def __init__(self, body, name=None, *, workspace=None, writes=(), bindings=None,
+                 serial_below=0):
         parameters = list(inspect.signature(body).parameters)[1:]
         unknown = sorted(set(writes) - set(parameters))
         if unknown:
@@ -1016,6 +1283,7 @@ class RowKernel:
         self.workspace = workspace
         self.writes = tuple(writes)
         self.bindings = dict(bindings or {})
+        self.serial_below = int(serial_below)
         self._write_positions = [parameters.index(w) for w in self.writes]
 
     def workspaces(self, args):
@@ -1050,15 +1318,18 @@ class RowKernel:
         return _driver(_CUDA_DRIVERS[n_workspaces], self._compiled_body("cuda"),
                        self._digest, "cuda")
 
-    def run_cpu(self, n_rows, *args, parallel=True):
+    def run_cpu(self, n_rows, *args, parallel=None):
         """Run every row with the numba CPU driver (NumPy arrays).
 
         ``parallel=False`` runs the rows in one thread: for a few hundred
         cheap rows, waking numba's thread pool costs more than the work.
+        ``None`` (the default) runs in parallel from ``serial_below`` rows on.
         """
         n_rows = int(n_rows)
         if n_rows <= 0:
             return
+        if parallel is None:
+            parallel = n_rows >= self.serial_below
         spec = self.workspaces(args)
         n_blocks = min(n_rows, CPU_ROW_BLOCKS) if parallel else 1
         work = [np.empty((n_blocks, *shape), dtype=dtype) for shape, dtype in spec]
@@ -1094,7 +1365,7 @@ class RowKernel:
             blocks, threads = cuda_launch_shape(size)
             driver[blocks, threads](first, size, tuple(args), *work)
 
-    def __call__(self, n_rows, *args, parallel=True):
+    def __call__(self, n_rows, *args, parallel=None):
         """Run the body for every row ``0 <= row < n_rows`` where ``args`` live.
 
         ``parallel`` only matters on the CPU (see :meth:`run_cpu`).
@@ -1184,8 +1455,13 @@ class ElementwiseKernel:
         )
 
     def cpu_driver(self, out, x, *params):
-        """Run the compiled CPU loop on 1-D NumPy arrays, writing ``out``."""
-        self.rows.run_cpu(x.shape[0], out, x, *params)
+        """Run the compiled CPU loop on 1-D NumPy arrays, writing ``out``.
+
+        Arrays shorter than :data:`CPU_SERIAL_ELEMENTS` run on the calling
+        thread: waking numba's thread pool costs more than the work.
+        """
+        self.rows.run_cpu(x.shape[0], out, x, *params,
+                          parallel=x.shape[0] >= CPU_SERIAL_ELEMENTS)
 
     def cuda_driver(self, out, x, *params):
         """Run the CUDA kernel on 1-D device arrays, writing ``out``.
@@ -1284,7 +1560,7 @@ def register_elementwise(name=None, *, n_params=1):
     return decorate
 
 
-def register_row_kernel(name=None, *, workspace=None, writes=()):
+def register_row_kernel(name=None, *, workspace=None, writes=(), serial_below=0):
     """Register a per-row body as a :class:`RowKernel` under ``name``.
 
     Use as a decorator in a solver family's ``_kernels.py``; the undecorated
@@ -1300,6 +1576,9 @@ def register_row_kernel(name=None, *, workspace=None, writes=()):
         passed to the body after ``args`` (see :class:`RowKernel`).
     writes : sequence of str, default=()
         Parameters the body writes to.
+    serial_below : int, default=0
+        Launches of fewer rows run serially on the CPU (see
+        :class:`RowKernel`).
 
     Examples
     --------
@@ -1320,7 +1599,8 @@ def register_row_kernel(name=None, *, workspace=None, writes=()):
 
     def decorate(body):
         key = name or body.__name__
-        _REGISTRY[key] = RowKernel(body, key, workspace=workspace, writes=writes)
+        _REGISTRY[key] = RowKernel(body, key, workspace=workspace, writes=writes,
+                                   serial_below=serial_below)
         return body
 
     return decorate

@@ -11,15 +11,13 @@ handles them itself.
 
 from __future__ import annotations
 
-import numbers
-
 import array_api_compat
 import numpy as np
 from sklearn import get_config
 from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data as _sklearn_validate_data
 
-from ._backend import get_namespace, is_numpy_namespace
+from ._backend import get_namespace, kernel_target
 
 __all__ = [
     "check_finite",
@@ -34,7 +32,7 @@ def _is_foreign_array(X):
     """True for arrays of another library (CuPy, array-api-strict, ...)."""
     if isinstance(X, np.ndarray) or not array_api_compat.is_array_api_obj(X):
         return False
-    return not is_numpy_namespace(get_namespace(X))
+    return kernel_target(get_namespace(X)) != "cpu"
 
 
 def float_dtype_of(X, xp=None):
@@ -255,12 +253,8 @@ def check_same_device(X, estimator, *, attribute, method):
     check_same_namespace(X, estimator, attribute=attribute, method=method)
     fitted = getattr(estimator, attribute)
     fitted_ns = get_namespace(fitted).__name__
-    if isinstance(X, (list, tuple, numbers.Number)) or not (
-        array_api_compat.is_array_api_obj(X)
-    ):
-        x_ns = "array_api_compat.numpy"
-    else:
-        x_ns = get_namespace(X).__name__
+    # Lists, scalars and anything else that is not an array count as NumPy.
+    x_ns = get_namespace(X).__name__
     if fitted_ns != x_ns:
         raise TypeError(
             f"{type(estimator).__name__}.{method} got X from namespace {x_ns!r} "

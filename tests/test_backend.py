@@ -1,5 +1,6 @@
 """The two-device backend: namespaces, host/device moves, kernels, threads."""
 
+import ast
 import types
 
 import array_api_strict
@@ -373,3 +374,45 @@ def test_sparse_helpers_on_the_gpu():
     array = _backend.to_device(np.arange(3.0), "gpu")
     assert isinstance(array, cupy.ndarray)
     assert_allclose(to_numpy(array), np.arange(3.0))
+
+
+def _package_modules():
+    import pathlib
+
+    root = pathlib.Path(_backend.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        yield str(path.relative_to(root)), ast.parse(path.read_text())
+
+
+def test_only_the_backend_imports_numba_or_device_libraries():
+    # Every compile decision (numba.njit, numba.cuda.jit, intrinsics) and
+    # every import of a device library lives in _backend.py; kernel modules
+    # register bodies or use cpu_kernel / cpu_intrinsic.
+    libraries = ("numba", "llvmlite", "cupy", "cupyx")
+    offenders = []
+    for name, tree in _package_modules():
+        if name == "_backend.py":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module or ""]
+            else:
+                continue
+            offenders += [f"{name}:{node.lineno} {m}" for m in modules
+                          if m.split(".")[0] in libraries]
+    assert offenders == []
+
+
+def test_no_module_outside_the_backend_tests_namespace_names():
+    # Algorithms ask the backend where kernels run (kernel_target,
+    # same_device, ...) instead of testing which library an array is from.
+    checks = {"is_numpy_namespace", "is_cupy_namespace"}
+    offenders = [
+        f"{name}:{node.lineno}"
+        for name, tree in _package_modules() if name != "_backend.py"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and node.id in checks
+    ]
+    assert offenders == []

@@ -73,9 +73,25 @@ def test_singular_and_indefinite_matrices_are_floored_and_counted():
     assert cholesky_factor(work, 2, relative_pivot_floor(work, 2)) == 1
 
 
-def test_coding_uses_these_bodies():
-    from sparsesolve.coding import _kernels as coding_kernels
+def test_one_cholesky_body_in_the_package():
+    # Every row kernel that factors a small matrix (the coding refit, the
+    # completion row solves) calls these bodies; no module defines its own.
+    import ast
+    import pathlib
 
-    assert coding_kernels.cholesky_factor is _small_linalg.cholesky_factor
-    assert coding_kernels.cholesky_solve is _small_linalg.cholesky_solve
-    assert _small_linalg.cholesky_factor in coding_kernels.CODE_SAMPLE_BODIES
+    import sparsesolve
+    from sparsesolve.coding import _kernels as coding_kernels
+    from sparsesolve.completion import _kernels as completion_kernels
+
+    for module in (coding_kernels, completion_kernels):
+        assert module.cholesky_factor is _small_linalg.cholesky_factor
+        assert module.cholesky_solve is _small_linalg.cholesky_solve
+    root = pathlib.Path(sparsesolve.__file__).parent
+    definitions = sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and "cholesky" in node.name.lower()
+        and node.name not in {"ridge_cholesky"}
+    )
+    assert set(definitions) == {"_small_linalg.py"}, definitions

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
@@ -16,12 +15,10 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from threadpoolctl import threadpool_limits
 
 from .._backend import (
     get_namespace,
-    is_numpy_namespace,
-    numba_threads,
+    kernel_threads,
     to_namespace,
     to_numpy,
 )
@@ -55,23 +52,6 @@ _CODING_CONSTRAINTS = {
     "n_jobs": [Integral, None],
 }
 _INIT_OPTIONS = [StrOptions({"continuation", "l1"}), None]
-
-
-@contextlib.contextmanager
-def _cpu_threads(n_jobs, xp):
-    """numba threads for the coder and one BLAS thread around it (CPU only).
-
-    numba's workers keep spinning for a while after each parallel loop, and
-    BLAS threads started in between fight them for the cores: on 2 cores a
-    small matrix product then took 15x longer. scikit-learn's KMeans limits
-    BLAS around its OpenMP loops for the same reason.
-    """
-    with numba_threads(n_jobs):
-        if is_numpy_namespace(xp):
-            with threadpool_limits(limits=1, user_api="blas"):
-                yield
-        else:
-            yield
 
 
 def _warn_unconverged(n_unconverged, n_samples, max_iter, name, parameters):
@@ -183,7 +163,7 @@ class _BaseLqCoding(
         """Codes of the validated ``X`` over ``dictionary``, warning on ``tol``."""
         xp = get_namespace(X)
         cache = self._cache_for(dictionary, xp)
-        with _cpu_threads(self.n_jobs, xp):
+        with kernel_threads(self.n_jobs, xp):
             codes, n_unconverged = self._encode(X, dictionary, cache, xp, start)
         _warn_unconverged(n_unconverged, X.shape[0], self._coding_parameters()[0],
                           type(self).__name__, self._coding_parameter_names)
@@ -740,7 +720,7 @@ class LqDictionaryLearning(_BaseLqCoding):
         stopping = _EarlyStopping(self.tol, self.max_no_improvement,
                                   batch_size / (n_samples + 1))
         self.n_iter_ = 0
-        with _cpu_threads(self.n_jobs, xp), Progress(
+        with kernel_threads(self.n_jobs, xp), Progress(
             self.max_iter, self.verbose, desc="LqDictionaryLearning"
         ) as progress:
             while self.n_iter_ < self.max_iter and not stopping.converged:
@@ -808,7 +788,7 @@ class LqDictionaryLearning(_BaseLqCoding):
                 "LqDictionaryLearning.partial_fit got X from another array "
                 "library than the one it was first fitted on."
             )
-        with _cpu_threads(self.n_jobs, xp):
+        with kernel_threads(self.n_jobs, xp):
             codes, _ = self._update(xp.astype(X, self.components_.dtype), xp)
         self.atom_usage_ = xp.sum(xp.astype(codes != 0, X.dtype), axis=0) / X.shape[0]
         self._cache_for(self._dictionary_in(X), xp)

@@ -1,4 +1,4 @@
-"""Scalar bodies of the proximal (thresholding) operators, and one CPU loop.
+"""Scalar bodies of the proximal (thresholding) operators, and the per-sample coder.
 
 Each registered body maps one coefficient ``x`` to the minimiser of
 ``0.5 * (u - x)**2 + penalty(u)`` for one penalty; it is compiled for the CPU
@@ -10,14 +10,18 @@ with gradient step ``step``; the public :func:`~sparsesolve.coding.threshold`
 converts ``(lam, step)`` into the parameters each body takes.
 """
 
-import functools
 import math
-import types
 
+import array_api_compat
 import numpy as np
-from numba import prange
 
-from .._backend import register_elementwise
+from .._backend import (
+    as_contiguous,
+    get_namespace,
+    kernel,
+    register_elementwise,
+    register_row_kernel,
+)
 from .._small_linalg import (
     cholesky_factor,
     cholesky_solve,
@@ -111,8 +115,8 @@ def cel0_threshold(x, step, lam, atom_norm):
 # --------------------------------------------------------------------------
 # The coder of one sample: proximal gradient (FISTA with adaptive restart, or
 # ISTA) with a dead-zone shortcut and a support refit. Plain Python row
-# bodies; the same source is compiled for the CPU (a prange driver over
-# samples) and for the GPU (one thread per sample), see ``code_rows``.
+# bodies, registered as one row kernel of the backend, which compiles them
+# for the CPU and for the GPU (one thread per sample), see ``code_rows``.
 # --------------------------------------------------------------------------
 # Penalty codes of the row kernel.
 PENALTY_CODES = {"l1": 0, "l0": 1, "l1/2": 2, "cel0": 3}
@@ -385,16 +389,29 @@ def has_converged(penalty_code, change, size, gap, squared_norm, tol):
     return change == 0.0 or change <= tol * tol * size
 
 
+def _code_sample_workspaces(correlations, gram, atom_norms, squared_norms, codes,
+                            n_iter, converged, penalty_code, alpha, step,
+                            max_iter, tol, accelerate, refit, max_support):
+    n_atoms = correlations.shape[1]
+    return [((N_WORK_ROWS, n_atoms), correlations.dtype),
+            ((N_WIDE_ROWS, n_atoms), np.float64),
+            ((n_atoms,), np.int64),
+            ((max_support, max_support), np.float64)]
+
+
+@register_row_kernel("code_sample", workspace=_code_sample_workspaces,
+                     writes=("codes", "n_iter", "converged"))
 def code_sample(sample, correlations, gram, atom_norms, squared_norms, codes,
                 n_iter, converged, penalty_code, alpha, step, max_iter, tol,
-                accelerate, refit, work, wide, support, matrix):
+                accelerate, refit, max_support, work, wide, support, matrix):
     """Code one sample: ``codes[sample]`` (its start) is overwritten by its code.
 
     ``work`` (6 x n_atoms, dtype of the data), ``wide`` (4 x n_atoms,
     float64), ``support`` (n_atoms integers) and ``matrix`` (the largest
-    refit system, float64) are this sample's workspace. ``n_iter[sample]``
-    receives the iterations run and ``converged[sample]`` 1 when the stopping
-    rule was met within ``max_iter``.
+    refit system, ``max_support`` x ``max_support`` float64) are this
+    sample's workspace. ``n_iter[sample]`` receives the iterations run and
+    ``converged[sample]`` 1 when the stopping rule was met within
+    ``max_iter``.
 
     With ``refit``, once the signs have not changed for a few iterations the
     iteration jumps to the stationary point those signs define
@@ -474,131 +491,13 @@ def code_sample(sample, correlations, gram, atom_norms, squared_norms, codes,
     converged[sample] = 1 if done else 0
 
 
-# Bodies of the row kernel, each after the bodies it calls.
-CODE_SAMPLE_BODIES = (
-    soft_threshold, hard_threshold, half_threshold, cel0_threshold,
-    relative_pivot_floor, cholesky_factor, cholesky_solve, prox_entry,
-    dead_zone, sign_of, gather_support, sparse_gradient, lasso_duality_gap,
-    proximal_step, momentum_step, refit_system, support_refit, has_converged,
-    code_sample,
-)
-
-
-# --------------------------------------------------------------------------
-# Drivers (to move into the backend's row-kernel registry)
-# --------------------------------------------------------------------------
-# numba.cuda, imported on first GPU use. It must be a module global: the CUDA
-# simulator swaps the module it finds in a kernel's globals for its fake one.
-cuda = None
-
-_CUDA_THREADS_PER_BLOCK = 128
-# Scratch space per GPU launch, in elements: samples are coded in chunks so
-# the per-thread workspaces stay within a bounded buffer.
-_CUDA_WORKSPACE_ELEMENTS = 1 << 26
-# The CPU driver splits the samples into this many contiguous blocks (prange
-# iterations) and allocates its workspaces once per block.
-_ROW_BLOCKS = 256
-
-
-def _compile_bodies(bodies, decorate, compiled=None):
-    compiled = {} if compiled is None else dict(compiled)
-    for body in bodies:
-        namespace = dict(body.__globals__)
-        namespace.update(compiled)
-        copy = types.FunctionType(body.__code__, namespace, body.__name__,
-                                  body.__defaults__)
-        copy.__qualname__ = body.__qualname__
-        copy.__module__ = body.__module__
-        copy.__doc__ = body.__doc__
-        compiled[body.__name__] = decorate(copy)
-    return compiled
-
-
-def code_rows_cpu(correlations, gram, atom_norms, squared_norms, codes, n_iter,
-                  converged, penalty_code, alpha, step, max_iter, tol,
-                  accelerate, refit, max_support):
-    """Every sample's :func:`code_sample` (CPU driver, prange over blocks)."""
-    n_samples, n_atoms = correlations.shape
-    n_blocks = min(n_samples, _ROW_BLOCKS)
-    for block in prange(n_blocks):
-        work = np.empty((N_WORK_ROWS, n_atoms), dtype=correlations.dtype)
-        wide = np.empty((N_WIDE_ROWS, n_atoms), dtype=np.float64)
-        support = np.empty(n_atoms, dtype=np.int64)
-        matrix = np.empty((max_support, max_support), dtype=np.float64)
-        for sample in range(block * n_samples // n_blocks,
-                            (block + 1) * n_samples // n_blocks):
-            code_sample(sample, correlations, gram, atom_norms, squared_norms,
-                        codes, n_iter, converged, penalty_code, alpha, step,
-                        max_iter, tol, accelerate, refit, work, wide, support,
-                        matrix)
-
-
-@functools.cache
-def _cpu_driver():
-    from numba import njit
-
-    compiled = _compile_bodies(CODE_SAMPLE_BODIES, njit(nogil=True, cache=True))
-    return _compile_bodies((code_rows_cpu,), njit(parallel=True, nogil=True,
-                                                 cache=True),
-                           compiled)["code_rows_cpu"]
-
-
-@functools.cache
-def _cuda_driver():
-    global cuda
-    from numba import cuda
-
-    code_sample = _compile_bodies(CODE_SAMPLE_BODIES,
-                                  cuda.jit(device=True))["code_sample"]
-
-    @cuda.jit
-    def code_rows_kernel(first, size, correlations, gram, atom_norms,
-                         squared_norms, codes, n_iter, converged, penalty_code,
-                         alpha, step, max_iter, tol, accelerate, refit, work,
-                         wide, support, matrix):
-        thread = cuda.grid(1)
-        if thread < size:
-            code_sample(first + thread, correlations, gram, atom_norms,
-                        squared_norms, codes, n_iter, converged, penalty_code,
-                        alpha, step, max_iter, tol, accelerate, refit,
-                        work[thread], wide[thread], support[thread],
-                        matrix[thread])
-
-    def launch(correlations, gram, atom_norms, squared_norms, codes, n_iter,
-               converged, penalty_code, alpha, step, max_iter, tol, accelerate,
-               refit, max_support):
-        module = np if isinstance(correlations, np.ndarray) else _cupy()
-        n_samples, n_atoms = correlations.shape
-        per_row = (N_WORK_ROWS + N_WIDE_ROWS + 1) * n_atoms + max_support**2
-        chunk = max(1, min(n_samples, _CUDA_WORKSPACE_ELEMENTS // per_row))
-        for first in range(0, n_samples, chunk):
-            size = min(chunk, n_samples - first)
-            blocks = max(1, -(-size // _CUDA_THREADS_PER_BLOCK))
-            work = module.empty((size, N_WORK_ROWS, n_atoms), dtype=correlations.dtype)
-            wide = module.empty((size, N_WIDE_ROWS, n_atoms), dtype=np.float64)
-            support = module.empty((size, n_atoms), dtype=np.int64)
-            matrix = module.empty((size, max_support, max_support), dtype=np.float64)
-            code_rows_kernel[blocks, _CUDA_THREADS_PER_BLOCK](
-                first, size, correlations, gram, atom_norms, squared_norms, codes,
-                n_iter, converged, penalty_code, alpha, step, max_iter, tol,
-                accelerate, refit, work, wide, support, matrix)
-
-    return launch
-
-
-def _cupy():
-    from .._backend import require_cupy
-
-    return require_cupy()
-
-
 def code_rows(correlations, gram, atom_norms, squared_norms, init, penalty, alpha,
               step, max_iter, tol, accelerate, refit, max_support):
     """Run :func:`code_sample` for every row of ``correlations``.
 
-    NumPy input runs the CPU driver, CuPy input the GPU kernel, and any other
-    array API input (array-api-strict in the tests) runs on the host and
-    comes back in its namespace.
+    The backend runs the row kernel where the arrays live (see
+    :func:`sparsesolve._backend.kernel`): the CPU driver for NumPy, one GPU
+    thread per sample for CuPy, the host for other array API libraries.
 
     Returns
     -------
@@ -606,42 +505,16 @@ def code_rows(correlations, gram, atom_norms, squared_norms, init, penalty, alph
     n_iter : array of int64, shape (n_samples,)
     converged : array of int8, shape (n_samples,)
     """
-    from .._backend import (
-        get_namespace,
-        is_cupy_namespace,
-        is_numpy_namespace,
-        to_namespace,
-        to_numpy,
-    )
-
     xp = get_namespace(correlations)
-    scalars = (PENALTY_CODES[penalty], float(alpha), float(step), int(max_iter),
-               float(tol), int(bool(accelerate)), int(bool(refit)),
-               int(max_support))
-    if is_cupy_namespace(xp):
-        module = _cupy()
-        dtype = correlations.dtype
-        arrays = [module.ascontiguousarray(a, dtype=dtype)
-                  for a in (correlations, gram, atom_norms, squared_norms)]
-        codes = module.array(init, dtype=dtype, order="C", copy=True)
-        n_iter = module.zeros(codes.shape[0], dtype=np.int64)
-        converged = module.zeros(codes.shape[0], dtype=np.int8)
-        if codes.shape[0]:
-            _cuda_driver()(*arrays, codes, n_iter, converged, *scalars)
-        return codes, n_iter, converged
-    if not is_numpy_namespace(xp):
-        host = code_rows(*(to_numpy(a) for a in (correlations, gram, atom_norms,
-                                                  squared_norms, init)),
-                         penalty, alpha, step, max_iter, tol, accelerate, refit,
-                         max_support)
-        return tuple(to_namespace(np.asarray(a), xp, like=correlations) for a in host)
     dtype = correlations.dtype
-    arrays = [np.ascontiguousarray(a, dtype=dtype)
+    arrays = [as_contiguous(a, dtype)
               for a in (correlations, gram, atom_norms, squared_norms)]
-    codes = np.array(init, dtype=dtype, order="C", copy=True)
-    n_iter = np.zeros(codes.shape[0], dtype=np.int64)
-    converged = np.zeros(codes.shape[0], dtype=np.int8)
-    if codes.shape[0]:
-        _cpu_driver()(*arrays, codes, n_iter, converged, *scalars)
+    codes = as_contiguous(init, dtype, copy=True)
+    device = array_api_compat.device(codes)
+    n_iter = xp.zeros(codes.shape[0], dtype=xp.int64, device=device)
+    converged = xp.zeros(codes.shape[0], dtype=xp.int8, device=device)
+    kernel("code_sample", xp)(
+        codes.shape[0], *arrays, codes, n_iter, converged, PENALTY_CODES[penalty],
+        float(alpha), float(step), int(max_iter), float(tol),
+        int(bool(accelerate)), int(bool(refit)), int(max_support))
     return codes, n_iter, converged
-

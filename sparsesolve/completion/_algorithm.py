@@ -110,17 +110,23 @@ def _robust_scale(xp, residual):
     return float(deviation[residual.shape[0] // 2]) * _MAD_TO_SIGMA
 
 
-def _huber_weights(xp, residual, dtype):
-    """IRLS weights ``min(1, delta / |r|)``, Huber loss and ``delta``."""
-    scale = _robust_scale(xp, residual)
-    delta = HUBER_K * scale if scale > 0 else float("inf")
+def huber_terms(xp, residual, delta, dtype):
+    """IRLS weights ``min(1, delta / |r|)`` (in ``dtype``) and the Huber data term."""
     magnitude = xp.abs(residual)
     inside = magnitude <= delta
     data_term = xp.where(inside, 0.5 * residual * residual,
                          delta * (magnitude - 0.5 * delta))
     weights = xp.where(inside, xp.ones_like(residual),
                        delta / xp.where(inside, 1.0, magnitude))
-    return xp.astype(weights, dtype), data_term, delta
+    return xp.astype(weights, dtype), data_term
+
+
+def _huber_weights(xp, residual, dtype):
+    """IRLS weights ``min(1, delta / |r|)``, Huber loss and ``delta``."""
+    scale = _robust_scale(xp, residual)
+    delta = HUBER_K * scale if scale > 0 else float("inf")
+    weights, data_term = huber_terms(xp, residual, delta, dtype)
+    return weights, data_term, delta
 
 
 def _row_pass(xp, solver, indptr, indices, values, weights, other, reg, x,
@@ -337,17 +343,60 @@ def alternating_minimization(
             data_term = 0.5 * residual * residual
         current = float(xp.mean(data_term)) if n_observed else 0.0
         progress.update(loss=current)
-        previous = history[-1] if history else None
-        history.append(current)
-        change = None if previous is None else abs(previous - current)
-        if change is not None and change <= tol * max(previous, 1e-300):
-            converged = True
-            break
-        if current <= fitted_loss:
+        if sweeps_converged(history, current, tol, fitted_loss):
             converged = True
             break
     fitted_biases = None if biases is None else (row_bias, col_bias)
     return left, right, history, converged, huber_delta, fitted_biases
+
+
+class AlphaPath:
+    """The held-out errors along a regularisation path, and where to stop it.
+
+    Records ``(alpha, error)`` pairs in ``path``, keeps the best step's
+    ``(error, alpha, state)`` in ``best`` and stops once the error has risen
+    at two consecutive strengths (the error is unimodal along the path in
+    practice: over-smoothing, then over-fitting).
+
+    Parameters
+    ----------
+    path : list
+        Receives the ``(alpha, error)`` pairs (the estimator's
+        ``alpha_path_``).
+    fallback : tuple
+        ``(alpha, state)`` returned when no step is recorded.
+    """
+
+    def __init__(self, path, fallback):
+        self.path = path
+        self.best = (math.inf, *fallback)
+        self._rises = 0
+        self._previous = math.inf
+
+    def record(self, alpha, error, state):
+        """Record one step of the path; True when the path should stop."""
+        self.path.append((alpha, error))
+        if error < self.best[0]:
+            self.best = (error, alpha, state)
+        self._rises = self._rises + 1 if error > self._previous else 0
+        self._previous = error
+        return self._rises >= 2
+
+
+def sweeps_converged(history, current, tol, fitted_loss=-math.inf):
+    """Append the loss of a sweep to ``history``; whether to stop sweeping.
+
+    The sweeps stop when the loss changes by at most ``tol`` of its previous
+    value, or when it reaches ``fitted_loss`` (the loss of an exact fit, when
+    there is one).
+    Used by the in-memory and the distributed sweeps alike.
+    """
+    previous = history[-1] if history else None
+    history.append(current)
+    if previous is not None and abs(previous - current) <= tol * max(previous,
+                                                                     1e-300):
+        return True
+    return current <= fitted_loss
 
 
 def shrunk_offsets(xp, residual, weights, indptr, ridge, dtype, totals=None):
@@ -519,10 +568,7 @@ def implicit_alternating_minimization(xp, csr_host, left, right, *, solver, reg,
                                   - predicted**2))
         current = (everywhere + correction) / (n_rows * n_cols)
         progress.update(loss=current)
-        previous = history[-1] if history else None
-        history.append(current)
-        if previous is not None and abs(previous - current) <= tol * max(previous,
-                                                                         1e-300):
+        if sweeps_converged(history, current, tol):
             converged = True
             break
     return left, right, history, converged

@@ -28,6 +28,7 @@ from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import check_is_fitted, validate_data
 from ..distributed._dispatch import fit_distributed, is_dask_collection
 from ._algorithm import (
+    AlphaPath,
     alternating_minimization,
     balance_factors,
     fold_in_rows,
@@ -496,28 +497,13 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         with self._sweeping(self.max_iter) as progress:
             left, right, history, converged, delta, biases = self._sweep(
                 xp, observed, state, alpha, self.max_iter, random_state, progress)
-        if not converged and self.tol > 0:
-            warnings.warn(
-                f"AltMinCompletion did not converge in max_iter={self.max_iter} "
-                f"sweeps (tol={self.tol}); increase max_iter or tol.",
-                ConvergenceWarning, stacklevel=2,
-            )
-        left, right = balance_factors(xp, left, right)
-        self.row_factors_ = xp.asarray(left, dtype=left.dtype)
-        self.col_factors_ = xp.asarray(right, dtype=right.dtype)
-        if biases is None:
-            biases = (xp.zeros(n_rows, dtype=dtype, device=_device_of(left)),
-                      xp.zeros(n_cols, dtype=dtype, device=_device_of(left)))
-        self.row_biases_, self.col_biases_ = biases
-        self._has_biases = use_biases
         # The ridge of a folded-in row's bias, as in the sweeps (see
         # alternating_minimization).
-        self._row_bias_ridge = (alpha * self._value_scale
-                                * float(np.mean(np.maximum(np.diff(csr.indptr), 1))))
-        self.n_iter_ = len(history)
-        self.loss_history_ = history
-        self.huber_delta_ = delta
-        self.n_observed_ = int(csr.nnz)
+        bias_ridge = (alpha * self._value_scale
+                      * float(np.mean(np.maximum(np.diff(csr.indptr), 1))))
+        self._store_fit(xp, left, right, biases if use_biases else None,
+                        history=history, converged=converged, delta=delta,
+                        bias_ridge=bias_ridge, n_observed=csr.nnz, stacklevel=2)
         return self
 
     def _fit_implicit(self, csr, xp, like):
@@ -558,26 +544,42 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
                 confidence=float(self.confidence), max_iter=self.max_iter,
                 tol=float(self.tol), cg_steps=int(self.cg_steps), progress=progress,
                 like=like)
+        self.alpha_ = alpha
+        self.alpha_path_ = []
+        self._store_fit(xp, left, right, None, history=history, converged=converged,
+                        delta=None, bias_ridge=0.0, n_observed=csr.nnz,
+                        stacklevel=3)
+        return self
+
+    def _store_fit(self, xp, left, right, biases, *, history, converged, delta,
+                   bias_ridge, n_observed, stacklevel):
+        """Store the fitted model of a run of sweeps (in memory or distributed).
+
+        Warns when the sweeps stopped at ``max_iter``, balances the factors
+        (see :func:`~sparsesolve.completion._algorithm.balance_factors`) and
+        sets the fitted attributes; ``biases`` is None for a model without
+        them (zero biases are stored).
+        """
         if not converged and self.tol > 0:
             warnings.warn(
                 f"AltMinCompletion did not converge in max_iter={self.max_iter} "
                 f"sweeps (tol={self.tol}); increase max_iter or tol.",
-                ConvergenceWarning, stacklevel=3,
+                ConvergenceWarning, stacklevel=stacklevel + 1,
             )
         left, right = balance_factors(xp, left, right)
         self.row_factors_ = xp.asarray(left, dtype=left.dtype)
         self.col_factors_ = xp.asarray(right, dtype=right.dtype)
-        self.row_biases_ = xp.zeros(n_rows, dtype=dtype, device=_device_of(left))
-        self.col_biases_ = xp.zeros(n_cols, dtype=dtype, device=_device_of(left))
-        self._has_biases = False
-        self._row_bias_ridge = 0.0
-        self.alpha_ = alpha
-        self.alpha_path_ = []
+        self._has_biases = biases is not None
+        if biases is None:
+            device = _device_of(left)
+            biases = (xp.zeros(left.shape[0], dtype=left.dtype, device=device),
+                      xp.zeros(right.shape[0], dtype=left.dtype, device=device))
+        self.row_biases_, self.col_biases_ = biases
+        self._row_bias_ridge = bias_ridge
         self.n_iter_ = len(history)
         self.loss_history_ = history
-        self.huber_delta_ = None
-        self.n_observed_ = int(csr.nnz)
-        return self
+        self.huber_delta_ = delta
+        self.n_observed_ = int(n_observed)
 
     @contextlib.contextmanager
     def _sweeping(self, n_sweeps):
@@ -647,9 +649,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         rows = to_namespace(coo.row[held].astype(np.int64), xp, like=like)
         cols = to_namespace(coo.col[held].astype(np.int64), xp, like=like)
         truth = coo.data[held].astype(np.float64)
-        best = (np.inf, FALLBACK_ALPHA, state)
-        rises = 0
-        previous_error = np.inf
+        search = AlphaPath(self.alpha_path_, (FALLBACK_ALPHA, state))
         with self._sweeping(len(AUTO_ALPHAS) * AUTO_SWEEPS) as progress:
             for alpha in AUTO_ALPHAS:
                 # The sweeps of a path step are not meant to converge: tol=0.
@@ -660,14 +660,9 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
                 predicted = to_numpy(self._entries(xp, rows, cols, left, right,
                                                    biases)).astype(np.float64)
                 error = float(np.sqrt(np.mean((predicted - truth) ** 2)))
-                self.alpha_path_.append((alpha, error))
-                if error < best[0]:
-                    best = (error, alpha, state)
-                rises = rises + 1 if error > previous_error else 0
-                previous_error = error
-                if rises >= 2:
+                if search.record(alpha, error, state):
                     break
-        return best[1], best[2]
+        return search.best[1], search.best[2]
 
     @staticmethod
     def _entries(xp, rows, cols, left, right, biases):

@@ -14,7 +14,8 @@ registered as row kernels of :mod:`sparsesolve._backend`, which compiles them
 
 Three ways to solve a row (``solver``):
 
-* ``"exact"``: form the k x k Gram matrix and solve by Cholesky,
+* ``"exact"``: form the k x k Gram matrix and solve by Cholesky (the
+  package's one small Cholesky, :mod:`sparsesolve._small_linalg`),
   O(|Omega_i| k^2 + k^3) per row (Jain, Netrapalli and Sanghavi's AltMin).
 * ``"cg"``: a few warm-started conjugate-gradient steps on the normal
   equations with a Jacobi preconditioner; every step costs O(|Omega_i| k), so
@@ -30,63 +31,33 @@ from __future__ import annotations
 import math
 
 from .._backend import register_row_kernel
+from .._small_linalg import cholesky_factor, cholesky_solve, relative_pivot_floor
 
 __all__ = ["uses_sketch", "SOLVERS"]
 
 SOLVERS = ("exact", "cg", "sketch")
 
+# Launches below these sizes run on one CPU thread: a row solve of a few
+# dozen observations takes microseconds, an entry prediction nanoseconds,
+# and waking numba's thread pool costs more (milliseconds on a loaded
+# machine).
+SERIAL_ROWS = 128
+SERIAL_ENTRIES = 1 << 15
+
 
 # --------------------------------------------------------------------------
 # Row bodies (plain Python; compiled by the backend for each target)
 # --------------------------------------------------------------------------
-def cholesky_factor(gram, k, pivot_floor):
-    """Overwrite the lower triangle of ``gram`` with its Cholesky factor.
-
-    A pivot at or below ``pivot_floor`` (round-off on a nearly singular
-    system) is replaced by the floor, which acts as a tiny extra ridge on
-    that direction instead of producing NaN.
-    """
-    for col in range(k):
-        pivot = gram[col, col]
-        for inner in range(col):
-            pivot -= gram[col, inner] * gram[col, inner]
-        if pivot <= pivot_floor:
-            pivot = pivot_floor
-        diagonal = math.sqrt(pivot)
-        gram[col, col] = diagonal
-        for row in range(col + 1, k):
-            value = gram[row, col]
-            for inner in range(col):
-                value -= gram[row, inner] * gram[col, inner]
-            gram[row, col] = value / diagonal
-
-
 def ridge_cholesky(gram, k, ridge):
     """Add ``ridge`` to the diagonal of ``gram`` and factor it in place.
 
-    The pivot floor is relative, 1e-12 of the largest diagonal, which keeps
+    The pivot floor is relative, 1e-12 of the largest diagonal
+    (:func:`~sparsesolve._small_linalg.relative_pivot_floor`), which keeps
     the factor finite for rows with fewer observations than the rank.
     """
-    largest = 0.0
     for a in range(k):
         gram[a, a] += ridge
-        if gram[a, a] > largest:
-            largest = gram[a, a]
-    cholesky_factor(gram, k, largest * 1e-12 + 1e-300)
-
-
-def cholesky_solve(factor, rhs, out, k):
-    """Solve ``L L^T out = rhs`` with the lower factor ``L`` in ``factor``."""
-    for row in range(k):
-        value = rhs[row]
-        for inner in range(row):
-            value -= factor[row, inner] * out[inner]
-        out[row] = value / factor[row, row]
-    for row in range(k - 1, -1, -1):
-        value = out[row]
-        for inner in range(row + 1, k):
-            value -= factor[inner, row] * out[inner]
-        out[row] = value / factor[row, row]
+    cholesky_factor(gram, k, relative_pivot_floor(gram, k))
 
 
 def _exact_workspaces(indptr, indices, values, weights, other, reg, out):
@@ -95,7 +66,7 @@ def _exact_workspaces(indptr, indices, values, weights, other, reg, out):
 
 
 @register_row_kernel("completion_exact", workspace=_exact_workspaces,
-                     writes=("out",))
+                     writes=("out",), serial_below=SERIAL_ROWS)
 def exact_row(row, indptr, indices, values, weights, other, reg, out, gram, rhs):
     """Exact weighted ridge solve of one row by Cholesky."""
     k = other.shape[1]
@@ -190,7 +161,8 @@ def _cg_workspaces(indptr, indices, values, weights, other, reg, x, n_steps, tol
     return [((5, other.shape[1]), other.dtype)]
 
 
-@register_row_kernel("completion_cg", workspace=_cg_workspaces, writes=("x",))
+@register_row_kernel("completion_cg", workspace=_cg_workspaces, writes=("x",),
+                     serial_below=SERIAL_ROWS)
 def cg_row(row, indptr, indices, values, weights, other, reg, x, n_steps, tol, work):
     """Jacobi-preconditioned CG: O(|Omega_i| k) per step, no k x k matrix.
 
@@ -219,7 +191,7 @@ def _sketch_workspaces(indptr, indices, values, weights, other, reg, x, n_steps,
 
 
 @register_row_kernel("completion_sketch", workspace=_sketch_workspaces,
-                     writes=("x",))
+                     writes=("x",), serial_below=SERIAL_ROWS)
 def sketch_row(row, indptr, indices, values, weights, other, reg, x, n_steps,
                tol, bucket, sign, sketch_size, sketched, factor, work):
     """Sketch-and-precondition: CountSketch, small Cholesky, then PCG.
@@ -258,7 +230,8 @@ def sketch_row(row, indptr, indices, values, weights, other, reg, x, n_steps,
             work[0], work[1], work[2], work[3], work[4], factor, True)
 
 
-@register_row_kernel("completion_predict", writes=("out",))
+@register_row_kernel("completion_predict", writes=("out",),
+                     serial_below=SERIAL_ENTRIES)
 def predict_entry(entry, rows, cols, left, right, out):
     """out[entry] = <left[rows[entry]], right[cols[entry]]>."""
     i = rows[entry]

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import math
 import operator
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
 from scipy import linalg
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import svd_flip
 
@@ -35,11 +33,13 @@ from .._progress import Progress
 from ..completion._algorithm import (
     _MAD_TO_SIGMA,
     HUBER_K,
+    AlphaPath,
     _row_pass,
-    balance_factors,
+    huber_terms,
     predict_entries,
     random_init,
     shrunk_offsets,
+    sweeps_converged,
 )
 from ..completion._estimator import (
     AUTO_ALPHAS,
@@ -319,17 +319,6 @@ def _residual(block, left, right, row_bias, col_bias, first_rows):
     return residual
 
 
-def _huber_terms(residual, delta, dtype):
-    """IRLS weights ``min(1, delta / |r|)`` and the Huber data term."""
-    magnitude = np.abs(residual)
-    inside = magnitude <= delta
-    data_term = np.where(inside, 0.5 * residual * residual,
-                         delta * (magnitude - 0.5 * delta))
-    weights = np.where(inside, np.ones_like(residual),
-                       delta / np.where(inside, 1.0, magnitude))
-    return weights.astype(dtype), data_term
-
-
 def _ridges(counts, alpha, rms, dtype):
     return (alpha * rms * np.maximum(counts, 1)).astype(dtype)
 
@@ -337,7 +326,7 @@ def _ridges(counts, alpha, rms, dtype):
 def _weights_for(block, residual, delta, dtype):
     if delta is None:
         return np.ones(block["values"].shape, dtype=dtype)
-    return _huber_terms(residual, delta, dtype)[0]
+    return huber_terms(np, residual, delta, dtype)[0]
 
 
 def _row_task(block, left_block, right, row_bias_block, col_bias, delta, settings):
@@ -419,7 +408,7 @@ def _residual_of(result):
 
 def _huber_sum(result, delta):
     residual = result[2]
-    return float(np.sum(_huber_terms(residual, delta, residual.dtype)[1]))
+    return float(np.sum(huber_terms(np, residual, delta, residual.dtype)[1]))
 
 
 # --------------------------------------------------------------------------
@@ -586,26 +575,12 @@ def fit_completion(estimator, X, y=None):
     with Progress(estimator.max_iter, estimator.verbose, desc=name) as progress:
         left, right, history, converged, delta, biases = _sweeps(
             estimator, layout, state, alpha, estimator.max_iter, progress)
-    if not converged and estimator.tol > 0:
-        warnings.warn(
-            f"AltMinCompletion did not converge in max_iter={estimator.max_iter} "
-            f"sweeps (tol={estimator.tol}); increase max_iter or tol.",
-            ConvergenceWarning, stacklevel=3,
-        )
-    left, right = balance_factors(np, left, right)
-    estimator.row_factors_ = np.asarray(left, dtype=left.dtype)
-    estimator.col_factors_ = np.asarray(right, dtype=right.dtype)
-    if biases is None:
-        biases = (np.zeros(n_rows, dtype=dtype), np.zeros(n_cols, dtype=dtype))
-    estimator.row_biases_, estimator.col_biases_ = biases
-    estimator._has_biases = use_biases
-    estimator._row_bias_ridge = (alpha * estimator._value_scale
-                                 * float(np.mean(np.maximum(counts, 1))))
+    estimator._store_fit(
+        np, left, right, biases if use_biases else None, history=history,
+        converged=converged, delta=delta, n_observed=nnz, stacklevel=3,
+        bias_ridge=(alpha * estimator._value_scale
+                    * float(np.mean(np.maximum(counts, 1)))))
     estimator._seen = _seen_entries(client, row_blocks, shape, counts)
-    estimator.n_iter_ = len(history)
-    estimator.loss_history_ = history
-    estimator.huber_delta_ = delta
-    estimator.n_observed_ = nnz
     return estimator
 
 
@@ -741,13 +716,7 @@ def _sweeps(estimator, layout, state, alpha, n_sweeps, progress, tol=None):
         del results
         current = data_sum / n_observed if n_observed else 0.0
         progress.update(loss=current)
-        previous = history[-1] if history else None
-        history.append(current)
-        change = None if previous is None else abs(previous - current)
-        if change is not None and change <= tol * max(previous, 1e-300):
-            converged = True
-            break
-        if current <= fitted_loss:
+        if sweeps_converged(history, current, tol, fitted_loss):
             converged = True
             break
     fitted_biases = None if row_bias is None else (row_bias, col_bias)
@@ -789,9 +758,7 @@ def _select_alpha(estimator, layout, state, random_state):
     part = layout.with_blocks(fit_rows, fit_cols, counts, counts_t,
                               n_observed - n_held)
     rb = layout.row_bounds
-    best = (np.inf, FALLBACK_ALPHA, state)
-    rises = 0
-    previous_error = np.inf
+    search = AlphaPath(estimator.alpha_path_, (FALLBACK_ALPHA, state))
     with Progress(len(AUTO_ALPHAS) * AUTO_SWEEPS, estimator.verbose,
                   desc=type(estimator).__name__) as progress:
         for alpha in AUTO_ALPHAS:
@@ -809,11 +776,6 @@ def _select_alpha(estimator, layout, state, random_state):
                                                         layout.row_offsets,
                                                         strict=True))])
             error = float(np.sqrt(math.fsum(errors) / n_held))
-            estimator.alpha_path_.append((alpha, error))
-            if error < best[0]:
-                best = (error, alpha, state)
-            rises = rises + 1 if error > previous_error else 0
-            previous_error = error
-            if rises >= 2:
+            if search.record(alpha, error, state):
                 break
-    return best[1], best[2]
+    return search.best[1], search.best[2]

@@ -20,21 +20,19 @@ computation.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
 from .._progress import Progress
 from ..unmixing._algorithm import (
-    _MIN_ITER,
-    _RATIO_WINDOW,
+    TailStop,
     _band_residual_norms,
     _endmember_step,
     _Objective,
     _sparsity_terms,
+    warn_not_converged,
 )
 from ..unmixing._fcls import simplex_qp
 from ._coding import row_blocks
@@ -256,13 +254,11 @@ def fit_unmixing(estimator, X, y=None):
         states = [submit(client, _sparsity_start, s, p) for s in states]
         threshold, sums = _guidance_round(client, states, sharpness, n_pixels,
                                           dtype, learned)
-    history = [_objective_value(objective, squared_norms, sums)]
     settings = (use_sparsity, learned, alpha, p, sharpness)
     converged = False
     n_iter = 0
-    previous_decrease = None
-    ratios = []
     max_iter, tol = estimator.max_iter, float(estimator.tol)
+    stop = TailStop(tol, _objective_value(objective, squared_norms, sums))
     with Progress(max_iter, estimator.verbose, desc=name) as progress, \
             threadpool_limits(limits=1, user_api="blas"):
         for n_iter in range(1, max_iter + 1):
@@ -284,28 +280,12 @@ def fit_unmixing(estimator, X, y=None):
                 threshold, sums = _guidance_round(client, states, sharpness,
                                                   n_pixels, dtype, learned)
             squared_norms = _band_residual_norms(X_squared, cross, gram, E, np)
-            history.append(_objective_value(objective, squared_norms, sums))
-            progress.update(objective=history[-1])
-            decrease = history[-2] - history[-1]
-            achieved = history[1] - history[-1]
-            if decrease <= 1e-13 * abs(history[-1]):
+            value = _objective_value(objective, squared_norms, sums)
+            progress.update(objective=value)
+            if stop.converged(value, n_iter):
                 converged = True
                 break
-            if previous_decrease is not None:
-                ratios.append(decrease / previous_decrease)
-            previous_decrease = decrease
-            if n_iter >= _MIN_ITER and len(ratios) >= _RATIO_WINDOW:
-                ratio = max(ratios[-_RATIO_WINDOW:])
-                if ratio < 1.0:
-                    remaining = decrease * ratio / (1.0 - ratio)
-                    if remaining <= tol * achieved:
-                        converged = True
-                        break
-    if not converged and max_iter > 0:
-        warnings.warn(
-            f"RobustUnmixing did not converge in max_iter={max_iter} iterations "
-            f"(expected further decrease above tol={tol} of the decrease so far); "
-            "increase max_iter.", ConvergenceWarning, stacklevel=3)
+    warn_not_converged(converged, max_iter, tol)
     estimator.n_features_in_ = n_bands
     if hasattr(estimator, "feature_names_in_"):
         del estimator.feature_names_in_
@@ -322,7 +302,7 @@ def fit_unmixing(estimator, X, y=None):
         for s, size in zip(states, sizes, strict=True)])
     estimator.band_weights_ = (objective.band_weights(squared_norms)
                                * objective.noise_variance).astype(dtype)
-    estimator.objective_ = np.asarray(history)
+    estimator.objective_ = np.asarray(stop.history)
     estimator.n_iter_ = int(n_iter)
     return estimator
 

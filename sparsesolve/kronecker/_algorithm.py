@@ -82,9 +82,7 @@ def posterior_on_support(factors, kept, gammas, noise_variance, Y, xp, *, dense)
     hold one entry: flat indices on the full grid and their variances.
     """
     if dense:
-        sizes = [int(f.shape[1]) for f in factors]
-        multi_index = [np.asarray(i) for i in np.unravel_index(kept[0], sizes)]
-        A = _dense_columns(factors, multi_index, xp)
+        A = _dense_support_columns(factors, kept[0], xp)
         return dense_posterior(A, gammas[0], noise_variance, Y, xp)
     return kronecker_posterior(
         _take_columns(factors, kept, xp), gammas, noise_variance, Y, xp
@@ -94,9 +92,7 @@ def posterior_on_support(factors, kept, gammas, noise_variance, Y, xp, *, dense)
 def log_evidence_on_support(factors, kept, gammas, noise_variance, Y, xp, *, dense):
     """Log marginal likelihood ``log p(y)`` of each row of ``Y`` (see E-step)."""
     if dense:
-        sizes = [int(f.shape[1]) for f in factors]
-        multi_index = [np.asarray(i) for i in np.unravel_index(kept[0], sizes)]
-        A = _dense_columns(factors, multi_index, xp)
+        A = _dense_support_columns(factors, kept[0], xp)
         return dense_log_evidence(A, gammas[0], noise_variance, Y, xp)
     return kronecker_log_evidence(
         _take_columns(factors, kept, xp), gammas, noise_variance, Y, xp
@@ -324,11 +320,16 @@ def _dense_columns(factors, multi_index, xp):
     return result
 
 
+def _dense_support_columns(factors, flat, xp):
+    """:func:`_dense_columns` at the flat grid indices ``flat`` (dense mode)."""
+    sizes = [int(f.shape[1]) for f in factors]
+    multi_index = [np.asarray(i) for i in np.unravel_index(flat, sizes)]
+    return _dense_columns(factors, multi_index, xp)
+
+
 def _forward(factors, kept, mean, xp, dense):
     """``A x`` for coefficients ``mean`` on the surviving grid (rows)."""
     if dense:
-        sizes = [int(f.shape[1]) for f in factors]
-        multi_index = [np.asarray(i) for i in np.unravel_index(kept[0], sizes)]
-        A = _dense_columns(factors, multi_index, xp)
+        A = _dense_support_columns(factors, kept[0], xp)
         return mean @ xp.permute_dims(A, (1, 0))
     return mode_product_apply(_take_columns(factors, kept, xp), mean, xp)

@@ -18,8 +18,9 @@ LLVM does not find this schedule by itself from scalar Python loops: with
 ``fastmath`` it vectorises the reduction over input channels instead (many
 partial sums and a horizontal reduction per output), and without it the 16
 independent output-channel chains stay scalar. The micro-kernel is therefore
-emitted as LLVM vector IR through :func:`numba.extending.intrinsic`, once per
-block width; everything around it is plain numba.
+emitted as LLVM vector IR (:func:`sparsesolve._backend.cpu_intrinsic`), once
+per block width; everything around it is a plain loop compiled by
+:func:`sparsesolve._backend.cpu_kernel`.
 
 Output channels are processed in groups of 16 (one AVX-512 register of
 float32; on AVX2 machines LLVM splits it into two), the packed weights and
@@ -32,13 +33,9 @@ few times as possible.
 
 from __future__ import annotations
 
-import llvmlite.binding as llvm_binding
-import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
+
+from .._backend import cpu_has_feature, cpu_intrinsic, cpu_kernel, prange
 
 __all__ = [
     "LANES",
@@ -56,17 +53,7 @@ LANES = 16
 # x positions per register block, widest first. With AVX-512 there are 32
 # vector registers: 16 accumulators, the weight vector and broadcasts fit.
 # With AVX2, each 16-lane accumulator takes two of the 16 registers.
-def _target_has_avx512():
-    """Whether numba compiles for a CPU with AVX-512 (host unless overridden)."""
-    features = numba.config.CPU_FEATURES
-    if features is None:
-        if numba.config.CPU_NAME not in (None, "host"):
-            return False  # e.g. NUMBA_CPU_NAME=generic for portable caches
-        features = llvm_binding.get_host_cpu_features().flatten()
-    return "+avx512f" in features.split(",")
-
-
-_HAS_AVX512 = _target_has_avx512()
+_HAS_AVX512 = cpu_has_feature("avx512f")
 _WIDTHS = (16, 8, 4, 1) if _HAS_AVX512 else (6, 4, 2, 1)
 
 
@@ -82,105 +69,100 @@ def _register_block(width):
     onwards, then ReLU (if asked) and the residual addition (if asked).
     """
 
-    @intrinsic
-    def register_block(typingctx, padded, weight, bias, out, residual, z, y, x0,
-                       group, margin, apply_relu, add_residual):
-        signature = types.void(padded, weight, bias, out, residual, z, y, x0,
-                               group, margin, apply_relu, add_residual)
+    def register_block(llvm, context, builder, sig, args):
+        ir, cgutils = llvm.ir, llvm.cgutils
+        arrays = [context.make_array(t)(context, builder, a)
+                  for t, a in zip(sig.args[:5], args[:5], strict=True)]
+        p_arr, w_arr, b_arr, o_arr, r_arr = arrays
+        z, y, x0, group, margin, apply_relu, add_residual = args[5:]
+        index = ir.IntType(64)
+        vector = ir.VectorType(ir.FloatType(), LANES)
+        vector_pointer = vector.as_pointer()
+        # fmuladd: one FMA instruction where the CPU has them, a multiply
+        # and an add where it does not (llvm.fma would call libm).
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vector, [vector] * 3),
+            f"llvm.fmuladd.v{LANES}f32")
 
-        def codegen(context, builder, sig, args):
-            arrays = [context.make_array(t)(context, builder, a)
-                      for t, a in zip(sig.args[:5], args[:5], strict=True)]
-            p_arr, w_arr, b_arr, o_arr, r_arr = arrays
-            z, y, x0, group, margin, apply_relu, add_residual = args[5:]
-            index = ir.IntType(64)
-            vector = ir.VectorType(ir.FloatType(), LANES)
-            vector_pointer = vector.as_pointer()
-            # fmuladd: one FMA instruction where the CPU has them, a multiply
-            # and an add where it does not (llvm.fma would call libm).
-            fma = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vector, [vector] * 3),
-                f"llvm.fmuladd.v{LANES}f32")
+        def const(value):
+            return ir.Constant(index, value)
 
-            def const(value):
-                return ir.Constant(index, value)
+        def load_vector(data, offset):
+            pointer = builder.bitcast(builder.gep(data, [offset]), vector_pointer)
+            return builder.load(pointer, align=4)
 
-            def load_vector(data, offset):
-                pointer = builder.bitcast(builder.gep(data, [offset]), vector_pointer)
-                return builder.load(pointer, align=4)
+        _, p_ny, p_nx, c_in = cgutils.unpack_tuple(builder, p_arr.shape, 4)
+        c_padded = cgutils.unpack_tuple(builder, w_arr.shape, 3)[2]
+        _, o_ny, o_nx, c_out = cgutils.unpack_tuple(builder, o_arr.shape, 4)
+        first_channel = builder.mul(group, const(LANES))
+        start = load_vector(b_arr.data, first_channel)
+        # Allocas of whole vectors, promoted to registers by mem2reg.
+        slots = [cgutils.alloca_once(builder, vector) for _ in range(width)]
+        for slot in slots:
+            builder.store(start, slot)
+        row_length = builder.mul(const(3), c_in)
+        undefined = ir.Constant(vector, ir.Undefined)
+        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+        lane0 = ir.Constant(ir.IntType(32), 0)
+        with cgutils.for_range(builder, const(9)) as tap_row:
+            dz = builder.udiv(tap_row.index, const(3))
+            dy = builder.urem(tap_row.index, const(3))
+            row = builder.add(builder.mul(builder.add(z, dz), p_ny),
+                              builder.add(y, dy))
+            source = builder.mul(builder.add(builder.mul(row, p_nx), x0), c_in)
+            weights = builder.mul(tap_row.index, row_length)
+            with cgutils.for_range(builder, row_length) as step:
+                # Weights of (tap, input channel) for the whole group.
+                w_offset = builder.add(
+                    builder.mul(builder.add(weights, step.index), c_padded),
+                    first_channel)
+                w_vector = load_vector(w_arr.data, w_offset)
+                base = builder.add(source, step.index)
+                for k, slot in enumerate(slots):
+                    offset = builder.add(base, builder.mul(const(k), c_in))
+                    value = builder.load(builder.gep(p_arr.data, [offset]))
+                    broadcast = builder.shuffle_vector(
+                        builder.insert_element(undefined, value, lane0),
+                        undefined, splat_mask)
+                    total = builder.call(
+                        fma, [broadcast, w_vector, builder.load(slot)])
+                    builder.store(total, slot)
+        zero = ir.Constant(vector, [0.0] * LANES)
+        relu_flag = builder.trunc(apply_relu, ir.IntType(1))
+        residual_flag = builder.trunc(add_residual, ir.IntType(1))
+        remaining = builder.sub(c_out, first_channel)
+        whole_group = builder.icmp_signed(">=", remaining, const(LANES))
+        out_row = builder.add(builder.mul(builder.add(z, margin), o_ny),
+                              builder.add(y, margin))
+        for k, slot in enumerate(slots):
+            result = builder.load(slot)
+            clipped = builder.select(
+                builder.fcmp_ordered("<", result, zero), zero, result)
+            result = builder.select(relu_flag, clipped, result)
+            voxel = builder.add(builder.mul(out_row, o_nx),
+                                builder.add(builder.add(x0, const(k)), margin))
+            offset = builder.add(builder.mul(voxel, c_out), first_channel)
+            with builder.if_else(whole_group) as (full, partial):
+                with full:
+                    # out itself stands in for a missing residual, so the
+                    # load is always in bounds.
+                    added = builder.fadd(result, load_vector(r_arr.data, offset))
+                    total = builder.select(residual_flag, added, result)
+                    pointer = builder.bitcast(builder.gep(o_arr.data, [offset]),
+                                              vector_pointer)
+                    builder.store(total, pointer, align=4)
+                with partial, cgutils.for_range(builder, remaining) as lane:
+                    element = builder.extract_element(result, lane.index)
+                    where = builder.add(offset, lane.index)
+                    extra = builder.load(builder.gep(r_arr.data, [where]))
+                    element = builder.select(
+                        residual_flag, builder.fadd(element, extra), element)
+                    builder.store(element, builder.gep(o_arr.data, [where]))
 
-            _, p_ny, p_nx, c_in = cgutils.unpack_tuple(builder, p_arr.shape, 4)
-            c_padded = cgutils.unpack_tuple(builder, w_arr.shape, 3)[2]
-            _, o_ny, o_nx, c_out = cgutils.unpack_tuple(builder, o_arr.shape, 4)
-            first_channel = builder.mul(group, const(LANES))
-            start = load_vector(b_arr.data, first_channel)
-            # Allocas of whole vectors, promoted to registers by mem2reg.
-            slots = [cgutils.alloca_once(builder, vector) for _ in range(width)]
-            for slot in slots:
-                builder.store(start, slot)
-            row_length = builder.mul(const(3), c_in)
-            undefined = ir.Constant(vector, ir.Undefined)
-            splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-            lane0 = ir.Constant(ir.IntType(32), 0)
-            with cgutils.for_range(builder, const(9)) as tap_row:
-                dz = builder.udiv(tap_row.index, const(3))
-                dy = builder.urem(tap_row.index, const(3))
-                row = builder.add(builder.mul(builder.add(z, dz), p_ny),
-                                  builder.add(y, dy))
-                source = builder.mul(builder.add(builder.mul(row, p_nx), x0), c_in)
-                weights = builder.mul(tap_row.index, row_length)
-                with cgutils.for_range(builder, row_length) as step:
-                    # Weights of (tap, input channel) for the whole group.
-                    w_offset = builder.add(
-                        builder.mul(builder.add(weights, step.index), c_padded),
-                        first_channel)
-                    w_vector = load_vector(w_arr.data, w_offset)
-                    base = builder.add(source, step.index)
-                    for k, slot in enumerate(slots):
-                        offset = builder.add(base, builder.mul(const(k), c_in))
-                        value = builder.load(builder.gep(p_arr.data, [offset]))
-                        broadcast = builder.shuffle_vector(
-                            builder.insert_element(undefined, value, lane0),
-                            undefined, splat_mask)
-                        total = builder.call(
-                            fma, [broadcast, w_vector, builder.load(slot)])
-                        builder.store(total, slot)
-            zero = ir.Constant(vector, [0.0] * LANES)
-            relu_flag = builder.trunc(apply_relu, ir.IntType(1))
-            residual_flag = builder.trunc(add_residual, ir.IntType(1))
-            remaining = builder.sub(c_out, first_channel)
-            whole_group = builder.icmp_signed(">=", remaining, const(LANES))
-            out_row = builder.add(builder.mul(builder.add(z, margin), o_ny),
-                                  builder.add(y, margin))
-            for k, slot in enumerate(slots):
-                result = builder.load(slot)
-                clipped = builder.select(
-                    builder.fcmp_ordered("<", result, zero), zero, result)
-                result = builder.select(relu_flag, clipped, result)
-                voxel = builder.add(builder.mul(out_row, o_nx),
-                                    builder.add(builder.add(x0, const(k)), margin))
-                offset = builder.add(builder.mul(voxel, c_out), first_channel)
-                with builder.if_else(whole_group) as (full, partial):
-                    with full:
-                        # out itself stands in for a missing residual, so
-                        # the load is always in bounds.
-                        added = builder.fadd(result, load_vector(r_arr.data, offset))
-                        total = builder.select(residual_flag, added, result)
-                        pointer = builder.bitcast(builder.gep(o_arr.data, [offset]),
-                                                  vector_pointer)
-                        builder.store(total, pointer, align=4)
-                    with partial, cgutils.for_range(builder, remaining) as lane:
-                        element = builder.extract_element(result, lane.index)
-                        where = builder.add(offset, lane.index)
-                        extra = builder.load(builder.gep(r_arr.data, [where]))
-                        element = builder.select(
-                            residual_flag, builder.fadd(element, extra), element)
-                        builder.store(element, builder.gep(o_arr.data, [where]))
-            return context.get_dummy_value()
-
-        return signature, codegen
-
-    return register_block
+    register_block.__qualname__ = f"register_block_{width}"
+    return cpu_intrinsic(register_block, (
+        "padded", "weight", "bias", "out", "residual", "z", "y", "x0", "group",
+        "margin", "apply_relu", "add_residual"))
 
 
 _WIDE, _MIDDLE, _NARROW, _ONE = _WIDTHS
@@ -194,7 +176,7 @@ def _conv_rows(padded, weight, bias, out, residual, margin, apply_relu,
     n_groups = weight.shape[2] // LANES
     # One (z, y) row per task: 16^3 already gives 256 tasks, and a row's
     # input (3 x 3 rows of the padded volume) stays in L1/L2 for all groups.
-    for row in numba.prange(nz * ny):
+    for row in prange(nz * ny):
         z = row // ny
         y = row - z * ny
         for group in range(n_groups):
@@ -222,7 +204,7 @@ def _avgpool2_rows(fine, coarse, fine_margin, coarse_margin):
                   coarse.shape[1] - 2 * coarse_margin,
                   coarse.shape[2] - 2 * coarse_margin)
     channels = coarse.shape[3]
-    for row in numba.prange(cz * cy):
+    for row in prange(cz * cy):
         z = row // cy
         y = row - z * cy
         fz, fy = 2 * z + fine_margin, 2 * y + fine_margin
@@ -243,7 +225,7 @@ def _upsample2_add_rows(coarse, fine, coarse_margin, fine_margin):
                         fine.shape[1] - 2 * fine_margin,
                         fine.shape[2] - 2 * fine_margin)
     channels = fine.shape[3]
-    for row in numba.prange(fz_n * fy_n):
+    for row in prange(fz_n * fy_n):
         z = row // fy_n
         y = row - z * fy_n
         cz, cy = z // 2 + coarse_margin, y // 2 + coarse_margin
@@ -257,7 +239,7 @@ def _upsample2_add_rows(coarse, fine, coarse_margin, fine_margin):
 def _project_rows(features, weight, bias, margin, out):
     nz, ny, nx = out.shape
     channels = features.shape[3]
-    for row in numba.prange(nz * ny):
+    for row in prange(nz * ny):
         z = row // ny
         y = row - z * ny
         for x in range(nx):
@@ -267,27 +249,43 @@ def _project_rows(features, weight, bias, margin, out):
             out[z, y, x] = total
 
 
-def _compile_pair(body):
-    """Serial and parallel compilations of one body.
-
-    Waking numba's thread pool costs more than the work on tiny volumes (and
-    on a loaded machine much more), so small ones run on the calling thread.
-    """
-    serial = numba.njit(cache=True, nogil=True)(body)
-    parallel = numba.njit(cache=True, nogil=True, parallel=True)(body)
-    return serial, parallel
-
-
-_conv_serial, _conv_parallel = _compile_pair(_conv_rows)
-_pool_serial, _pool_parallel = _compile_pair(_avgpool2_rows)
-_upsample_serial, _upsample_parallel = _compile_pair(_upsample2_add_rows)
-_project_serial, _project_parallel = _compile_pair(_project_rows)
-
 # Multiply-adds below which a convolution runs serially: an 8^3 grid with
 # 16 channels (3.5 M multiply-adds, ~20 us at this kernel's speed).
 _SERIAL_CONV_WORK = 8 * 8 * 8 * 27 * 16 * 16
 # Voxels below which the memory-bound kernels run serially.
 _SERIAL_VOXELS = 16**3
+
+
+def _conv_work(padded, weight, bias, out, residual, margin, apply_relu,
+               add_residual):
+    interior = (padded.shape[0] - 2) * (padded.shape[1] - 2) * (padded.shape[2] - 2)
+    return interior * 27 * padded.shape[3] * out.shape[3]
+
+
+def _pool_work(fine, coarse, fine_margin, coarse_margin):
+    return ((coarse.shape[0] - 2 * coarse_margin)
+            * (coarse.shape[1] - 2 * coarse_margin) * 64)
+
+
+def _upsample_work(coarse, fine, coarse_margin, fine_margin):
+    return (fine.shape[0] - 2 * fine_margin) * (fine.shape[1] - 2 * fine_margin) * 8
+
+
+def _project_work(features, weight, bias, margin, out):
+    return out.shape[0] * out.shape[1] * 16
+
+
+# Serial and parallel compilations of each body (waking numba's thread pool
+# costs more than the work on tiny volumes, and on a loaded machine much
+# more): small calls run on the calling thread.
+_conv = cpu_kernel(_conv_rows, parallel=True, serial_below=_SERIAL_CONV_WORK,
+                   work=_conv_work)
+_pool = cpu_kernel(_avgpool2_rows, parallel=True, serial_below=_SERIAL_VOXELS,
+                   work=_pool_work)
+_upsample = cpu_kernel(_upsample2_add_rows, parallel=True,
+                       serial_below=_SERIAL_VOXELS, work=_upsample_work)
+_project = cpu_kernel(_project_rows, parallel=True, serial_below=_SERIAL_VOXELS,
+                      work=_project_work)
 
 
 def pack_conv_weights(weight, bias):
@@ -379,10 +377,8 @@ def conv3x3x3_into(padded, weight, bias, out, *, apply_relu=False, residual=None
         add_residual = True
     if nz <= 0 or ny <= 0 or nx <= 0:
         return out
-    work = nz * ny * nx * 27 * c_in * c_out
-    kernel = _conv_serial if work < _SERIAL_CONV_WORK else _conv_parallel
-    kernel(padded, weight, bias, out, residual, margin, bool(apply_relu),
-           add_residual)
+    _conv(padded, weight, bias, out, residual, margin, bool(apply_relu),
+          add_residual)
     return out
 
 
@@ -424,20 +420,13 @@ def avgpool2_into(fine, coarse, fine_margin=1, coarse_margin=1):
     Both arrays are channel-last float32 with borders of ``*_margin`` voxels;
     the coarse interior is half the fine interior in every axis.
     """
-    cz = coarse.shape[0] - 2 * coarse_margin
-    cy = coarse.shape[1] - 2 * coarse_margin
-    kernel = _pool_serial if cz * cy * 64 < _SERIAL_VOXELS else _pool_parallel
-    kernel(fine, coarse, fine_margin, coarse_margin)
+    _pool(fine, coarse, fine_margin, coarse_margin)
     return coarse
 
 
 def upsample2_add_into(coarse, fine, coarse_margin=1, fine_margin=1):
     """``fine[interior] += nearest-neighbour 2x upsampling of coarse[interior]``."""
-    fz = fine.shape[0] - 2 * fine_margin
-    fy = fine.shape[1] - 2 * fine_margin
-    kernel = (_upsample_serial if fz * fy * 8 < _SERIAL_VOXELS
-              else _upsample_parallel)
-    kernel(coarse, fine, coarse_margin, fine_margin)
+    _upsample(coarse, fine, coarse_margin, fine_margin)
     return fine
 
 
@@ -447,8 +436,6 @@ def project_channels(features, weight, bias, margin, out):
     ``features`` has a border of ``margin`` voxels; ``out`` of shape
     (nz, ny, nx) may be smaller than the interior (the rest is cropped).
     """
-    nz, ny = out.shape[:2]
-    kernel = _project_serial if nz * ny * 16 < _SERIAL_VOXELS else _project_parallel
-    kernel(features, np.ascontiguousarray(weight, dtype=np.float32),
-           np.float32(bias), margin, out)
+    _project(features, np.ascontiguousarray(weight, dtype=np.float32),
+             np.float32(bias), margin, out)
     return out

@@ -5,15 +5,18 @@ one after the other through SciPy and NumPy, each reads and writes whole
 vectors, and the updates cost as much memory traffic as the product. These
 numba kernels do the product and the updates of one row together, in one
 pass, in parallel over rows (rows are independent: each thread writes only
-its own rows and reads only vectors that the kernel does not write). The
+its own rows and reads only vectors that the kernel does not write). They
+are compiled for the host only, by :func:`sparsesolve._backend.cpu_kernel`
+(serially too, for the small vectors of coarse levels). The
 generic array-API code in :mod:`~sparsesolve.poisson._multilevel` is their
 reference (tests compare the two) and runs every other namespace (CuPy).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from .._backend import cpu_kernel, prange
 
 __all__ = [
     "chebyshev_step",
@@ -25,7 +28,21 @@ __all__ = [
 ]
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+# Rows below which a kernel runs on the calling thread (a 16^3 grid): waking
+# numba's thread pool then costs more than the work, and on a loaded machine
+# far more (milliseconds per call).
+_SERIAL_ROWS = 16**3
+
+
+def _csr_rows(indptr, *args):
+    return indptr.size - 1
+
+
+def _vector_rows(vector, *args):
+    return vector.size
+
+
+@cpu_kernel(parallel=True, serial_below=_SERIAL_ROWS, work=_csr_rows)
 def chebyshev_step(indptr, indices, data, inverse_diagonal, step, residual,
                    correction, next_step, keep, weight, last):
     """``residual -= A step``; unless ``last``, the next step and its sum.
@@ -35,7 +52,7 @@ def chebyshev_step(indptr, indices, data, inverse_diagonal, step, residual,
     ``residual``, ``correction`` and ``next_step`` are written in place.
     """
     n = indptr.size - 1
-    for row in numba.prange(n):
+    for row in prange(n):
         total = 0.0
         for position in range(indptr[row], indptr[row + 1]):
             total += data[position] * step[indices[position]]
@@ -47,13 +64,13 @@ def chebyshev_step(indptr, indices, data, inverse_diagonal, step, residual,
             correction[row] += new
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@cpu_kernel(parallel=True, serial_below=_SERIAL_ROWS, work=_csr_rows)
 def csr_image_and_dots(indptr, indices, data, direction, residual, image):
     """``image = A direction``; return ``direction . image, direction . residual``."""
     n = indptr.size - 1
     curvature = 0.0
     gain = 0.0
-    for row in numba.prange(n):
+    for row in prange(n):
         total = 0.0
         for position in range(indptr[row], indptr[row + 1]):
             total += data[position] * direction[indices[position]]
@@ -63,10 +80,10 @@ def csr_image_and_dots(indptr, indices, data, direction, residual, image):
     return curvature, gain
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@cpu_kernel(parallel=True, serial_below=_SERIAL_ROWS, work=_vector_rows)
 def update_pair(correction, direction, residual, image, step):
     """``correction += step * direction`` and ``residual -= step * image``."""
-    for row in numba.prange(correction.size):
+    for row in prange(correction.size):
         correction[row] += step * direction[row]
         residual[row] -= step * image[row]
 
@@ -117,7 +134,7 @@ def stencil_diagonals(matrix, shape):
     return main, upper, offsets
 
 
-@numba.njit(inline="always", nogil=True)
+@cpu_kernel(inline=True)
 def _guarded_row(i, n, main, upper, offsets, vector):
     total = main[i] * vector[i]
     for k in range(3):
@@ -129,7 +146,7 @@ def _guarded_row(i, n, main, upper, offsets, vector):
     return total
 
 
-@numba.njit(inline="always", nogil=True)
+@cpu_kernel(inline=True)
 def _inner_row(i, main, upper, o1, o2, o3, vector):
     return (main[i] * vector[i]
             + upper[0, i - o1] * vector[i - o1] + upper[0, i] * vector[i + o1]
@@ -137,14 +154,14 @@ def _inner_row(i, main, upper, o1, o2, o3, vector):
             + upper[2, i - o3] * vector[i - o3] + upper[2, i] * vector[i + o3])
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@cpu_kernel(parallel=True, serial_below=_SERIAL_ROWS, work=_vector_rows)
 def stencil_chebyshev_step(main, upper, offsets, inverse_diagonal, step, residual,
                            correction, next_step, keep, weight, last):
     """:func:`chebyshev_step` for a matrix stored by :func:`stencil_diagonals`."""
     n = main.size
     o1, o2, o3 = offsets[0], offsets[1], offsets[2]
     n_blocks = (n + _BLOCK - 1) // _BLOCK
-    for block in numba.prange(n_blocks):
+    for block in prange(n_blocks):
         start = block * _BLOCK
         stop = min(start + _BLOCK, n)
         for i in range(start, stop):
@@ -160,7 +177,7 @@ def stencil_chebyshev_step(main, upper, offsets, inverse_diagonal, step, residua
                 correction[i] += new
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@cpu_kernel(parallel=True, serial_below=_SERIAL_ROWS, work=_vector_rows)
 def stencil_image_and_dots(main, upper, offsets, direction, residual, image):
     """:func:`csr_image_and_dots` for a matrix stored by :func:`stencil_diagonals`."""
     n = main.size
@@ -168,7 +185,7 @@ def stencil_image_and_dots(main, upper, offsets, direction, residual, image):
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     curvature = 0.0
     gain = 0.0
-    for block in numba.prange(n_blocks):
+    for block in prange(n_blocks):
         start = block * _BLOCK
         stop = min(start + _BLOCK, n)
         block_curvature = 0.0

@@ -4,7 +4,8 @@ The factor ``L`` keeps exactly the sparsity of the lower triangle of ``A``
 (stored CSR, column indices sorted, diagonal last in each row), so that
 ``(L L^T)_ij = A_ij`` wherever ``A_ij`` is stored. Both the factorisation and
 the triangular solves are sequential recurrences (row ``i`` needs the rows
-before it), so these kernels are plain ``njit`` loops, not ``prange`` ones.
+before it), so these kernels are serial host loops
+(:func:`sparsesolve._backend.cpu_kernel`), not parallel ones.
 
 Poisson matrices from :func:`~sparsesolve.poisson.poisson_matrix` may have
 all-zero rows (solid cells) and, for closed regions, a singular block whose
@@ -15,13 +16,14 @@ would fall below ``pivot_floor * A_ii`` (the usual fix in fluid solvers).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from .._backend import cpu_kernel
 
 __all__ = ["ic0_factor", "ic0_solve"]
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def ic0_factor(indptr, indices, data, pivot_floor):
     """Return the values of ``L`` on the pattern ``(indptr, indices)``.
 
@@ -69,7 +71,7 @@ def ic0_factor(indptr, indices, data, pivot_floor):
     return values
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def ic0_solve(indptr, indices, values, rhs):
     """Return ``z = (L L^H)^{-1} rhs`` for the IC(0) factor from ``ic0_factor``.
 

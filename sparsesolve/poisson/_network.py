@@ -35,8 +35,8 @@ import numpy as np
 
 from .._backend import (
     get_namespace,
-    is_cupy_namespace,
-    is_numpy_namespace,
+    kernel_target,
+    numba_thread_count,
     to_namespace,
 )
 from ._architecture import (
@@ -355,9 +355,9 @@ class DirectionNetwork:
             )
         engine = self.engine if engine is None else _check_engine(engine)
         if engine == "auto":
-            engine = "numba" if is_numpy_namespace(xp) else "matmul"
+            engine = "numba" if kernel_target(xp) == "cpu" else "matmul"
         if engine == "numba":
-            if not is_numpy_namespace(xp):
+            if kernel_target(xp) != "cpu":
                 raise TypeError(
                     "engine='numba' runs on NumPy arrays; use engine='auto', "
                     "'matmul' or 'torch' for arrays of another library.")
@@ -470,26 +470,20 @@ class DirectionNetwork:
         torch = _require_torch()
         nz, ny, nx = residual.shape
         shape = (nz + nz % 2, ny + ny % 2, nx + nx % 2)
-        if is_numpy_namespace(xp):
-            device = torch.device("cpu")
-            # numba_threads(n_jobs) governs this engine too.
-            import numba
-
-            if torch.get_num_threads() != numba.get_num_threads():
-                torch.set_num_threads(numba.get_num_threads())
-            grid = np.zeros(shape, dtype=np.float32)
-            grid[:nz, :ny, :nx] = residual
-            tensor = torch.from_numpy(grid)
-        elif is_cupy_namespace(xp):
-            device = torch.device("cuda", residual.device.id)
-            grid = xp.zeros(shape, dtype=xp.float32)
-            grid[:nz, :ny, :nx] = residual
-            # DLPack: PyTorch reads CuPy's memory (stream-ordered, no copy).
-            tensor = torch.from_dlpack(grid)
-        else:
+        if kernel_target(xp) == "host":
             raise TypeError(
                 "engine='torch' takes NumPy or CuPy arrays; got "
                 f"{type(residual).__name__}.")
+        grid = xp.zeros(shape, dtype=xp.float32,
+                        device=array_api_compat.device(residual))
+        grid[:nz, :ny, :nx] = residual
+        # DLPack: PyTorch reads the array's memory where it lives (host or
+        # GPU, stream-ordered, no copy).
+        tensor = torch.from_dlpack(grid)
+        device = tensor.device
+        if device.type == "cpu" and torch.get_num_threads() != numba_thread_count():
+            # numba_threads(n_jobs) governs this engine too.
+            torch.set_num_threads(numba_thread_count())
         module = self._torch_module(torch, device, shape)
         with torch.inference_mode():
             result = module(tensor[None, None])[0, 0, :nz, :ny, :nx].contiguous()

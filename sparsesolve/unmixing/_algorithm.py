@@ -63,6 +63,62 @@ WEIGHT_CAP = 10.0
 _MIN_ITER = 10
 # Number of recent decrease ratios the stopping rule looks at.
 _RATIO_WINDOW = 5
+
+
+class TailStop:
+    """The stopping rule of the alternating minimisation, on its objective.
+
+    Stops when the objective is stationary to rounding, or when the decrease
+    still to come, estimated as a geometric tail with the slowest recent
+    contraction ratio (a cautious estimate), is at most ``tol`` times the
+    decrease achieved since the first step (the first step mostly repairs
+    the start: VCA pixels are noisy). Shared by the in-memory and the
+    distributed fit so that both stop on the same iteration.
+
+    Parameters
+    ----------
+    tol : float
+        Relative tolerance.
+    initial : float
+        Objective at the start.
+    """
+
+    def __init__(self, tol, initial):
+        self.tol = tol
+        self.history = [initial]
+        self._previous_decrease = None
+        self._ratios = []
+
+    def converged(self, value, n_iter):
+        """Record the objective after iteration ``n_iter``; True to stop."""
+        history = self.history
+        history.append(value)
+        decrease = history[-2] - history[-1]
+        achieved = history[1] - history[-1]
+        if decrease <= 1e-13 * abs(history[-1]):
+            # Stationary to rounding (or the start was already optimal).
+            return True
+        if self._previous_decrease is not None:
+            self._ratios.append(decrease / self._previous_decrease)
+        self._previous_decrease = decrease
+        if n_iter >= _MIN_ITER and len(self._ratios) >= _RATIO_WINDOW:
+            ratio = max(self._ratios[-_RATIO_WINDOW:])
+            if ratio < 1.0:
+                remaining = decrease * ratio / (1.0 - ratio)
+                return remaining <= self.tol * achieved
+        return False
+
+
+def warn_not_converged(converged, max_iter, tol):
+    """The ConvergenceWarning of a fit that ran out of iterations."""
+    if not converged and max_iter > 0:
+        warnings.warn(
+            f"RobustUnmixing did not converge in max_iter={max_iter} iterations "
+            f"(expected further decrease above tol={tol} of the decrease so far); "
+            "increase max_iter.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
 def band_noise_levels(X, xp):
     """Noise standard deviation of each band, from regression on the others.
 
@@ -340,11 +396,9 @@ def robust_unmixing(
     costs, slopes = _sparsity_terms(A, p, xp) if use_sparsity else (None, None)
     if use_sparsity and guidance == "learned":
         h = _guidance_step(costs, guidance_sharpness, n_pixels, dtype, xp)
-    history = [objective(squared_norms, h, costs)]
+    stop = TailStop(tol, objective(squared_norms, h, costs))
     converged = False
     n_iter = 0
-    previous_decrease = None
-    ratios = []
     with Progress(max_iter, verbose, desc="RobustUnmixing") as progress:
         for n_iter in range(1, max_iter + 1):
             # A-step: exact minimiser of the majoriser (weighted least squares
@@ -367,43 +421,19 @@ def robust_unmixing(
             if use_sparsity and guidance == "learned":
                 h = _guidance_step(costs, guidance_sharpness, n_pixels, dtype, xp)
             squared_norms = _band_residual_norms(X_squared, cross, gram, E, xp)
-            history.append(objective(squared_norms, h, costs))
-            progress.update(objective=history[-1])
-            decrease = history[-2] - history[-1]
-            # The first step mostly repairs the start (VCA pixels are noisy),
-            # so progress is measured from the end of it.
-            achieved = history[1] - history[-1]
-            if decrease <= 1e-13 * abs(history[-1]):
-                # Stationary to rounding (or the start was already optimal).
+            value = objective(squared_norms, h, costs)
+            progress.update(objective=value)
+            if stop.converged(value, n_iter):
                 converged = True
                 break
-            if previous_decrease is not None:
-                ratios.append(decrease / previous_decrease)
-            previous_decrease = decrease
-            if n_iter >= _MIN_ITER and len(ratios) >= _RATIO_WINDOW:
-                # Geometric tail with the slowest recent contraction ratio:
-                # a cautious estimate of the decrease still to come.
-                ratio = max(ratios[-_RATIO_WINDOW:])
-                if ratio < 1.0:
-                    remaining = decrease * ratio / (1.0 - ratio)
-                    if remaining <= tol * achieved:
-                        converged = True
-                        break
-    if not converged and max_iter > 0:
-        warnings.warn(
-            f"RobustUnmixing did not converge in max_iter={max_iter} iterations "
-            f"(expected further decrease above tol={tol} of the decrease so far); "
-            "increase max_iter.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
+    warn_not_converged(converged, max_iter, tol)
     return {
         "abundances": A,
         "endmembers": E,
         "guidance": h,
         "band_weights": (objective.band_weights(squared_norms)
                          * objective.noise_variance),
-        "objective": history,
+        "objective": stop.history,
         "n_iter": n_iter,
         "converged": converged,
     }
