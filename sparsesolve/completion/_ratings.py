@@ -47,6 +47,12 @@ def _columns_of(X, name):
 
 def _as_values(values, name):
     values = np.asarray(values)
+    if values.dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported for {name}: ratings are real numbers "
+            f"(got dtype {values.dtype}); the imaginary part is not dropped "
+            "silently."
+        )
     if values.dtype.kind not in "biuf":
         try:
             values = values.astype(np.float64)
