@@ -219,7 +219,8 @@ def laplacian_kprototypes(
         ``energy`` (list of floats, ``R`` at every sweep), ``sweeps`` (list,
         sweeps per outer iteration), ``n_iter``, ``converged``,
         ``emptied`` (True when a cluster emptied and the previous state was
-        kept).
+        kept), ``inner_converged`` (False when the bound sweeps of the last
+        outer iteration stopped at ``max_inner_iter``) and ``self_weight``.
     """
     xp = get_namespace(X)
     indptr, indices, weights = graph
@@ -237,6 +238,7 @@ def laplacian_kprototypes(
     assignments = _one_hot(labels, n_clusters, dtype, xp)
     energy, sweeps = [], []
     converged, emptied = False, False
+    inner_converged = True
     previous_outer = None
     n_iter = 0
     while n_iter < max_iter:
@@ -263,6 +265,7 @@ def laplacian_kprototypes(
         redo = False
         n_sweeps = 0
         n_recorded = 0
+        inner_converged = False
         while n_sweeps < max_inner_iter:
             n_sweeps += 1
             y_new, entropy_new, energy_rows = bound_sweep(
@@ -301,6 +304,7 @@ def laplacian_kprototypes(
             if previous_inner is not None and abs(previous_inner - current) <= (
                 inner_tol * max(abs(previous_inner), 1.0)
             ):
+                inner_converged = True
                 break
             previous_inner = current
         sweeps.append(n_recorded)
@@ -332,6 +336,9 @@ def laplacian_kprototypes(
         "n_iter": n_iter,
         "converged": converged,
         "emptied": emptied,
+        # Whether the bound sweeps of the last outer iteration met inner_tol
+        # (False: they stopped at max_inner_iter).
+        "inner_converged": inner_converged,
         "self_weight": self_weight,
     }
 
