@@ -39,6 +39,7 @@ __all__ = [
     "check_allocation",
     "check_array_argument",
     "check_finite",
+    "check_finite_score",
     "check_is_fitted",
     "check_same_device",
     "float_dtype_of",
@@ -127,6 +128,35 @@ def _reject_complex(X, estimator, input_name="X"):
     )
 
 
+def check_finite_score(score, estimator, X=None):
+    """Return ``score``, or raise when it overflowed the float range.
+
+    Scores in squared units of the data (minus a sum of squared errors)
+    exceed float64 for data around 1e154 and beyond although every fit in
+    the package is scale-free there; an infinite score would pass through
+    ``GridSearchCV`` unnoticed, so the caller gets an error naming ``X``.
+
+    Examples
+    --------
+    >>> from sklearn.base import BaseEstimator
+    >>> from sparsesolve._validation import check_finite_score
+    >>> check_finite_score(-2.5, BaseEstimator())
+    -2.5
+    """
+    if np.isfinite(score):
+        return score
+    largest = ""
+    if X is not None:
+        xp = get_namespace(X)
+        largest = f" (its largest entry is {float(xp.max(xp.abs(X))):.3g})"
+    raise ValueError(
+        f"{type(estimator).__name__}.score: the score of X is a sum of squared "
+        f"errors in the units of X squared and overflows float64 for data of "
+        f"this magnitude{largest}; rescale X to score it (the fit and the "
+        "predictions do not depend on the scale)."
+    )
+
+
 def _check_foreign(X, *, ensure_2d, allow_complex, ensure_all_finite, dtype):
     """Check a non-NumPy array where it lives (GPU stays on the GPU)."""
     xp = get_namespace(X)
@@ -188,6 +218,20 @@ def _is_complex_numpy(X):
         return bool(np.iscomplexobj(np.asarray(X)))
     except (TypeError, ValueError):
         return False
+
+
+def _first_non_number(X):
+    """Describe the first entry of ``X`` that is not a number, for messages."""
+    try:
+        flat = np.asarray(X, dtype=object).ravel()
+    except (TypeError, ValueError):
+        return "ragged or unreadable input"
+    for value in flat:
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return f"for example {value!r}"
+    return "of a non-numeric dtype"
 
 
 def _set_or_check_n_features(estimator, X, reset):
@@ -276,15 +320,26 @@ def validate_data(
         # the input's namespace; plain NumPy accepts the names.
         xp = get_namespace(X)
         dtype = [getattr(xp, name) for name in dtype]
-    return _sklearn_validate_data(
-        estimator,
-        X,
-        reset=reset,
-        ensure_2d=ensure_2d,
-        ensure_all_finite=ensure_all_finite,
-        dtype=dtype,
-        **check_params,
-    )
+    try:
+        return _sklearn_validate_data(
+            estimator,
+            X,
+            reset=reset,
+            ensure_2d=ensure_2d,
+            ensure_all_finite=ensure_all_finite,
+            dtype=dtype,
+            **check_params,
+        )
+    except (TypeError, ValueError) as error:
+        # NumPy's "could not convert string to float: 'a'" names neither
+        # the argument nor the estimator.
+        if "could not convert" not in str(error) and "float() argument" not in str(
+                error):
+            raise
+        raise ValueError(
+            f"X must hold numbers for {type(estimator).__name__}; it has "
+            f"entries that are not numbers ({_first_non_number(X)})."
+        ) from error
 
 
 def check_array_argument(

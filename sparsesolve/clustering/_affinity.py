@@ -188,6 +188,9 @@ def knn_affinity(
     X = np.asarray(to_numpy(X)) if hasattr(X, "shape") else X
     X = check_array_argument(X, "X", ndim=2, allow_empty=True,
                              caller="knn_affinity")
+    if X.shape[0] == 0:
+        raise ValueError("knn_affinity: X has 0 samples; a graph needs at least "
+                         "one point.")
     if X.shape[1] == 0:
         raise ValueError("knn_affinity: X has 0 features; at least one is "
                          "needed to measure distances.")
@@ -260,7 +263,7 @@ def psd_shift(W):
     from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
     W = _checked_affinity(W)
-    if W.shape[0] == 0 or W.nnz == 0:
+    if W.nnz == 0:
         return 0.0
     # Eigenvalues scale with W: solve for W divided by a power of two
     # (exact) so that Gershgorin sums of 1e300 weights do not overflow.
@@ -299,6 +302,9 @@ def _checked_affinity(W):
     if W.ndim != 2 or W.shape[0] != W.shape[1]:
         raise ValueError(f"psd_shift: W must be a square matrix; got shape "
                          f"{tuple(W.shape)}.")
+    if W.shape[0] == 0:
+        raise ValueError("psd_shift: W is empty (shape (0, 0)); it needs at "
+                         "least one point.")
     W = sp.csr_array(W, dtype=np.float64)
     if not np.all(np.isfinite(W.data)):
         raise ValueError("Input W contains NaN or infinity.")

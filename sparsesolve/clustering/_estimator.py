@@ -28,6 +28,7 @@ from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import (
     N_JOBS_CONSTRAINT,
     check_array_argument,
+    check_finite_score,
     check_is_fitted,
     check_same_device,
     power_of_two_scale,
@@ -699,9 +700,10 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
         costs = unary_costs(X / scale, centers, "mean", 1.0, xp)
         total = np.float64(float(xp.sum(xp.min(costs, axis=1))))
         with np.errstate(over="ignore", under="ignore"):
-            # Squared units of X: beyond |X| ~ 1e154 this is -inf, the sum
-            # of squares being larger than any float.
-            return -float(total * np.float64(scale) ** 2)
+            # Squared units of X: beyond |X| ~ 1e154 the sum of squares is
+            # larger than any float, which check_finite_score reports.
+            score = -float(total * np.float64(scale) ** 2)
+        return check_finite_score(score, self, X)
 
     def predict(self, X):
         """Assign new points to the nearest prototype (no graph term).

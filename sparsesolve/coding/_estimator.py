@@ -37,6 +37,7 @@ from .._validation import (
     N_JOBS_CONSTRAINT,
     check_allocation,
     check_array_argument,
+    check_finite_score,
     check_is_fitted,
     check_same_device,
     power_of_two_scale,
@@ -299,7 +300,9 @@ class _BaseLqCoding(
         codes = self.transform(X)
         X = validate_data(self, X, reset=False)
         xp = get_namespace(X)
-        return _reconstruction_score(X, codes, self._dictionary_in(X), xp)
+        with np.errstate(over="ignore", invalid="ignore"):
+            score = _reconstruction_score(X, codes, self._dictionary_in(X), xp)
+        return check_finite_score(score, self, X)
 
 
 class LqSparseCoder(_BaseLqCoding):

@@ -105,7 +105,8 @@ def threshold(x, penalty, lam, step=1.0, atom_norms=None):
     atom_norms : float or array, default=None
         Only for ``"cel0"``: the norm of the atom each coefficient multiplies,
         a scalar, one per column or one per entry. ``None`` means unit-norm
-        atoms.
+        atoms; a zero norm (a dead atom) carries no penalty, so the map is
+        the identity there.
 
     Returns
     -------

@@ -1025,7 +1025,9 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             raise ValueError("X holds no observed entries to score.")
         residual = np.asarray(predicted, dtype=np.float64) - np.asarray(
             truth, dtype=np.float64)
-        return -float(np.sqrt(np.mean(residual**2)))
+        # The RMSE of data near 1e300 would overflow in residual**2.
+        unit = power_of_two_scale(float(np.max(np.abs(residual))))
+        return -float(np.sqrt(np.mean((residual / unit) ** 2)) * unit)
 
     def recommend(self, users, n=10, exclude_seen=True):
         """Top-``n`` items of each user, computed in blocks of users.

@@ -111,13 +111,13 @@ def pairs_from_input(X):
 
 def _missing_id(ids, name):
     if ids.dtype.kind == "f" and np.isnan(ids).any():
-        raise ValueError(f"{name} ids contain NaN; every rating needs a user and an "
-                         "item.")
+        raise ValueError(f"X: {name} ids contain NaN; every rating needs a user and "
+                         "an item.")
     if ids.dtype == object:
         for value in ids:
             if value is None or (isinstance(value, float) and value != value):
-                raise ValueError(f"{name} ids contain None or NaN; every rating "
-                                 "needs a user and an item.")
+                raise ValueError(f"X: {name} ids contain None or NaN; every "
+                                 "rating needs a user and an item.")
 
 
 def encode_ids(ids, name):

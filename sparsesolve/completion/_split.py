@@ -82,6 +82,8 @@ class RatingsKFold(BaseCrossValidator):
         _, codes = encode_ids(users, "user")
         random_state = check_random_state(self.random_state)
         n_entries = codes.shape[0]
+        if n_entries == 0:
+            raise ValueError("RatingsKFold: X holds no ratings to split.")
         if self.n_splits > n_entries:
             # As scikit-learn's KFold: a fold with no test entry is an error.
             raise ValueError(
