@@ -119,9 +119,12 @@ def _reject_complex(X, estimator, input_name="X"):
         owner = f"{estimator} "
     else:
         owner = f"{type(estimator).__name__} "
+    dtype = getattr(X, "dtype", None)
+    if dtype is None or not hasattr(dtype, "kind"):
+        dtype = np.asarray(X).dtype if not hasattr(X, "dtypes") else "complex"
     raise ValueError(
         f"Complex data not supported for {input_name}: {owner}works on real "
-        f"numbers only; got dtype {X.dtype}. Dropping the imaginary part is "
+        f"numbers only; got dtype {dtype}. Dropping the imaginary part is "
         f"not done silently: pass {input_name}.real, abs({input_name}) or the "
         "real and imaginary parts as separate features if that is what you "
         "mean."
@@ -565,9 +568,11 @@ def power_of_two_scale(max_abs, *, even=False):
     if not np.isfinite(max_abs) or max_abs <= 0:
         return 1.0
     _, exponent = np.frexp(max_abs)
-    exponent = int(exponent)
-    if even:
-        exponent += exponent % 2
+    # 2**1024 is not a float64: the largest magnitudes get 2**1023 (2**1022
+    # for even), which leaves them below 2 (4) after the division.
+    exponent = min(int(exponent), 1023)
+    if even and exponent % 2:
+        exponent = exponent - 1 if exponent == 1023 else exponent + 1
     return float(np.ldexp(1.0, exponent))
 
 

@@ -695,9 +695,11 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
         X = validate_data(self, X, reset=False)
         check_same_device(X, self, attribute="cluster_centers_", method="score")
         xp = get_namespace(X)
-        scale = getattr(self, "_fit_scale", 1.0)
-        centers = xp.astype(self.cluster_centers_, X.dtype) / scale
-        costs = unary_costs(X / scale, centers, "mean", 1.0, xp)
+        centers = xp.astype(self.cluster_centers_, X.dtype)
+        # Distances in units of the largest magnitude of X and the centres
+        # (a power of two: exact), so that they neither overflow nor underflow.
+        scale = _data_scale(X, centers)
+        costs = unary_costs(X / scale, centers / scale, "mean", 1.0, xp)
         total = np.float64(float(xp.sum(xp.min(costs, axis=1))))
         with np.errstate(over="ignore", under="ignore"):
             # Squared units of X: beyond |X| ~ 1e154 the sum of squares is
@@ -722,10 +724,13 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
         X = validate_data(self, X, reset=False)
         check_same_device(X, self, attribute="cluster_centers_", method="predict")
         xp = get_namespace(X)
-        # Distances in the units fit worked in: no overflow at 1e300.
-        scale = getattr(self, "_fit_scale", 1.0)
-        centers = xp.astype(self.cluster_centers_, X.dtype) / scale
-        return xp.argmin(unary_costs(X / scale, centers, "mean", 1.0, xp), axis=1)
+        centers = xp.astype(self.cluster_centers_, X.dtype)
+        # The nearest centre does not depend on the units: measure distances
+        # in units of the largest magnitude of X and the centres (a power of
+        # two: exact), so that 1e300 points do not all tie at infinity.
+        scale = _data_scale(X, centers)
+        return xp.argmin(unary_costs(X / scale, centers / scale, "mean", 1.0, xp),
+                         axis=1)
 
 
     def __sklearn_tags__(self):

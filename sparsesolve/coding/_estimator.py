@@ -760,8 +760,10 @@ class LqDictionaryLearning(_BaseLqCoding):
         check_allocation(
             8 * n_components * n_features
             + _coding_bytes(batch, n_components, n_features, _itemsize(X, xp)),
-            parameter="n_components", value=n_components,
-            what=f"{n_components} atoms of {n_features} features", xp=xp)
+            parameter="n_components", value=self.n_components,
+            what=(f"{n_components} atoms of {n_features} features"
+                  + (" (n_components=None means n_features)"
+                     if self.n_components is None else "")), xp=xp)
         # Random training samples as first atoms (drawn on the host so CPU
         # and GPU runs start alike); Gaussian atoms fill in when there are
         # fewer samples than atoms or a drawn sample is flat.

@@ -232,3 +232,28 @@ def test_non_convergence_says_which_parameter_to_raise(blobs):
         X[::5], y[::5])
     with pytest.warns(ConvergenceWarning, match="increase max_inner_iter"):
         model.predict(X)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_predict_measures_distances_without_overflow(blobs, scale):
+    # Squared distances of 1e300 points overflow: measured in the units of
+    # the data every point ties at infinity (and gets label 0).
+    X, _ = blobs
+    centres = LaplacianKMeans(3, random_state=0).fit(X).cluster_centers_
+    model = LaplacianKMeans(3, init=scale * centres, max_iter=1,
+                            random_state=0).fit(scale * X)
+    np.testing.assert_array_equal(model.predict(model.cluster_centers_), [0, 1, 2])
+
+
+def test_score_that_overflows_is_an_error_naming_X(blobs):
+    X, _ = blobs
+    model = LaplacianKMeans(3, random_state=0).fit(1e300 * X)
+    with pytest.raises(ValueError, match="score of X .* overflows float64"):
+        model.score(1e300 * X)
+
+
+def test_empty_graph_inputs_refused():
+    with pytest.raises(ValueError, match="X has 0 samples"):
+        knn_affinity(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="W is empty"):
+        psd_shift(sp.csr_array((0, 0)))

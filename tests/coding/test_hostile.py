@@ -216,3 +216,24 @@ def test_threshold_keeps_scalars_and_zero_dimensional_arrays():
     out = threshold(np.array(3.0), "l1", 1.0)
     assert out.shape == ()
     assert float(out) == 2.0
+
+
+def test_score_that_overflows_is_an_error_naming_X(problem):
+    X, dictionary = problem
+    coder = LqSparseCoder(dictionary, penalty="l1", alpha=1e299).fit(1e300 * X)
+    assert np.all(np.isfinite(coder.transform(1e300 * X)))
+    with pytest.raises(ValueError, match="score of X .* overflows float64"):
+        coder.score(1e300 * X)
+
+
+def test_non_numeric_X_named(problem):
+    _, dictionary = problem
+    X = np.array([["a"] * 8] * 3, dtype=object)
+    with pytest.raises(ValueError, match="X must hold numbers for LqSparseCoder"):
+        LqSparseCoder(dictionary).fit(X)
+
+
+def test_default_n_components_named_in_the_allocation_error():
+    X = np.ones((2, 10**6))  # 10**6 atoms of 10**6 features: 7 TiB
+    with pytest.raises(AllocationError, match="n_components=None means n_features"):
+        LqDictionaryLearning().fit(X)

@@ -134,3 +134,22 @@ def test_non_convergence_says_which_parameter_to_raise(matrix):
                                 init="random", random_state=0)
     with pytest.warns(ConvergenceWarning, match="increase max_iter"):
         implicit.fit(np.abs(np.nan_to_num(matrix)))
+
+
+def test_score_of_huge_ratings_is_finite(matrix):
+    # An RMSE has the units of the data: computed on the residuals divided
+    # by a power of two, it does not overflow at 1e300.
+    reference = AltMinCompletion(rank=3, random_state=0).fit(matrix)
+    model = AltMinCompletion(rank=3, random_state=0).fit(1e300 * matrix)
+    score = model.score(1e300 * matrix)
+    assert np.isfinite(score)
+    assert score / 1e300 == pytest.approx(reference.score(matrix), rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize(("X", "message"), [
+    (np.zeros((0, 2)), "X holds no ratings"),
+    (np.array([[np.nan, 1.0], [0.0, 1.0]]), "X: user ids contain NaN"),
+])
+def test_ratings_kfold_errors_name_X(X, message):
+    with pytest.raises(ValueError, match=message):
+        list(RatingsKFold(n_splits=2).split(X))
