@@ -234,7 +234,7 @@ def _first_non_number(X):
             float(value)
         except (TypeError, ValueError):
             return f"for example {value!r}"
-    return "of a non-numeric dtype"
+    return "an entry of a non-numeric dtype"
 
 
 def _set_or_check_n_features(estimator, X, reset):
@@ -339,9 +339,14 @@ def validate_data(
         if "could not convert" not in str(error) and "float() argument" not in str(
                 error):
             raise
-        raise ValueError(
-            f"X must hold numbers for {type(estimator).__name__}; it has "
-            f"entries that are not numbers ({_first_non_number(X)})."
+        # The same exception type as NumPy's (TypeError for objects that
+        # are not numbers at all, ValueError for unparsable strings), as
+        # scikit-learn's check_dtype_object expects.
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(
+            f"X must hold numbers for {type(estimator).__name__}: each entry, "
+            "as a float() argument must be a string or a number, and "
+            f"{_first_non_number(X)} is not."
         ) from error
 
 

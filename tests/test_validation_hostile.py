@@ -62,8 +62,12 @@ def test_complex_X_refused_naming_X_and_the_estimator(X):
 
 def test_non_numeric_X_named():
     X = np.array([["1.0", "a"], ["2", "3"]], dtype=object)
-    with pytest.raises(ValueError, match="X must hold numbers for BaseEstimator; "
-                       "it has entries that are not numbers .for example 'a'."):
+    with pytest.raises(ValueError, match="X must hold numbers for BaseEstimator: .* "
+                       "for example 'a' is not"):
+        validate_data(BaseEstimator(), X)
+    X[0, 0] = {"foo": "bar"}
+    # A TypeError, as NumPy's (scikit-learn's check_dtype_object).
+    with pytest.raises(TypeError, match="argument must be .* string.* number"):
         validate_data(BaseEstimator(), X)
 
 
