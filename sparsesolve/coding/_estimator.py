@@ -176,6 +176,10 @@ class _DictionaryCache:
     """
 
     def __init__(self, dictionary, xp):
+        n_atoms = dictionary.shape[0]
+        check_allocation(_itemsize(dictionary, xp) * n_atoms * n_atoms,
+                         parameter="dictionary",
+                         what=f"The Gram matrix of {n_atoms} atoms", xp=xp)
         self.key = self.fingerprint(dictionary, xp)
         with np.errstate(over="ignore", invalid="ignore"):
             self.gram = dictionary @ dictionary.T
@@ -506,7 +510,8 @@ class LqSparseCoder(_BaseLqCoding):
         check_allocation(
             _coding_bytes(X.shape[0], dictionary.shape[0], X.shape[1],
                           _itemsize(X, xp)),
-            parameter="dictionary", what="Coding X over the dictionary would",
+            parameter="the rows of X (code them in batches) or the atoms of dictionary",
+            what="Coding X over the dictionary would",
             xp=xp)
         if getattr(self, "n_components_", None) != dictionary.shape[0]:
             self.n_components_ = dictionary.shape[0]

@@ -237,3 +237,10 @@ def test_default_n_components_named_in_the_allocation_error():
     X = np.ones((2, 10**6))  # 10**6 atoms of 10**6 features: 7 TiB
     with pytest.raises(AllocationError, match="n_components=None means n_features"):
         LqDictionaryLearning().fit(X)
+
+
+def test_gram_matrix_of_too_many_atoms_refused():
+    # 10**6 one-feature atoms: their Gram matrix would take 7.3 TiB.
+    dictionary = np.ones((10**6, 1))
+    with pytest.raises(AllocationError, match="Gram matrix of 1000000 atoms"):
+        LqSparseCoder(dictionary).fit(np.ones((2, 1)))
