@@ -244,3 +244,16 @@ def test_gram_matrix_of_too_many_atoms_refused():
     dictionary = np.ones((10**6, 1))
     with pytest.raises(AllocationError, match="Gram matrix of 1000000 atoms"):
         LqSparseCoder(dictionary).fit(np.ones((2, 1)))
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l0", "l1/2", "cel0"])
+def test_all_zero_signals_give_zero_codes(problem, penalty):
+    _, dictionary = problem
+    zeros = np.zeros((4, 8))
+    codes = LqSparseCoder(dictionary, penalty=penalty).fit_transform(zeros)
+    np.testing.assert_array_equal(codes, 0.0)
+    learner = LqDictionaryLearning(5, penalty=penalty, max_iter=2,
+                                   random_state=0).fit(zeros)
+    # No signal to learn from: the (random) atoms stay finite, unit-norm.
+    np.testing.assert_allclose(np.linalg.norm(learner.components_, axis=1), 1.0)
+    np.testing.assert_array_equal(learner.transform(zeros), 0.0)
