@@ -267,8 +267,9 @@ def psd_shift(W):
         return 0.0
     # Eigenvalues scale with W: solve for W divided by a power of two
     # (exact) so that Gershgorin sums of 1e300 weights do not overflow.
-    scale = power_of_two_scale(float(np.max(np.abs(W.data))))
-    if scale != 1.0:
+    largest = float(np.max(np.abs(W.data)))
+    if not 2.0**-500 < largest < 2.0**500:
+        scale = power_of_two_scale(largest)
         return psd_shift(W / scale) * scale
     if W.shape[0] <= _DENSE_EIGEN_BELOW:
         smallest = float(np.linalg.eigvalsh(W.toarray())[0])
