@@ -180,7 +180,7 @@ def _check_foreign(X, *, ensure_2d, allow_complex, ensure_all_finite, dtype):
         X = xp.astype(X, getattr(xp, dtype[0]))
     if X.ndim >= 1 and X.shape[0] < 1:
         raise ValueError(
-            f"Found array with 0 sample(s) (shape={tuple(X.shape)}) while a "
+            f"Found array with 0 sample(s) in X (shape={tuple(X.shape)}) while a "
             "minimum of 1 is required."
         )
     if ensure_all_finite == "allow-nan":
@@ -201,7 +201,7 @@ def _check_complex_numpy(X, *, ensure_2d, ensure_all_finite):
         )
     if X.shape[0] < 1:
         raise ValueError(
-            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of "
+            f"Found array with 0 sample(s) in X (shape={X.shape}) while a minimum of "
             "1 is required."
         )
     if ensure_all_finite:
