@@ -103,6 +103,17 @@ def check_finite(X, name="X", xp=None):
     ValueError: Input Y contains NaN or infinity.
     """
     xp = get_namespace(X) if xp is None else xp
+    kind = getattr(getattr(X, "dtype", None), "kind", None)
+    if kind is not None and kind not in "biufc":
+        # Object or string arrays: isfinite is undefined on them (NumPy
+        # raises "ufunc 'isfinite' not supported"); check their numbers.
+        try:
+            X = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"Input {name} must hold numbers; got an array of dtype "
+                f"{X.dtype} with entries that are not numbers."
+            ) from None
     if not bool(xp.all(xp.isfinite(X))):
         raise ValueError(f"Input {name} contains NaN or infinity.")
 

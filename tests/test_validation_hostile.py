@@ -144,3 +144,15 @@ def test_check_finite_score():
     with pytest.raises(ValueError, match="BaseEstimator.score: the score of X .* "
                        r"largest entry is 1e\+300"):
         check_finite_score(-np.inf, BaseEstimator(), np.array([[1e300, 1.0]]))
+
+
+def test_check_finite_on_object_arrays():
+    from sparsesolve._validation import check_finite
+
+    check_finite(np.array([1, 2.5], dtype=object), name="E")
+    with pytest.raises(ValueError, match="Input E contains NaN"):
+        check_finite(np.array([1, np.nan], dtype=object), name="E")
+    with pytest.raises(TypeError, match="Input E must hold numbers"):
+        check_finite(np.array(["a", 1], dtype=object), name="E")
+    with pytest.raises(TypeError, match="Input E must hold numbers"):
+        check_finite(np.array(["a", "b"]), name="E")
