@@ -11,6 +11,9 @@ handles them itself.
 
 from __future__ import annotations
 
+import numbers
+import os
+
 import array_api_compat
 import numpy as np
 from sklearn import get_config
@@ -18,12 +21,29 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data as _sklearn_validate_data
 
 from ._backend import get_namespace, kernel_target
+from ._sklearn_compat import Interval
+
+# joblib's meaning of n_jobs (as every scikit-learn estimator): None for the
+# default, a positive count, or -1 for all cores, -2 for all but one, ...
+# Zero means nothing in joblib (it raises) and is refused here too.
+N_JOBS_CONSTRAINT = [
+    Interval(numbers.Integral, None, -1, closed="right"),
+    Interval(numbers.Integral, 1, None, closed="left"),
+    None,
+]
 
 __all__ = [
+    "N_JOBS_CONSTRAINT",
+    "AllocationError",
+    "available_memory",
+    "check_allocation",
+    "check_array_argument",
     "check_finite",
+    "check_finite_score",
     "check_is_fitted",
     "check_same_device",
     "float_dtype_of",
+    "power_of_two_scale",
     "validate_data",
 ]
 
@@ -83,8 +103,72 @@ def check_finite(X, name="X", xp=None):
     ValueError: Input Y contains NaN or infinity.
     """
     xp = get_namespace(X) if xp is None else xp
+    kind = getattr(getattr(X, "dtype", None), "kind", None)
+    if kind is not None and kind not in "biufc":
+        # Object or string arrays: isfinite is undefined on them (NumPy
+        # raises "ufunc 'isfinite' not supported"); check their numbers.
+        try:
+            X = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"Input {name} must hold numbers; got an array of dtype "
+                f"{X.dtype} with entries that are not numbers."
+            ) from None
     if not bool(xp.all(xp.isfinite(X))):
         raise ValueError(f"Input {name} contains NaN or infinity.")
+
+
+def _reject_complex(X, estimator, input_name="X"):
+    """Refuse complex ``X`` with a message that names it and the estimator.
+
+    scikit-learn's own refusal prints the whole array and names neither.
+    ``estimator`` is an estimator, the name of a caller, or None.
+    """
+    if estimator is None:
+        owner = ""
+    elif isinstance(estimator, str):
+        owner = f"{estimator} "
+    else:
+        owner = f"{type(estimator).__name__} "
+    dtype = getattr(X, "dtype", None)
+    if dtype is None or not hasattr(dtype, "kind"):
+        dtype = np.asarray(X).dtype if not hasattr(X, "dtypes") else "complex"
+    raise ValueError(
+        f"Complex data not supported for {input_name}: {owner}works on real "
+        f"numbers only; got dtype {dtype}. Dropping the imaginary part is "
+        f"not done silently: pass {input_name}.real, abs({input_name}) or the "
+        "real and imaginary parts as separate features if that is what you "
+        "mean."
+    )
+
+
+def check_finite_score(score, estimator, X=None):
+    """Return ``score``, or raise when it overflowed the float range.
+
+    Scores in squared units of the data (minus a sum of squared errors)
+    exceed float64 for data around 1e154 and beyond although every fit in
+    the package is scale-free there; an infinite score would pass through
+    ``GridSearchCV`` unnoticed, so the caller gets an error naming ``X``.
+
+    Examples
+    --------
+    >>> from sklearn.base import BaseEstimator
+    >>> from sparsesolve._validation import check_finite_score
+    >>> check_finite_score(-2.5, BaseEstimator())
+    -2.5
+    """
+    if np.isfinite(score):
+        return score
+    largest = ""
+    if X is not None:
+        xp = get_namespace(X)
+        largest = f" (its largest entry is {float(xp.max(xp.abs(X))):.3g})"
+    raise ValueError(
+        f"{type(estimator).__name__}.score: the score of X is a sum of squared "
+        f"errors in the units of X squared and overflows float64 for data of "
+        f"this magnitude{largest}; rescale X to score it (the fit and the "
+        "predictions do not depend on the scale)."
+    )
 
 
 def _check_foreign(X, *, ensure_2d, allow_complex, ensure_all_finite, dtype):
@@ -97,7 +181,7 @@ def _check_foreign(X, *, ensure_2d, allow_complex, ensure_all_finite, dtype):
         )
     if xp.isdtype(X.dtype, "complex floating"):
         if not allow_complex:
-            raise ValueError("Complex data not supported for X.")
+            _reject_complex(X, None)
     elif not xp.isdtype(X.dtype, "real floating"):
         if xp.isdtype(X.dtype, ("integral", "bool")):
             X = xp.astype(X, xp.float64)
@@ -107,7 +191,7 @@ def _check_foreign(X, *, ensure_2d, allow_complex, ensure_all_finite, dtype):
         X = xp.astype(X, getattr(xp, dtype[0]))
     if X.ndim >= 1 and X.shape[0] < 1:
         raise ValueError(
-            f"Found array with 0 sample(s) (shape={tuple(X.shape)}) while a "
+            f"Found array with 0 sample(s) in X (shape={tuple(X.shape)}) while a "
             "minimum of 1 is required."
         )
     if ensure_all_finite == "allow-nan":
@@ -128,12 +212,40 @@ def _check_complex_numpy(X, *, ensure_2d, ensure_all_finite):
         )
     if X.shape[0] < 1:
         raise ValueError(
-            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of "
+            f"Found array with 0 sample(s) in X (shape={X.shape}) while a minimum of "
             "1 is required."
         )
     if ensure_all_finite:
         check_finite(X, "X")
     return X
+
+
+def _is_complex_numpy(X):
+    """True for NumPy-convertible complex input (arrays, frames, sparse, lists)."""
+    dtypes = getattr(X, "dtypes", None)  # pandas frames: one dtype per column
+    if dtypes is not None and not hasattr(X, "dtype"):
+        return any(getattr(d, "kind", "") == "c" for d in np.atleast_1d(dtypes))
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None:
+        return getattr(dtype, "kind", "") == "c"
+    try:
+        return bool(np.iscomplexobj(np.asarray(X)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _first_non_number(X):
+    """Describe the first entry of ``X`` that is not a number, for messages."""
+    try:
+        flat = np.asarray(X, dtype=object).ravel()
+    except (TypeError, ValueError):
+        return "ragged or unreadable input"
+    for value in flat:
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return f"for example {value!r}"
+    return "an entry of a non-numeric dtype"
 
 
 def _set_or_check_n_features(estimator, X, reset):
@@ -208,7 +320,10 @@ def validate_data(
         )
         _set_or_check_n_features(estimator, X, reset)
         return X
-    if allow_complex and not _is_foreign_array(X) and np.iscomplexobj(X):
+    complex_input = not _is_foreign_array(X) and _is_complex_numpy(X)
+    if complex_input and not allow_complex:
+        _reject_complex(X, estimator)
+    if complex_input:
         X = _check_complex_numpy(
             X, ensure_2d=ensure_2d, ensure_all_finite=ensure_all_finite
         )
@@ -219,15 +334,262 @@ def validate_data(
         # the input's namespace; plain NumPy accepts the names.
         xp = get_namespace(X)
         dtype = [getattr(xp, name) for name in dtype]
-    return _sklearn_validate_data(
-        estimator,
-        X,
-        reset=reset,
-        ensure_2d=ensure_2d,
-        ensure_all_finite=ensure_all_finite,
-        dtype=dtype,
-        **check_params,
+    try:
+        return _sklearn_validate_data(
+            estimator,
+            X,
+            reset=reset,
+            ensure_2d=ensure_2d,
+            ensure_all_finite=ensure_all_finite,
+            dtype=dtype,
+            **check_params,
+        )
+    except (TypeError, ValueError) as error:
+        # NumPy's "could not convert string to float: 'a'" names neither
+        # the argument nor the estimator.
+        if "could not convert" not in str(error) and "float() argument" not in str(
+                error):
+            raise
+        # The same exception type as NumPy's (TypeError for objects that
+        # are not numbers at all, ValueError for unparsable strings), as
+        # scikit-learn's check_dtype_object expects.
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(
+            f"X must hold numbers for {type(estimator).__name__}: each entry, "
+            "as a float() argument must be a string or a number, and "
+            f"{_first_non_number(X)} is not."
+        ) from error
+
+
+def check_array_argument(
+    array,
+    name,
+    *,
+    ndim=None,
+    shape=None,
+    allow_complex=False,
+    allow_empty=False,
+    ensure_all_finite=True,
+    caller=None,
+):
+    """Validate an array argument other than ``X`` (a dictionary, an init, ...).
+
+    NumPy-convertible input becomes a float64 / float32 (or, when allowed,
+    complex) NumPy array; arrays of another library (CuPy) are checked where
+    they live. Every error names ``name``.
+
+    Parameters
+    ----------
+    array : array-like
+        The argument.
+    name : str
+        Its name, for the messages (``"dictionary"``, ``"init"``).
+    ndim : int, optional
+        Required number of dimensions.
+    shape : tuple, optional
+        Required shape; ``None`` entries match any length.
+    allow_complex : bool, default=False
+        Accept complex values (else a ``ValueError``; never a silent cast).
+    allow_empty : bool, default=False
+        Accept arrays with a zero-length axis.
+    ensure_all_finite : bool, default=True
+        Reject NaN and infinity.
+    caller : str, optional
+        Who asks, prefixed to the messages.
+
+    Returns
+    -------
+    array
+        The checked array, NumPy or the namespace it came in.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._validation import check_array_argument
+    >>> check_array_argument([[1, 2]], "init", ndim=2).dtype
+    dtype('float64')
+    >>> check_array_argument([np.nan], "feature_mean")
+    Traceback (most recent call last):
+    ...
+    ValueError: Input feature_mean contains NaN or infinity.
+    """
+    prefix = "" if caller is None else f"{caller}: "
+    if _is_foreign_array(array):
+        xp = get_namespace(array)
+        if xp.isdtype(array.dtype, "complex floating"):
+            if not allow_complex:
+                _reject_complex(array, caller, name)
+        elif xp.isdtype(array.dtype, ("integral", "bool")):
+            array = xp.astype(array, xp.float64)
+        elif not xp.isdtype(array.dtype, "real floating"):
+            raise TypeError(f"{prefix}{name} must hold numbers; got dtype "
+                            f"{array.dtype}.")
+    else:
+        if isinstance(array, str) or array is None:
+            raise TypeError(f"{prefix}{name} must be an array of numbers; got "
+                            f"{type(array).__name__}.")
+        if hasattr(array, "toarray") and hasattr(array, "nnz"):
+            raise TypeError(f"{prefix}{name} must be a dense array; got a sparse "
+                            "matrix (call .toarray() first).")
+        try:
+            array = np.asarray(array)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{prefix}{name} could not be read as an array of "
+                             f"numbers: {error}") from None
+        xp = get_namespace(array)
+        if array.dtype.kind == "c":
+            if not allow_complex:
+                _reject_complex(array, caller, name)
+        elif array.dtype.kind in "biu":
+            array = array.astype(np.float64)
+        elif array.dtype.kind == "f":
+            if array.dtype not in (np.float32, np.float64):
+                array = array.astype(np.float64)
+        else:
+            try:
+                array = array.astype(np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"{prefix}{name} must hold numbers; got dtype "
+                                f"{array.dtype}.") from None
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(f"{prefix}{name} must be a {ndim}-D array; got shape "
+                         f"{tuple(array.shape)}.")
+    if shape is not None and (len(shape) != array.ndim or any(
+        want is not None and want != got
+        for want, got in zip(shape, array.shape, strict=True)
+    )):
+        expected = tuple("any" if want is None else want for want in shape)
+        raise ValueError(f"{prefix}{name} must have shape {expected}; got "
+                         f"{tuple(array.shape)}.")
+    if not allow_empty and any(int(n) == 0 for n in array.shape):
+        raise ValueError(f"{prefix}{name} is empty (shape {tuple(array.shape)}); "
+                         "it needs at least one entry along every axis.")
+    if ensure_all_finite:
+        check_finite(array, name, xp)
+    return array
+
+
+class AllocationError(MemoryError, ValueError):
+    """A parameter asks for more memory than the machine has.
+
+    A ``MemoryError`` (what NumPy raises) and a ``ValueError`` (a bad
+    parameter value, what scikit-learn users catch), raised before any of
+    the memory is requested.
+    """
+
+
+def available_memory(xp=None):
+    """Bytes of memory free for new arrays of namespace ``xp`` (host or GPU).
+
+    Returns ``None`` when the platform does not say.
+    """
+    if xp is not None and kernel_target(xp) == "cuda":
+        import cupy
+
+        free, _ = cupy.cuda.Device().mem_info
+        return int(free)
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        return int(psutil.virtual_memory().available)
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _format_bytes(nbytes):
+    nbytes = float(nbytes)
+    if nbytes < 1024:
+        return f"{int(nbytes)} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        nbytes /= 1024
+        if nbytes < 1024:
+            return f"{nbytes:.1f} {unit}"
+    return f"{nbytes / 1024:.1f} PiB"
+
+
+def check_allocation(nbytes, *, parameter, value=None, what="The arrays", xp=None):
+    """Raise :class:`AllocationError` when ``nbytes`` cannot fit in memory.
+
+    Call it before allocating arrays whose size a parameter sets (the atoms
+    of ``n_components``, a Gram matrix), so that a typo gives a clear error
+    naming the parameter instead of NumPy's ``Unable to allocate 7.3 TiB``
+    (or the system swapping for minutes first).
+
+    Parameters
+    ----------
+    nbytes : int
+        Bytes the arrays will take together.
+    parameter : str
+        The parameter (or argument) that sets their size.
+    value : object, optional
+        Its value, quoted in the message.
+    what : str, default="The arrays"
+        What the memory is for, starting the message.
+    xp : module, optional
+        Namespace the arrays will live in (CuPy: GPU memory is checked).
+
+    Examples
+    --------
+    >>> from sparsesolve._validation import check_allocation
+    >>> check_allocation(2**20, parameter="n_components")
+    >>> check_allocation(2**60, parameter="n_components", value=10**9)
+    Traceback (most recent call last):
+    ...
+    sparsesolve._validation.AllocationError: The arrays need 1024.0 PiB but only ...
+    """
+    available = available_memory(xp)
+    if available is None or nbytes <= available:
+        return
+    quoted = "" if value is None else f" (got {parameter}={value!r})"
+    raise AllocationError(
+        f"{what} need {_format_bytes(nbytes)} but only "
+        f"{_format_bytes(available)} of memory is available; lower "
+        f"{parameter}{quoted}."
     )
+
+
+def power_of_two_scale(max_abs, *, even=False):
+    """A power of two close to ``max_abs``, to normalise data exactly.
+
+    Dividing by a power of two only changes the exponent of each float, so
+    normalising and unscaling lose nothing (short of underflow below the
+    smallest normal number); results on ``s * X`` are then those on ``X``
+    scaled, with no overflow at ``1e300`` nor underflow at ``1e-300``.
+
+    Parameters
+    ----------
+    max_abs : float
+        Largest magnitude in the data. Zero, NaN or infinity give ``1.0``.
+    even : bool, default=False
+        Return a power of four, whose square root is also a power of two
+        (for factorisations ``X ~ U V^T`` that split the scale).
+
+    Returns
+    -------
+    scale : float
+
+    Examples
+    --------
+    >>> from sparsesolve._validation import power_of_two_scale
+    >>> power_of_two_scale(3e300) == 2.0 ** 999
+    True
+    >>> power_of_two_scale(0.0)
+    1.0
+    """
+    max_abs = float(max_abs)
+    if not np.isfinite(max_abs) or max_abs <= 0:
+        return 1.0
+    _, exponent = np.frexp(max_abs)
+    # 2**1024 is not a float64: the largest magnitudes get 2**1023 (2**1022
+    # for even), which leaves them below 2 (4) after the division.
+    exponent = min(int(exponent), 1023)
+    if even and exponent % 2:
+        exponent = exponent - 1 if exponent == 1023 else exponent + 1
+    return float(np.ldexp(1.0, exponent))
 
 
 def check_same_device(X, estimator, *, attribute, method):

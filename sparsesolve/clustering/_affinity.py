@@ -17,6 +17,9 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
+from .._sklearn_compat import Interval, StrOptions, validate_params
+from .._validation import N_JOBS_CONSTRAINT, check_array_argument, power_of_two_scale
+
 __all__ = ["knn_affinity", "psd_shift"]
 
 # Above this many points "auto" switches to approximate neighbours: exact
@@ -135,6 +138,18 @@ def _projected(X, n_components, random_state):
     return np.ascontiguousarray(projection.fit_transform(X), dtype=X.dtype)
 
 
+@validate_params(
+    {
+        "X": ["array-like"],
+        "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "method": [StrOptions(set(_METHODS))],
+        "symmetrize": [StrOptions(set(_SYMMETRIZE))],
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "n_jobs": N_JOBS_CONSTRAINT,
+    },
+    prefer_skip_nested_validation=True,
+)
 def knn_affinity(
     X,
     n_neighbors=5,
@@ -150,7 +165,10 @@ def knn_affinity(
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        Points (a host array; CuPy input is copied to the host).
+        Real, finite points (a dense host array; CuPy input is copied to the
+        host). The graph does not depend on the scale of ``X``: the search
+        runs on ``X`` divided by a power of two near its largest magnitude,
+        so distances of 1e300 data do not overflow.
     n_neighbors : int, default=5
         Neighbours per point, the point itself not counted. Clipped to
         ``n_samples - 1``.
@@ -170,7 +188,7 @@ def knn_affinity(
         images (hundreds of pixels) 50 components find nearly the same
         neighbours at a fraction of the cost of an exact search in full
         dimension, the usual preprocessing of neighbour-graph methods.
-    random_state : int or None, default=None
+    random_state : int, RandomState instance or None, default=None
         Seed of the approximate search and of the randomized projection.
     n_jobs : int or None, default=None
         Threads of the neighbour search.
@@ -193,25 +211,24 @@ def knn_affinity(
     """
     from .._backend import to_numpy
 
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}; got {method!r}.")
-    if symmetrize not in _SYMMETRIZE:
-        raise ValueError(
-            f"symmetrize must be one of {_SYMMETRIZE}; got {symmetrize!r}."
-        )
-    if not isinstance(n_neighbors, numbers.Integral) or n_neighbors < 1:
-        raise ValueError(
-            f"n_neighbors must be a positive integer; got {n_neighbors!r}."
-        )
-    X = np.asarray(to_numpy(X))
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {X.shape}.")
-    if n_components is not None and (
-        not isinstance(n_components, numbers.Integral) or n_components < 1
-    ):
-        raise ValueError(
-            f"n_components must be a positive integer or None; got {n_components!r}."
-        )
+    if sp.issparse(X):
+        raise TypeError("knn_affinity: X must be a dense array; got a sparse "
+                        "matrix (call .toarray() first).")
+    X = np.asarray(to_numpy(X)) if hasattr(X, "shape") else X
+    X = check_array_argument(X, "X", ndim=2, allow_empty=True,
+                             caller="knn_affinity")
+    if X.shape[0] == 0:
+        raise ValueError("knn_affinity: X has 0 samples; a graph needs at least "
+                         "one point.")
+    if X.shape[1] == 0:
+        raise ValueError("knn_affinity: X has 0 features; at least one is "
+                         "needed to measure distances.")
+    if X.size:
+        # Neighbours are invariant to scaling; dividing by a power of two is
+        # exact and keeps squared distances inside the float range.
+        scale = power_of_two_scale(float(np.max(np.abs(X))))
+        if scale != 1.0:
+            X = X / scale
     n_samples = X.shape[0]
     n_neighbors = min(int(n_neighbors), n_samples - 1)
     if n_neighbors < 1:
@@ -238,6 +255,10 @@ def knn_affinity(
     return graph
 
 
+@validate_params(
+    {"W": ["array-like", "sparse matrix"]},
+    prefer_skip_nested_validation=True,
+)
 def psd_shift(W):
     """Return ``delta >= 0`` with ``W + delta I`` positive semi-definite.
 
@@ -249,8 +270,10 @@ def psd_shift(W):
 
     Parameters
     ----------
-    W : sparse array of shape (n_samples, n_samples)
-        Symmetric affinity.
+    W : sparse or dense array of shape (n_samples, n_samples)
+        Real, finite, symmetric affinity (complex, non-square or asymmetric
+        matrices are refused: the shift is defined through the eigenvalues
+        of a symmetric matrix).
 
     Returns
     -------
@@ -268,9 +291,15 @@ def psd_shift(W):
     """
     from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
-    W = sp.csr_array(W, dtype=np.float64)
-    if W.shape[0] == 0 or W.nnz == 0:
+    W = _checked_affinity(W)
+    if W.nnz == 0:
         return 0.0
+    # Eigenvalues scale with W: solve for W divided by a power of two
+    # (exact) so that Gershgorin sums of 1e300 weights do not overflow.
+    largest = float(np.max(np.abs(W.data)))
+    if not 2.0**-500 < largest < 2.0**500:
+        scale = power_of_two_scale(largest)
+        return psd_shift(W / scale) * scale
     if W.shape[0] <= _DENSE_EIGEN_BELOW:
         smallest = float(np.linalg.eigvalsh(W.toarray())[0])
     else:
@@ -285,3 +314,37 @@ def psd_shift(W):
     # Margin so that round-off cannot leave W + delta I indefinite (the
     # energy tests compare consecutive iterates exactly).
     return -smallest * (1.0 + 1e-6)
+
+
+def _checked_affinity(W):
+    """``W`` as a float64 CSR array after the checks of :func:`psd_shift`."""
+    from .._backend import to_numpy
+
+    if not sp.issparse(W):
+        W = np.asarray(to_numpy(W)) if hasattr(W, "shape") else W
+        W = check_array_argument(W, "W", ndim=2, allow_empty=True,
+                                 caller="psd_shift")
+    elif np.dtype(W.dtype).kind == "c":
+        raise ValueError(
+            "Complex data not supported for W: psd_shift works on real "
+            f"symmetric affinities; got dtype {W.dtype}."
+        )
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise ValueError(f"psd_shift: W must be a square matrix; got shape "
+                         f"{tuple(W.shape)}.")
+    if W.shape[0] == 0:
+        raise ValueError("psd_shift: W is empty (shape (0, 0)); it needs at "
+                         "least one point.")
+    W = sp.csr_array(W, dtype=np.float64)
+    if not np.all(np.isfinite(W.data)):
+        raise ValueError("Input W contains NaN or infinity.")
+    if W.nnz:
+        asymmetry = abs(W - W.T)
+        largest = float(np.max(np.abs(W.data)))
+        if asymmetry.nnz and float(asymmetry.max()) > 1e-10 * largest:
+            raise ValueError(
+                "psd_shift: W must be symmetric (the bound sweeps need a "
+                f"symmetric affinity); max |W - W^T| = {float(asymmetry.max()):.3g}. "
+                "Symmetrise it first, e.g. W.maximum(W.T) or (W + W.T) / 2."
+            )
+    return W

@@ -343,7 +343,8 @@ def laplacian_kprototypes(
         ``energy`` (list of floats, ``R`` at every sweep), ``sweeps`` (list,
         sweeps per outer iteration), ``n_iter``, ``converged``,
         ``emptied`` (True when a cluster emptied and the previous state was
-        kept).
+        kept), ``inner_converged`` (False when the bound sweeps of the last
+        outer iteration stopped at ``max_inner_iter``) and ``self_weight``.
     """
     problem = _ArrayProblem(X, graph, clamp, prototype, bandwidth, unary_scale)
     return kprototypes_loop(
@@ -391,6 +392,7 @@ def kprototypes_loop(
     labels, assignments = problem.start(initial_centers, initial_labels)
     energy, sweeps = [], []
     converged, emptied = False, False
+    inner_converged = True
     previous_outer = None
     n_iter = 0
     while n_iter < max_iter:
@@ -402,6 +404,7 @@ def kprototypes_loop(
         redo = False
         n_sweeps = 0
         n_recorded = 0
+        inner_converged = False
         while n_sweeps < max_inner_iter:
             n_sweeps += 1
             swept, current = problem.sweep(
@@ -431,6 +434,7 @@ def kprototypes_loop(
             if previous_inner is not None and abs(previous_inner - current) <= (
                 inner_tol * max(abs(previous_inner), 1.0)
             ):
+                inner_converged = True
                 break
             previous_inner = current
         sweeps.append(n_recorded)
@@ -463,6 +467,9 @@ def kprototypes_loop(
         "n_iter": n_iter,
         "converged": converged,
         "emptied": emptied,
+        # Whether the bound sweeps of the last outer iteration met inner_tol
+        # (False: they stopped at max_inner_iter).
+        "inner_converged": inner_converged,
         "self_weight": self_weight,
     }
 

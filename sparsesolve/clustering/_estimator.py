@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import warnings
 
@@ -24,7 +25,15 @@ from .._backend import (
 from .._docs import API_PAGE
 from .._progress import Progress
 from .._sklearn_compat import Interval, StrOptions, fit_context
-from .._validation import check_is_fitted, check_same_device, validate_data
+from .._validation import (
+    N_JOBS_CONSTRAINT,
+    check_array_argument,
+    check_finite_score,
+    check_is_fitted,
+    check_same_device,
+    power_of_two_scale,
+    validate_data,
+)
 from ..distributed._dispatch import fit_distributed, is_dask_collection
 from ..utils._device import HostCopyMixin
 from ._affinity import knn_affinity, psd_shift
@@ -187,8 +196,56 @@ _COMMON_CONSTRAINTS = {
     "tol": [Interval(numbers.Real, 0, None, closed="left")],
     "inner_tol": [Interval(numbers.Real, 0, None, closed="left")],
     "verbose": ["verbose"],
-    "n_jobs": [numbers.Integral, None],
+    "n_jobs": N_JOBS_CONSTRAINT,
 }
+
+
+def _data_scale(*arrays):
+    """Power of two near the largest magnitude of ``arrays`` (see fit)."""
+    largest = 0.0
+    for array in arrays:
+        if array is not None and math.prod(array.shape):
+            xp = get_namespace(array)
+            largest = max(largest, float(xp.max(xp.abs(array))))
+    return power_of_two_scale(largest)
+
+
+def _warn_unconverged(estimator, result, stacklevel):
+    """ConvergenceWarning naming the loop that ran out and its parameter."""
+    name = type(estimator).__name__
+    if not result["converged"] and not result["emptied"]:
+        warnings.warn(
+            f"{name} did not converge in max_iter={estimator.max_iter} outer "
+            "iterations; increase max_iter or tol.",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )
+    elif not result.get("inner_converged", True):
+        warnings.warn(
+            f"{name}: the bound sweeps of the last outer iteration did not "
+            f"reach inner_tol={estimator.inner_tol} within max_inner_iter="
+            f"{estimator.max_inner_iter} sweeps; increase max_inner_iter or "
+            "inner_tol.",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
+def _check_distances_finite(episode, xp):
+    """Refuse features whose squared distances overflow (unnormalised use)."""
+    if not math.prod(episode.shape):
+        return
+    largest = np.float64(float(xp.max(xp.abs(episode))))
+    with np.errstate(over="ignore"):
+        bound = 4.0 * largest * largest * np.float64(episode.shape[1])
+    if not np.isfinite(bound):
+        raise ValueError(
+            "X: squared distances between these features overflow float64 "
+            f"(entries up to {float(largest):.3g}). With normalize=False the "
+            "graph weight laplacian_weight is in units of squared distance, so "
+            "the data cannot be rescaled internally; rescale X (and "
+            "feature_mean) or use normalize=True."
+        )
 
 
 class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
@@ -432,13 +489,17 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
         """Class means for labelled clusters, then k-means++ / random / given."""
         n_clusters = self.n_clusters
         if not isinstance(self.init, str):
-            centers = np.asarray(self.init, dtype=X_host.dtype)
+            given = self.init
+            given = to_numpy(given) if is_array(given) else given
+            centers = check_array_argument(given, "init", ndim=2,
+                                           caller=type(self).__name__)
             if centers.shape != (n_clusters, X_host.shape[1]):
                 raise ValueError(
                     f"init must have shape (n_clusters, n_features) = "
                     f"({n_clusters}, {X_host.shape[1]}); got {centers.shape}."
                 )
-            centers = centers.copy()
+            # In the units fit works in (X divided by its scale).
+            centers = np.asarray(centers, dtype=X_host.dtype) / self._fit_scale
         else:
             centers = np.empty((n_clusters, X_host.shape[1]), dtype=X_host.dtype)
             n_free = n_clusters - n_classes
@@ -492,6 +553,14 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
             )
         clamp, classes = self._labels_to_clamp(known_labels, n_samples)
         random_state = check_random_state(self.random_state)
+        # Labels are invariant to the scale of X (the unary term is measured
+        # in units of the graph's edge length): fit on X divided by a power
+        # of two -- exact -- so that squared distances of 1e300 data do not
+        # overflow nor those of 1e-300 data underflow; centres and bandwidth
+        # are unscaled at the end.
+        self._fit_scale = _data_scale(X)
+        if self._fit_scale != 1.0:
+            X = X / self._fit_scale
         X_host = np.asarray(to_numpy(X))
         prepared = _prepare(self, X, xp, scale_unary=True)
         spectral = isinstance(self.init, str) and self.init == "spectral"
@@ -533,17 +602,13 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
                 best = (final, result)
         result = best[1]
         self.discrete_energy_ = best[0]
-        if not result["converged"] and not result["emptied"]:
-            warnings.warn(
-                f"LaplacianKMeans did not converge in max_iter={self.max_iter} outer "
-                "iterations; increase max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        _warn_unconverged(self, result, stacklevel=2)
         labels = result["labels"]
         self.labels_ = labels
         self.label_distributions_ = result["assignments"]
         self.cluster_centers_ = result["centers"]
+        if self._fit_scale != 1.0:
+            self.cluster_centers_ = self.cluster_centers_ * self._fit_scale
         self.classes_ = to_namespace(classes, xp, like=X)
         if classes.size:
             host_labels = np.asarray(to_numpy(labels))
@@ -560,7 +625,7 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
             np.asarray(result["sweeps"], dtype=np.int64), xp, like=X
         )
         self.psd_shift_ = result["self_weight"]
-        self.bandwidth_ = result["bandwidth"]
+        self.bandwidth_ = result["bandwidth"] * self._fit_scale
         self.n_iter_ = result["n_iter"]
         return self
 
@@ -631,8 +696,16 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
         check_same_device(X, self, attribute="cluster_centers_", method="score")
         xp = get_namespace(X)
         centers = xp.astype(self.cluster_centers_, X.dtype)
-        costs = unary_costs(X, centers, "mean", 1.0, xp)
-        return -float(xp.sum(xp.min(costs, axis=1)))
+        # Distances in units of the largest magnitude of X and the centres
+        # (a power of two: exact), so that they neither overflow nor underflow.
+        scale = _data_scale(X, centers)
+        costs = unary_costs(X / scale, centers / scale, "mean", 1.0, xp)
+        total = np.float64(float(xp.sum(xp.min(costs, axis=1))))
+        with np.errstate(over="ignore", under="ignore"):
+            # Squared units of X: beyond |X| ~ 1e154 the sum of squares is
+            # larger than any float, which check_finite_score reports.
+            score = -float(total * np.float64(scale) ** 2)
+        return check_finite_score(score, self, X)
 
     def predict(self, X):
         """Assign new points to the nearest prototype (no graph term).
@@ -652,7 +725,12 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
         check_same_device(X, self, attribute="cluster_centers_", method="predict")
         xp = get_namespace(X)
         centers = xp.astype(self.cluster_centers_, X.dtype)
-        return xp.argmin(unary_costs(X, centers, "mean", 1.0, xp), axis=1)
+        # The nearest centre does not depend on the units: measure distances
+        # in units of the largest magnitude of X and the centres (a power of
+        # two: exact), so that 1e300 points do not all tie at infinity.
+        scale = _data_scale(X, centers)
+        return xp.argmin(unary_costs(X / scale, centers / scale, "mean", 1.0, xp),
+                         axis=1)
 
 
     def __sklearn_tags__(self):
@@ -823,6 +901,11 @@ class TransductiveFewShotClassifier(HostCopyMixin, ClassifierMixin, BaseEstimato
                 f"y must be 1-D with one label per support point ({X.shape[0]}); "
                 f"got shape {y_host.shape}."
             )
+        if y_host.dtype.kind == "c":
+            raise ValueError(
+                "Complex data not supported for y: support labels are class "
+                f"labels; got dtype {y_host.dtype}."
+            )
         check_classification_targets(y_host)
         classes, support_labels = np.unique(y_host, return_inverse=True)
         xp = get_namespace(X)
@@ -833,24 +916,35 @@ class TransductiveFewShotClassifier(HostCopyMixin, ClassifierMixin, BaseEstimato
         self.support_labels_ = to_namespace(support_labels.astype(np.int64), xp, like=X)
         self.support_ = X
         if self.feature_mean is not None:
-            mean = np.asarray(to_numpy(self.feature_mean), dtype=float).ravel()
-            if mean.shape[0] != X.shape[1]:
-                raise ValueError(
-                    f"feature_mean must have n_features={X.shape[1]} entries; got "
-                    f"{mean.shape[0]}."
-                )
+            self._feature_mean(X.shape[1])
         return self
 
-    def _features(self, support, queries, xp):
-        """Centre, L2-normalise and shift the queries to the support mean."""
+    def _feature_mean(self, n_features):
+        """``feature_mean`` checked: real, finite, ``n_features`` entries."""
+        given = self.feature_mean
+        given = to_numpy(given) if is_array(given) else given
+        mean = check_array_argument(given, "feature_mean",
+                                    caller=type(self).__name__)
+        if mean.ndim > 2 or mean.size != n_features or (
+                mean.ndim == 2 and 1 not in mean.shape):
+            raise ValueError(
+                f"feature_mean must have n_features={n_features} entries; got "
+                f"shape {mean.shape}."
+            )
+        return mean.ravel()
+
+    def _features(self, support, queries, xp, scale=1.0):
+        """Centre, L2-normalise and shift the queries to the support mean.
+
+        ``support`` and ``queries`` come divided by ``scale``.
+        """
         episode = xp.concat([support, queries], axis=0)
         if self.feature_mean is None:
             mean = xp.mean(episode, axis=0)
         else:
-            host = np.asarray(
-                to_numpy(self.feature_mean), dtype=to_numpy(queries[:1]).dtype
-            )
-            mean = to_namespace(host.ravel(), xp, like=queries)
+            host = self._feature_mean(queries.shape[1]).astype(
+                to_numpy(queries[:1]).dtype) / scale
+            mean = to_namespace(host, xp, like=queries)
         episode = episode - mean[None, :]
         if self.normalize:
             norms = xp.sqrt(xp.sum(episode * episode, axis=1))
@@ -868,7 +962,18 @@ class TransductiveFewShotClassifier(HostCopyMixin, ClassifierMixin, BaseEstimato
         check_same_device(X, self, attribute="support_", method=method)
         xp = get_namespace(X)
         support = xp.astype(self.support_, X.dtype)
-        episode = self._features(support, X, xp)
+        scale = 1.0
+        if self.normalize:
+            # L2-normalised features do not depend on the scale of the data:
+            # divide by a power of two first (exact) so that the norms of
+            # 1e300 vectors do not overflow nor those of 1e-300 underflow.
+            mean = None if self.feature_mean is None else self._feature_mean(
+                X.shape[1])
+            scale = _data_scale(support, X, mean)
+            support, X = support / scale, X / scale
+        episode = self._features(support, X, xp, scale)
+        if not self.normalize:
+            _check_distances_finite(episode, xp)
         n_support = support.shape[0]
         n_classes = self.classes_.shape[0]
         support_labels = np.asarray(to_numpy(self.support_labels_))
@@ -881,6 +986,7 @@ class TransductiveFewShotClassifier(HostCopyMixin, ClassifierMixin, BaseEstimato
         result = _solve(
             self, episode, clamp, centers, prepared, xp, "TransductiveFewShot"
         )
+        _warn_unconverged(self, result, stacklevel=3)
         return result["assignments"][n_support:, :], result["labels"][n_support:]
 
     def predict_proba(self, X):

@@ -30,7 +30,16 @@ from .._sklearn_compat import (
     fit_context,
     validate_estimator_params,
 )
-from .._validation import check_is_fitted, check_same_device, validate_data
+from .._validation import (
+    N_JOBS_CONSTRAINT,
+    check_allocation,
+    check_array_argument,
+    check_finite_score,
+    check_is_fitted,
+    check_same_device,
+    power_of_two_scale,
+    validate_data,
+)
 from ..distributed._dispatch import fit_distributed, is_dask_collection
 from ..utils._device import HostCopyMixin
 from ._algorithm import (
@@ -49,7 +58,7 @@ __all__ = ["LqDictionaryLearning", "LqSparseCoder"]
 _CODING_CONSTRAINTS = {
     "penalty": [StrOptions(set(PENALTIES))],
     "alpha": [Interval(Real, 0, None, closed="left")],
-    "n_jobs": [Integral, None],
+    "n_jobs": N_JOBS_CONSTRAINT,
 }
 _INIT_OPTIONS = [StrOptions({"continuation", "l1"}), None]
 
@@ -66,10 +75,77 @@ def _warn_unconverged(n_unconverged, n_samples, max_iter, name, parameters):
         )
 
 
+# How each penalty's weight scales with the data: coding ``s x`` with weight
+# ``s**degree * alpha`` gives ``s`` times the codes of ``x`` with ``alpha``
+# (the data term scales as s**2, |c| as s, |c|**0.5 as s**0.5, and the l0
+# count and CEL0 -- whose thresholds are sqrt(2 alpha) / a_i -- as 1).
+_PENALTY_DEGREE = {"l1": 1.0, "l0": 2.0, "l1/2": 1.5, "cel0": 2.0}
+
+# Normalised data have entries below one in magnitude, so a weight above
+# this zeroes every code of a signal of fewer than 2**60 features (the zero
+# code then beats any other in the objective); capping keeps the weight of
+# tiny data (1e-300) finite inside the kernels.
+_ALPHA_CAP = 2.0**64
+
+
+def _normalised(X, xp, penalty, alpha, atom_norms=None):
+    """``(X / scale, alpha in the units of X / scale, scale)``.
+
+    ``scale`` is a power of four (its square root and the 1.5 power of the
+    l1/2 weight are then powers of two too), so the division is exact and the
+    codes of ``s X`` are those of ``X`` times ``s`` with no overflow of
+    ``||x||^2`` at 1e300 nor underflow at 1e-300 (Higham, "Accuracy and
+    Stability of Numerical Algorithms", 2nd ed., sec. 2.1: scaling by a power
+    of the base is exact).
+    """
+    max_abs = float(xp.max(xp.abs(X))) if X.shape[0] * X.shape[1] else 0.0
+    scale = power_of_two_scale(max_abs, even=True)
+    degree = _PENALTY_DEGREE[penalty]
+    with np.errstate(over="ignore", divide="ignore"):
+        scaled_alpha = float(np.float64(alpha) / np.float64(scale) ** degree)
+    cap = _ALPHA_CAP
+    if atom_norms is not None and atom_norms.shape[0]:
+        cap *= max(1.0, float(xp.max(atom_norms))) ** 2
+    scaled_alpha = min(scaled_alpha, cap)
+    if scale == 1.0:
+        return X, scaled_alpha, scale
+    return X / scale, scaled_alpha, scale
+
+
 def _reconstruction_score(X, codes, dictionary, xp):
     """Minus the mean over samples of ``0.5 ||x - c D||^2`` (the data term)."""
     residual = X - codes @ dictionary
     return -0.5 * float(xp.sum(residual * residual)) / X.shape[0]
+
+
+def _checked_dictionary(dictionary, xp, like, caller):
+    """The ``dictionary`` parameter as a real, finite 2-D array in ``xp``."""
+    if not hasattr(dictionary, "shape") or get_namespace(dictionary) is not xp:
+        host = to_numpy(dictionary) if hasattr(dictionary, "shape") else dictionary
+        host = check_array_argument(host, "dictionary", ndim=2, caller=caller)
+        return to_namespace(np.asarray(host), xp, like=like)
+    return check_array_argument(dictionary, "dictionary", ndim=2, caller=caller)
+
+
+def _check_gram(gram, xp):
+    """Refuse a dictionary whose Gram matrix overflows (atoms above ~1e154)."""
+    if not bool(xp.all(xp.isfinite(gram))):
+        raise ValueError(
+            "dictionary: the Gram matrix D D^T of the atoms overflows "
+            "(entries around 1e154 or larger); rescale the dictionary (the "
+            "codes scale inversely with it)."
+        )
+
+
+def _itemsize(X, xp):
+    """Bytes per entry of the real float array ``X`` (any namespace)."""
+    return 4 if X.dtype == xp.float32 else 8
+
+
+def _coding_bytes(n_samples, n_atoms, n_features, itemsize):
+    """Memory of one coding call: Gram, correlations, codes and start."""
+    return itemsize * (n_atoms * n_atoms + 3 * n_samples * n_atoms
+                       + n_atoms * n_features)
 
 
 class _DictionaryCache:
@@ -80,8 +156,14 @@ class _DictionaryCache:
     """
 
     def __init__(self, dictionary, xp):
+        n_atoms = dictionary.shape[0]
+        check_allocation(_itemsize(dictionary, xp) * n_atoms * n_atoms,
+                         parameter="dictionary",
+                         what=f"The Gram matrix of {n_atoms} atoms", xp=xp)
         self.key = self.fingerprint(dictionary, xp)
-        self.gram = dictionary @ dictionary.T
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.gram = dictionary @ dictionary.T
+        _check_gram(self.gram, xp)
         self.step = default_step(dictionary_lipschitz(dictionary, xp),
                                  dictionary.dtype, xp)
         self.atom_norms = xp.sqrt(xp.sum(dictionary * dictionary, axis=1))
@@ -90,11 +172,12 @@ class _DictionaryCache:
     def fingerprint(dictionary, xp):
         weights = xp.arange(1, dictionary.shape[1] + 1, dtype=dictionary.dtype,
                             device=array_api_compat.device(dictionary))
-        return (
-            id(dictionary), tuple(dictionary.shape), str(dictionary.dtype),
-            float(xp.sum(dictionary * dictionary)),
-            float(xp.sum(dictionary @ weights)),
-        )
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (
+                id(dictionary), tuple(dictionary.shape), str(dictionary.dtype),
+                float(xp.sum(dictionary * dictionary)),
+                float(xp.sum(dictionary @ weights)),
+            )
 
 
 class _BaseLqCoding(
@@ -130,7 +213,7 @@ class _BaseLqCoding(
             self._dictionary_cache = cache
         return cache
 
-    def _encode(self, X, dictionary, cache, xp, start=None):
+    def _encode(self, X, dictionary, cache, xp, start=None, alpha=None):
         """Codes of ``X`` and the number of samples that missed ``tol``.
 
         ``start`` (warm-start codes) takes precedence over ``init``. For the
@@ -140,7 +223,7 @@ class _BaseLqCoding(
         ``start`` or zero.
         """
         max_iter, tol, algorithm, init = self._coding_parameters()
-        alpha = float(self.alpha)
+        alpha = float(self.alpha if alpha is None else alpha)
         options = dict(max_iter=max_iter, tol=tol, algorithm=algorithm,
                        gram=cache.gram, step=cache.step,
                        atom_norms=cache.atom_norms)
@@ -163,8 +246,15 @@ class _BaseLqCoding(
         """Codes of the validated ``X`` over ``dictionary``, warning on ``tol``."""
         xp = get_namespace(X)
         cache = self._cache_for(dictionary, xp)
+        X, alpha, scale = _normalised(X, xp, self.penalty, self.alpha,
+                                      cache.atom_norms)
+        if start is not None and scale != 1.0:
+            start = start / scale
         with kernel_threads(self.n_jobs, xp):
-            codes, n_unconverged = self._encode(X, dictionary, cache, xp, start)
+            codes, n_unconverged = self._encode(X, dictionary, cache, xp, start,
+                                                alpha=alpha)
+        if scale != 1.0:
+            codes = codes * scale
         _warn_unconverged(n_unconverged, X.shape[0], self._coding_parameters()[0],
                           type(self).__name__, self._coding_parameter_names)
         return codes
@@ -194,7 +284,9 @@ class _BaseLqCoding(
         codes = self.transform(X)
         X = validate_data(self, X, reset=False)
         xp = get_namespace(X)
-        return _reconstruction_score(X, codes, self._dictionary_in(X), xp)
+        with np.errstate(over="ignore", invalid="ignore"):
+            score = _reconstruction_score(X, codes, self._dictionary_in(X), xp)
+        return check_finite_score(score, self, X)
 
 
 class LqSparseCoder(_BaseLqCoding):
@@ -361,14 +453,8 @@ class LqSparseCoder(_BaseLqCoding):
     def _dictionary_in(self, X):
         """The dictionary in the namespace and dtype of ``X``, checked."""
         xp = get_namespace(X)
-        dictionary = self.dictionary
-        if not hasattr(dictionary, "shape") or get_namespace(dictionary) is not xp:
-            dictionary = to_namespace(np.asarray(to_numpy(dictionary)), xp, like=X)
-        if dictionary.ndim != 2:
-            raise ValueError(
-                "dictionary must be a 2-D array of shape (n_atoms, n_features); "
-                f"got shape {tuple(dictionary.shape)}."
-            )
+        dictionary = _checked_dictionary(self.dictionary, xp, X,
+                                         type(self).__name__)
         if dictionary.shape[1] != X.shape[1]:
             raise ValueError(
                 "Dictionary and X have different numbers of features: "
@@ -377,8 +463,6 @@ class LqSparseCoder(_BaseLqCoding):
             )
         if dictionary.dtype != X.dtype:
             dictionary = xp.astype(dictionary, X.dtype)
-        if not bool(xp.all(xp.isfinite(dictionary))):
-            raise ValueError("Input dictionary contains NaN or infinity.")
         return dictionary
 
     def _coding_parameters(self):
@@ -403,6 +487,12 @@ class LqSparseCoder(_BaseLqCoding):
         X = validate_data(self, X, reset=False)
         xp = get_namespace(X)
         dictionary = self._dictionary_in(X)
+        check_allocation(
+            _coding_bytes(X.shape[0], dictionary.shape[0], X.shape[1],
+                          _itemsize(X, xp)),
+            parameter="the rows of X (code them in batches) or the atoms of dictionary",
+            what="Coding X over the dictionary would",
+            xp=xp)
         if getattr(self, "n_components_", None) != dictionary.shape[0]:
             self.n_components_ = dictionary.shape[0]
         start = None
@@ -432,11 +522,16 @@ class LqSparseCoder(_BaseLqCoding):
         array of shape (n_samples, n_features)
             Reconstructed signals.
         """
+        X = check_array_argument(X, "X", ndim=2, caller="inverse_transform")
         xp = get_namespace(X)
-        X = xp.asarray(X)
-        dictionary = self.dictionary
-        if not hasattr(dictionary, "shape") or get_namespace(dictionary) is not xp:
-            dictionary = to_namespace(np.asarray(to_numpy(dictionary)), xp, like=X)
+        dictionary = _checked_dictionary(self.dictionary, xp, X,
+                                         type(self).__name__)
+        if X.shape[1] != dictionary.shape[0]:
+            raise ValueError(
+                f"inverse_transform: X has {X.shape[1]} columns but the "
+                f"dictionary has {dictionary.shape[0]} atoms; pass codes of shape "
+                f"(n_samples, {dictionary.shape[0]})."
+            )
         return X @ xp.astype(dictionary, X.dtype)
 
     @property
@@ -644,6 +739,16 @@ class LqDictionaryLearning(_BaseLqCoding):
     def _initialize(self, X, xp, random_state):
         n_samples, n_features = X.shape
         n_components = self.n_components or n_features
+        # Atoms (host draw and device copy), their Gram matrix and the codes
+        # of one batch, before any of them is allocated.
+        batch = min(self.batch_size, n_samples)
+        check_allocation(
+            8 * n_components * n_features
+            + _coding_bytes(batch, n_components, n_features, _itemsize(X, xp)),
+            parameter="n_components", value=self.n_components,
+            what=(f"{n_components} atoms of {n_features} features"
+                  + (" (n_components=None means n_features)"
+                     if self.n_components is None else "")), xp=xp)
         # Random training samples as first atoms (drawn on the host so CPU
         # and GPU runs start alike); Gaussian atoms fill in when there are
         # fewer samples than atoms or a drawn sample is flat.
@@ -665,12 +770,21 @@ class LqDictionaryLearning(_BaseLqCoding):
         self.atom_usage_ = xp.zeros(n_components, dtype=X.dtype,
                                     device=array_api_compat.device(X))
 
-    def _update(self, batch, xp):
-        """Code one batch and take one step on the atoms; return codes and the move.
+    def _update(self, batch, xp, scale=1.0):
+        """Code one batch and take one step on the atoms.
 
-        The move is ``||D_new - D||_F / n_components``, the quantity
-        scikit-learn's ``tol`` bounds.
+        ``batch`` is normalised (divided by ``scale``, see :func:`_normalised`)
+        and coded with the weight in those units, so the atoms learned from
+        ``s X`` are those learned from ``X`` (with ``alpha`` scaled as the
+        penalty's degree). Returns the codes (normalised), the move
+        ``||D_new - D||_F / n_components`` (the quantity scikit-learn's
+        ``tol`` bounds) and the batch objective in normalised units; the
+        loss curve records it in the units of the data.
         """
+        degree = _PENALTY_DEGREE[self.penalty]
+        with np.errstate(over="ignore", divide="ignore"):
+            alpha = min(float(np.float64(self.alpha) / np.float64(scale) ** degree),
+                        _ALPHA_CAP)
         dictionary = self.components_
         # Mini-batches are coded from zero codes, not from the start of
         # transform_init: on planted dictionaries the continuation's sparser
@@ -678,17 +792,21 @@ class LqDictionaryLearning(_BaseLqCoding):
         # the zero start recovers (see the user guide).
         codes, _ = self._encode(batch, dictionary,
                                 _DictionaryCache(dictionary, xp), xp,
-                                start=self._zero_codes(batch, dictionary, xp))
+                                start=self._zero_codes(batch, dictionary, xp),
+                                alpha=alpha)
         updated, residual = dictionary_step(batch, dictionary, codes,
                                             self.learning_rate, xp)
         # Atoms have unit norm here, so CEL0's atom norms are ones.
         loss = 0.5 * xp.sum(residual * residual, axis=1) + penalty_value(
-            codes, self.penalty, float(self.alpha), xp)
-        self.loss_curve_.append(float(xp.mean(loss)))
+            codes, self.penalty, alpha, xp)
+        loss = float(xp.mean(loss))
+        with np.errstate(over="ignore", under="ignore"):
+            # In the units of the data: beyond |X| ~ 1e154 this is inf.
+            self.loss_curve_.append(float(np.float64(loss) * np.float64(scale) ** 2))
         self.components_ = normalize_rows(updated, xp)
         self.n_steps_ += 1
         move = float(xp.linalg.vector_norm(self.components_ - dictionary))
-        return codes, move / dictionary.shape[0]
+        return codes, move / dictionary.shape[0], loss
 
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -713,6 +831,7 @@ class LqDictionaryLearning(_BaseLqCoding):
             return fit_distributed(self, X, y)
         X = validate_data(self, X)
         xp = get_namespace(X)
+        X, _, scale = _normalised(X, xp, self.penalty, self.alpha)
         random_state = check_random_state(self.random_state)
         self._initialize(X, xp, random_state)
         n_samples = X.shape[0]
@@ -733,11 +852,11 @@ class LqDictionaryLearning(_BaseLqCoding):
                 seen = 0
                 for start in range(0, n_samples, batch_size):
                     batch = xp.take(X, order[start:start + batch_size], axis=0)
-                    codes, move = self._update(batch, xp)
+                    codes, move, loss = self._update(batch, xp, scale)
                     used = xp.sum(xp.astype(codes != 0, X.dtype), axis=0)
                     usage = used if usage is None else usage + used
                     seen += batch.shape[0]
-                    if stopping.update(self.loss_curve_[-1], move):
+                    if stopping.update(loss, move):
                         break
                 self.atom_usage_ = usage / seen
                 progress.update(
@@ -779,6 +898,9 @@ class LqDictionaryLearning(_BaseLqCoding):
             validate_estimator_params(self)
         X = validate_data(self, X, reset=first_call)
         xp = get_namespace(X)
+        # Each batch is normalised on its own: the atoms do not depend on
+        # the scale of the data, only the codes and the loss do.
+        X, _, scale = _normalised(X, xp, self.penalty, self.alpha)
         if first_call:
             self._random_state = check_random_state(self.random_state)
             self._initialize(X, xp, self._random_state)
@@ -789,7 +911,8 @@ class LqDictionaryLearning(_BaseLqCoding):
                 "library than the one it was first fitted on."
             )
         with kernel_threads(self.n_jobs, xp):
-            codes, _ = self._update(xp.astype(X, self.components_.dtype), xp)
+            codes, _, _ = self._update(xp.astype(X, self.components_.dtype), xp,
+                                       scale)
         self.atom_usage_ = xp.sum(xp.astype(codes != 0, X.dtype), axis=0) / X.shape[0]
         self._cache_for(self._dictionary_in(X), xp)
         return self

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 from .._backend import get_namespace, kernel
+from .._sklearn_compat import Interval, StrOptions, validate_params
+from .._validation import check_array_argument
 from . import _kernels  # noqa: F401  - registers the kernels
 
 __all__ = ["PENALTIES", "threshold"]
@@ -12,12 +15,27 @@ __all__ = ["PENALTIES", "threshold"]
 PENALTIES = ("l1", "l0", "l1/2", "cel0")
 
 
-def _check_nonnegative(value, name, xp):
-    """Return ``value`` as a scalar or an ``xp`` array after checking it is >= 0."""
-    if hasattr(value, "shape"):
-        array = xp.asarray(value)
-        if not bool(xp.all(xp.isfinite(array))) or bool(xp.any(array < 0)):
+def _check_nonnegative(value, name, xp, x_shape):
+    """Return ``value`` as a scalar or an ``xp`` array after checking it is >= 0.
+
+    An array must broadcast the way the kernels read it: one value per
+    column of ``x`` (shape ``(x.shape[-1],)``) or one per entry.
+    """
+    if hasattr(value, "shape") or isinstance(value, (list, tuple)):
+        array = check_array_argument(value, name, allow_empty=True,
+                                     caller="threshold")
+        array = xp.asarray(array)
+        if bool(xp.any(array < 0)):
             raise ValueError(f"{name} must be nonnegative and finite.")
+        if array.ndim == 0:
+            return float(array)
+        shape = tuple(array.shape)
+        if shape != tuple(x_shape) and shape != tuple(x_shape[-1:]):
+            raise ValueError(
+                f"{name} must be a scalar, of shape {tuple(x_shape[-1:])} (one "
+                f"value per column of x) or of the shape of x {tuple(x_shape)}; "
+                f"got shape {shape}."
+            )
         return array
     try:
         number = float(value)
@@ -43,6 +61,16 @@ def apply_prox(x, penalty, lam, step, atom_norms, xp):
     return kernel("cel0_threshold", xp)(x, step, lam, atom_norms)
 
 
+@validate_params(
+    {
+        "x": ["array-like", Real],
+        "penalty": [StrOptions(set(PENALTIES))],
+        "lam": ["array-like", Interval(Real, 0, None, closed="left")],
+        "step": [Interval(Real, 0, None, closed="neither")],
+        "atom_norms": ["array-like", Interval(Real, 0, None, closed="left"), None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def threshold(x, penalty, lam, step=1.0, atom_norms=None):
     """Apply the proximal map of ``step * lam * penalty`` elementwise.
 
@@ -54,7 +82,9 @@ def threshold(x, penalty, lam, step=1.0, atom_norms=None):
     Parameters
     ----------
     x : array of shape (...)
-        Coefficients (NumPy on the CPU, CuPy on the GPU). Not modified.
+        Real coefficients (NumPy on the CPU, CuPy on the GPU). Not modified.
+        Complex, NaN and infinite entries are refused (these proximal maps
+        are defined on the real line).
     penalty : {"l1", "l0", "l1/2", "cel0"}
         ``"l1"``: soft thresholding, ``sign(x) max(|x| - step lam, 0)``.
         ``"l0"``: hard thresholding for ``lam ||u||_0``, keeping entries with
@@ -75,7 +105,8 @@ def threshold(x, penalty, lam, step=1.0, atom_norms=None):
     atom_norms : float or array, default=None
         Only for ``"cel0"``: the norm of the atom each coefficient multiplies,
         a scalar, one per column or one per entry. ``None`` means unit-norm
-        atoms.
+        atoms; a zero norm (a dead atom) carries no penalty, so the map is
+        the identity there.
 
     Returns
     -------
@@ -102,14 +133,24 @@ def threshold(x, penalty, lam, step=1.0, atom_norms=None):
         isinstance(step, (int, float)) and math.isfinite(step) and step > 0
     ):
         raise ValueError(f"step must be a positive finite number; got {step!r}.")
-    xp = get_namespace(x, lam, atom_norms)
-    lam = _check_nonnegative(lam, "lam", xp)
+    scalar_input = isinstance(x, Real)
+    x = check_array_argument(x, "x", allow_empty=True, caller="threshold")
+    xp = get_namespace(x, *(a for a in (lam, atom_norms) if hasattr(a, "shape")))
+    zero_dimensional = x.ndim == 0
+    if zero_dimensional:
+        x = xp.reshape(x, (1,))
+    lam = _check_nonnegative(lam, "lam", xp, x.shape)
     if penalty == "cel0":
         atom_norms = _check_nonnegative(
-            1.0 if atom_norms is None else atom_norms, "atom_norms", xp
+            1.0 if atom_norms is None else atom_norms, "atom_norms", xp, x.shape
         )
     elif atom_norms is not None:
         raise ValueError(
             f"atom_norms is only used by penalty='cel0'; got penalty={penalty!r}."
         )
-    return apply_prox(x, penalty, lam, float(step), atom_norms, xp)
+    result = apply_prox(x, penalty, lam, float(step), atom_norms, xp)
+    if scalar_input:
+        return float(result[0])
+    if zero_dimensional:
+        return xp.reshape(result, ())
+    return result

@@ -220,10 +220,12 @@ def alternating_minimization(
         offsets, then updates that side's offsets in closed form,
         ``b_i = sum_j w_ij r_ij / (sum_j w_ij + lam)`` with ``r_ij`` the
         residual of the rest of the model. ``lam`` is the same for every row
-        of a side (``alpha * s`` times the mean number of observations per
-        row), so sparsely observed rows and columns are shrunk towards the
-        global mean, as in Koren's baseline estimates (Koren 2010, "Factor
-        in the neighbors", section 2.1); scaling it with each row's count,
+        of a side (``alpha`` times the mean number of observations per
+        row; unlike the factors' ridge it has no ``s``, so that the fit is
+        equivariant in the units of the data), so sparsely observed rows
+        and columns are shrunk towards the global mean, as in Koren's
+        baseline estimates (Koren 2010, "Factor in the neighbors", section
+        2.1); scaling it with each row's count,
         as ALS-WR does for the factors, would leave one-rating users with
         their whole residual as bias.
 
@@ -278,8 +280,11 @@ def alternating_minimization(
         # Column of every CSR entry is ``indices``; row of every CSC entry is
         # ``indices_t`` and its column is ``columns_t``.
         columns_t = xp.take(observed.indices, observed.transpose_order)
-        bias_reg_rows = alpha * rms * float(np.mean(np.maximum(observed.counts, 1)))
-        bias_reg_cols = alpha * rms * float(np.mean(np.maximum(observed.counts_t, 1)))
+        # No factor s here: an offset has the units of the data (a factor
+        # only their square root), so ``lam b**2`` matches the data term for
+        # any units when ``lam`` is a pure number.
+        bias_reg_rows = alpha * float(np.mean(np.maximum(observed.counts, 1)))
+        bias_reg_cols = alpha * float(np.mean(np.maximum(observed.counts_t, 1)))
         # Unit weights (squared loss) sum to the observation counts.
         totals_rows = totals_cols = None
         if loss == "squared":

@@ -25,7 +25,13 @@ from .._backend import (
 from .._docs import API_PAGE
 from .._progress import Progress
 from .._sklearn_compat import Interval, StrOptions, fit_context
-from .._validation import check_is_fitted, validate_data
+from .._validation import (
+    N_JOBS_CONSTRAINT,
+    check_allocation,
+    check_is_fitted,
+    power_of_two_scale,
+    validate_data,
+)
 from ..distributed._dispatch import fit_distributed, is_dask_collection
 from ._algorithm import (
     AlphaPath,
@@ -102,8 +108,11 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         ``alpha * s * n_i * ||u_i||^2``, with ``n_i`` its number of
         observations and ``s`` the root mean square of the observed values
         after the global mean is removed (and likewise for columns); a bias
-        ``b_i`` is penalised by ``alpha * s * mean(n) * b_i^2``, the same
-        for every row, so that rarely observed rows keep small biases.
+        ``b_i`` is penalised by ``alpha * mean(n) * b_i^2``, the same
+        for every row, so that rarely observed rows keep small biases (no
+        ``s`` there: a bias has the units of the data, a factor only their
+        square root, so both penalties scale like the data term and the
+        fit of ``c * X`` is ``c`` times the fit of ``X``).
         ``"auto"`` holds out 10% of the observed entries, fits the other 90%
         along a path of decreasing strengths (``1`` down to ``1e-8`` in
         steps of ``10**0.25``, 3 sweeps each, warm-started from the previous
@@ -310,7 +319,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         "duplicates": [StrOptions({"error", "mean", "last"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
-        "n_jobs": [numbers.Integral, None],
+        "n_jobs": N_JOBS_CONSTRAINT,
     }
 
     def __init__(
@@ -360,6 +369,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             if X.ndim != 2:
                 raise ValueError("X must be a 2D sparse matrix.")
             host = to_numpy(X)
+            _refuse_complex(host, "X")
             if host.dtype not in (np.float32, np.float64):
                 host = host.astype(np.float64)
             self._check_columns(host.shape[1], reset)
@@ -410,6 +420,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         """Encode ratings input; return the host CSR of (user, item) ratings."""
         if sp.issparse(X) or is_device_sparse(X):
             host = to_numpy(X)
+            _refuse_complex(host, "X")
             csr = csr_from_input(host, duplicates=self.duplicates)
             if csr.dtype not in (np.float32, np.float64):
                 csr = csr.astype(np.float64)
@@ -463,8 +474,23 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             xp, like = get_namespace(np.empty(0)), None
         else:
             csr, xp, like = self._observed_input(X, reset=True)
+        if csr.nnz == 0:
+            raise ValueError(
+                f"X holds no observed entries (every entry of its {csr.shape[0]} x "
+                f"{csr.shape[1]} matrix is missing); AltMinCompletion needs at "
+                "least one observed entry to fit."
+            )
         if self.loss == "implicit":
             return self._fit_implicit(csr, xp, like)
+        # The model is equivariant in the units of the ratings (factors
+        # scale with sqrt(s), biases and predictions with s; alpha is
+        # relative), so fit on data divided by a power of four -- exact --
+        # and unscale after: no overflow at 1e300, no underflow at 1e-300.
+        unit = power_of_two_scale(float(np.max(np.abs(csr.data))), even=True)
+        if unit != 1.0:
+            csr = csr.copy()
+            csr.data = csr.data / csr.dtype.type(unit)
+        self._fit_scale = unit
         use_biases = ratings if self.biases == "auto" else bool(self.biases)
         center = use_biases or ratings
         random_state = check_random_state(self.random_state)
@@ -486,6 +512,14 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             (np.ones(csr.nnz, dtype=np.int8), csr.indices, csr.indptr),
             shape=csr.shape)
 
+        if self.solver == "sketch":
+            # Every row (and column) gets its own sketch workspace.
+            sketch_size = self.sketch_size or 4 * rank
+            check_allocation(
+                np.dtype(dtype).itemsize * max(n_rows, n_cols)
+                * (sketch_size * rank + rank * rank + 5 * rank),
+                parameter="sketch_size", value=sketch_size,
+                what=f"The sketch workspaces of {max(n_rows, n_cols)} rows", xp=xp)
         state = self._initial_state(centred, rank, random_state, xp, like, use_biases)
         self.alpha_path_ = []
         if self.alpha == "auto":
@@ -499,12 +533,30 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
                 xp, observed, state, alpha, self.max_iter, random_state, progress)
         # The ridge of a folded-in row's bias, as in the sweeps (see
         # alternating_minimization).
-        bias_ridge = (alpha * self._value_scale
-                      * float(np.mean(np.maximum(np.diff(csr.indptr), 1))))
+        bias_ridge = alpha * float(np.mean(np.maximum(np.diff(csr.indptr), 1)))
         self._store_fit(xp, left, right, biases if use_biases else None,
                         history=history, converged=converged, delta=delta,
                         bias_ridge=bias_ridge, n_observed=csr.nnz, stacklevel=2)
+        if unit != 1.0:
+            self._unscale(unit)
         return self
+
+    def _unscale(self, scale):
+        """Fitted state in the units of the data (fitted on data / ``scale``)."""
+        root = float(np.sqrt(scale))  # a power of two: exact
+        self.row_factors_ = self.row_factors_ * root
+        self.col_factors_ = self.col_factors_ * root
+        self.row_biases_ = self.row_biases_ * scale
+        self.col_biases_ = self.col_biases_ * scale
+        self.global_mean_ = self.global_mean_ * scale
+        self._value_scale = self._value_scale * scale
+        if self.huber_delta_ is not None:
+            self.huber_delta_ = self.huber_delta_ * scale
+        with np.errstate(over="ignore", under="ignore"):
+            # Squared units: beyond ratings of ~1e154 these overflow to inf.
+            self.loss_history_ = [float(np.float64(value) * scale * scale)
+                                  for value in self.loss_history_]
+        self.alpha_path_ = [(alpha, error * scale) for alpha, error in self.alpha_path_]
 
     def _fit_implicit(self, csr, xp, like):
         """Confidence-weighted ALS on interaction strengths (``loss="implicit"``)."""
@@ -521,6 +573,7 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         n_rows, n_cols = csr.shape
         rank = int(min(self.rank, n_rows, n_cols))
         dtype = csr.dtype
+        self._fit_scale = 1.0
         self._value_scale = 1.0
         self.global_mean_ = 0.0
         if self.input_type != "ratings":
@@ -724,23 +777,36 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
                 " GiB limit); call predict_entries(rows, cols) for the entries you "
                 "need, recommend(users, n) for top-N lists, or transform row blocks."
             )
-        observed = observed_from_host(csr.astype(right.dtype), get_namespace(right),
-                                      like=right)
+        # Fold in at the scale the model was fitted at (see fit), so that
+        # the ridge solve neither overflows nor underflows.
+        scale = getattr(self, "_fit_scale", 1.0)
+        root = float(np.sqrt(scale))
+        host = csr.astype(right.dtype)
+        if scale != 1.0:
+            host.data = host.data / host.dtype.type(scale)
+            right = right / root
+        observed = observed_from_host(host, get_namespace(right), like=right)
         xp = get_namespace(right)
         if self._has_biases:
             given = observed.values
-            observed.values = given - self.global_mean_
+            mean = self.global_mean_ / scale
+            col_bias = self.col_biases_ / scale
+            observed.values = given - mean
             left, row_bias = fold_in_rows(xp, observed, right, float(self.alpha_),
-                                          self._value_scale, col_bias=self.col_biases_,
+                                          self._value_scale / scale,
+                                          col_bias=col_bias,
                                           bias_ridge=self._row_bias_ridge)
-            completed = (left @ right.T + self.global_mean_
+            completed = (left @ right.T + mean
                          + xp.reshape(row_bias, (-1, 1))
-                         + xp.reshape(self.col_biases_, (1, -1)))
+                         + xp.reshape(col_bias, (1, -1)))
             observed.values = given
         else:
             left = fold_in_rows(xp, observed, right, float(self.alpha_),
-                                self._value_scale)
+                                self._value_scale / scale)
             completed = left @ right.T
+        if scale != 1.0:
+            completed = completed * scale
+            observed.values = observed.values * scale
         if observed.n_observed:
             flat = xp.reshape(completed, (-1,))
             positions = (xp.astype(observed.rows, xp.int64) * right.shape[0]
@@ -953,7 +1019,9 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
             raise ValueError("X holds no observed entries to score.")
         residual = np.asarray(predicted, dtype=np.float64) - np.asarray(
             truth, dtype=np.float64)
-        return -float(np.sqrt(np.mean(residual**2)))
+        # The RMSE of data near 1e300 would overflow in residual**2.
+        unit = power_of_two_scale(float(np.max(np.abs(residual))))
+        return -float(np.sqrt(np.mean((residual / unit) ** 2)) * unit)
 
     def recommend(self, users, n=10, exclude_seen=True):
         """Top-``n`` items of each user, computed in blocks of users.
@@ -1064,6 +1132,15 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _refuse_complex(matrix, name):
+    if np.dtype(matrix.dtype).kind == "c":
+        raise ValueError(
+            f"Complex data not supported for {name}: AltMinCompletion completes "
+            f"real matrices (got dtype {matrix.dtype}); the imaginary part is not "
+            "dropped silently."
+        )
 
 
 def _device_of(array):

@@ -47,6 +47,12 @@ def _columns_of(X, name):
 
 def _as_values(values, name):
     values = np.asarray(values)
+    if values.dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported for {name}: ratings are real numbers "
+            f"(got dtype {values.dtype}); the imaginary part is not dropped "
+            "silently."
+        )
     if values.dtype.kind not in "biuf":
         try:
             values = values.astype(np.float64)
@@ -105,13 +111,13 @@ def pairs_from_input(X):
 
 def _missing_id(ids, name):
     if ids.dtype.kind == "f" and np.isnan(ids).any():
-        raise ValueError(f"{name} ids contain NaN; every rating needs a user and an "
-                         "item.")
+        raise ValueError(f"X: {name} ids contain NaN; every rating needs a user and "
+                         "an item.")
     if ids.dtype == object:
         for value in ids:
             if value is None or (isinstance(value, float) and value != value):
-                raise ValueError(f"{name} ids contain None or NaN; every rating "
-                                 "needs a user and an item.")
+                raise ValueError(f"X: {name} ids contain None or NaN; every "
+                                 "rating needs a user and an item.")
 
 
 def encode_ids(ids, name):

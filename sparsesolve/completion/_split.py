@@ -82,6 +82,14 @@ class RatingsKFold(BaseCrossValidator):
         _, codes = encode_ids(users, "user")
         random_state = check_random_state(self.random_state)
         n_entries = codes.shape[0]
+        if n_entries == 0:
+            raise ValueError("RatingsKFold: X holds no ratings to split.")
+        if self.n_splits > n_entries:
+            # As scikit-learn's KFold: a fold with no test entry is an error.
+            raise ValueError(
+                f"Cannot have number of splits n_splits={self.n_splits} greater "
+                f"than the number of ratings: {n_entries}."
+            )
         # Shuffle, then group by user (stable sort keeps the shuffled order
         # within a user), then deal each user's entries round-robin.
         shuffled = random_state.permutation(n_entries)

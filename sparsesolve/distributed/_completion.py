@@ -578,8 +578,7 @@ def fit_completion(estimator, X, y=None):
     estimator._store_fit(
         np, left, right, biases if use_biases else None, history=history,
         converged=converged, delta=delta, n_observed=nnz, stacklevel=3,
-        bias_ridge=(alpha * estimator._value_scale
-                    * float(np.mean(np.maximum(counts, 1)))))
+        bias_ridge=alpha * float(np.mean(np.maximum(counts, 1))))
     estimator._seen = _seen_entries(client, row_blocks, shape, counts)
     return estimator
 
@@ -662,8 +661,10 @@ def _sweeps(estimator, layout, state, alpha, n_sweeps, progress, tol=None):
     loss = estimator.loss
     rms = estimator._value_scale
     n_observed = layout.nnz
-    bias_ridges = (alpha * rms * float(np.mean(np.maximum(layout.counts, 1))),
-                   alpha * rms * float(np.mean(np.maximum(layout.counts_t, 1))))
+    # Offsets have the units of the data: their ridge is a pure number (as
+    # in sparsesolve.completion._algorithm.alternating_minimization).
+    bias_ridges = (alpha * float(np.mean(np.maximum(layout.counts, 1))),
+                   alpha * float(np.mean(np.maximum(layout.counts_t, 1))))
     cg_tol = 1e-10 if dtype == np.float64 else 1e-5
     common = (estimator.solver, float(alpha), rms, int(estimator.cg_steps), cg_tol)
     row_settings = common + (bias_ridges[0], estimator.n_jobs)

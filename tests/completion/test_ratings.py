@@ -41,8 +41,9 @@ def _reference_biased_als(dense, mask, left, right, row_bias, col_bias, alpha,
     left, right = left.copy(), right.copy()
     row_bias, col_bias = row_bias.copy(), col_bias.copy()
     rank = left.shape[1]
-    bias_ridge_rows = alpha * scale * mask.sum(axis=1).mean()
-    bias_ridge_cols = alpha * scale * mask.sum(axis=0).mean()
+    # Offsets carry the units of the data: their ridge has no scale.
+    bias_ridge_rows = alpha * mask.sum(axis=1).mean()
+    bias_ridge_cols = alpha * mask.sum(axis=0).mean()
     for _ in range(n_sweeps):
         for i in range(dense.shape[0]):
             cols = np.flatnonzero(mask[i])
@@ -106,11 +107,10 @@ def test_biased_fit_is_stationary_for_the_full_objective():
     # rotation invariant, so check stationarity in (prediction, biases)
     # space: the bias gradients do not depend on the rotation.
     residual = values - (mu + b[rows] + c[cols] + np.sum(U[rows] * V[cols], axis=1))
-    scale = np.sqrt(np.mean((values - mu) ** 2))
-    # The bias ridge is alpha * s * (mean observations per row), see the
+    # The bias ridge is alpha * (mean observations per row), see the
     # alpha parameter.
-    ridge_b = model.alpha_ * scale * np.bincount(rows, minlength=25).mean()
-    ridge_c = model.alpha_ * scale * np.bincount(cols, minlength=20).mean()
+    ridge_b = model.alpha_ * np.bincount(rows, minlength=25).mean()
+    ridge_c = model.alpha_ * np.bincount(cols, minlength=20).mean()
     grad_b = -np.bincount(rows, residual, 25) + ridge_b * b
     grad_c = -np.bincount(cols, residual, 20) + ridge_c * c
     # Gradients relative to the size of the data term (sum of |r| per row).
