@@ -1657,3 +1657,41 @@ def kernel(name, xp=None):
     if xp is not None and is_cupy_namespace(xp):
         require_cupy()
     return _REGISTRY[name]
+
+
+def available_memory(xp=None):
+    """Bytes of memory free for new arrays of namespace ``xp`` (host or GPU).
+
+    Parameters
+    ----------
+    xp : module or None
+        Array namespace; ``None`` or a host namespace asks about host memory.
+
+    Returns
+    -------
+    nbytes : int or None
+        ``None`` when the platform does not say.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._backend import available_memory, get_namespace
+    >>> free = available_memory(get_namespace(np.ones(1)))
+    >>> free is None or free > 0
+    True
+    """
+    if xp is not None and kernel_target(xp) == "cuda":
+        import cupy
+
+        free, _ = cupy.cuda.Device().mem_info
+        return int(free)
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        return int(psutil.virtual_memory().available)
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None

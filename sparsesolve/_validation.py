@@ -12,7 +12,6 @@ handles them itself.
 from __future__ import annotations
 
 import numbers
-import os
 
 import array_api_compat
 import numpy as np
@@ -20,7 +19,7 @@ from sklearn import get_config
 from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data as _sklearn_validate_data
 
-from ._backend import get_namespace, kernel_target
+from ._backend import available_memory, get_namespace, kernel_target
 from ._sklearn_compat import Interval
 
 # joblib's meaning of n_jobs (as every scikit-learn estimator): None for the
@@ -476,28 +475,6 @@ class AllocationError(MemoryError, ValueError):
     parameter value, what scikit-learn users catch), raised before any of
     the memory is requested.
     """
-
-
-def available_memory(xp=None):
-    """Bytes of memory free for new arrays of namespace ``xp`` (host or GPU).
-
-    Returns ``None`` when the platform does not say.
-    """
-    if xp is not None and kernel_target(xp) == "cuda":
-        import cupy
-
-        free, _ = cupy.cuda.Device().mem_info
-        return int(free)
-    try:
-        import psutil
-    except ImportError:
-        psutil = None
-    if psutil is not None:
-        return int(psutil.virtual_memory().available)
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def _format_bytes(nbytes):
