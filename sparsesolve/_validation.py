@@ -345,7 +345,7 @@ def check_real(X, name, xp=None, *, reason=None):
         raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}.")
 
 
-def check_allocation(n_bytes, parameter, *, what="", limit=None):
+def check_allocation(n_bytes, parameter, *, what="", limit=None, advice=None):
     """Raise ``ValueError`` naming ``parameter`` when ``n_bytes`` is not sane.
 
     Used where a parameter sets the size of an allocation: a typo such as
@@ -363,6 +363,8 @@ def check_allocation(n_bytes, parameter, *, what="", limit=None):
     limit : int, optional
         Largest accepted size in bytes; by default the machine's physical
         memory (64 GiB when it cannot be read).
+    advice : str, optional
+        What to do instead; by default "lower <parameter>".
 
     Examples
     --------
@@ -379,7 +381,7 @@ def check_allocation(n_bytes, parameter, *, what="", limit=None):
     raise ValueError(
         f"{parameter} asks for {what + ' of ' if what else ''}"
         f"{_format_bytes(n_bytes)}, more than this machine's memory "
-        f"({_format_bytes(limit)}); lower {parameter}."
+        f"({_format_bytes(limit)}); {advice or 'lower ' + parameter}."
     )
 
 
