@@ -244,6 +244,10 @@ class KroneckerSBL(
     _doc_link_module = "sparsesolve"
     _doc_link_template = API_PAGE
 
+    # The posterior of each measurement vector under the learned prior is
+    # independent of the others. Read by distributed.map_rows.
+    _row_independent_methods = frozenset({"transform"})
+
     _parameter_constraints: dict = {
         "dictionaries": [list, tuple],
         "method": [StrOptions({"svd", "am", "classic"})],

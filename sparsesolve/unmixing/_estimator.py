@@ -190,6 +190,9 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     _doc_link_module = "sparsesolve"
     _doc_link_template = API_PAGE
 
+    # FCLS per pixel and a product per pixel. Read by distributed.map_rows.
+    _row_independent_methods = frozenset({"transform", "inverse_transform"})
+
     _parameter_constraints: dict = {
         "n_endmembers": [Interval(Integral, 1, None, closed="left")],
         "p": [Interval(Real, 0, 1, closed="right")],
