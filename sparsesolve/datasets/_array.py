@@ -53,6 +53,9 @@ def ula_steering(n_elements, direction_cosines):
     check_real(u, "direction_cosines", np, reason="they are direction cosines;")
     u = u.astype(np.float64)
     check_finite(u, "direction_cosines", np)
+    if u.size and np.abs(u).max() > 1.0:
+        raise ValueError(f"direction_cosines must lie in [-1, 1]; got values up to "
+                         f"{np.abs(u).max():g} in magnitude.")
     check_allocation(16.0 * n_elements * u.size, "n_elements",
                      what=f"{u.size} steering vectors of {n_elements} elements")
     if u.ndim != 1:

@@ -125,6 +125,9 @@ def make_completion_problem(
     >>> problem.X_train.shape, problem.X_train.nnz
     ((100, 80), 2400)
     """
+    if rank > min(n_rows, n_cols):
+        raise ValueError(f"rank={rank} exceeds min(n_rows, n_cols)="
+                         f"{min(n_rows, n_cols)}: no matrix of that shape has it.")
     random_state = check_random_state(random_state)
     n_observed = int(round(density * n_rows * n_cols))
     # Indices, values and the CSR copy of every observed and held-out entry.

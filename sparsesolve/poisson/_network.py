@@ -370,6 +370,8 @@ class DirectionNetwork:
         """
         from .._validation import check_finite, check_real
 
+        if not hasattr(residual, "ndim"):
+            residual = np.asarray(residual)
         xp = get_namespace(residual)
         if residual.ndim != 3 or min(residual.shape) < 1:
             raise ValueError(

@@ -271,8 +271,16 @@ def project_to_range(b, labels, n_floating, xp=None):
     """
     import array_api_compat
 
-    if not hasattr(b, "ndim"):
+    if not hasattr(b, "ndim") or not array_api_compat.is_array_api_obj(b):
         b = np.asarray(b)
+    if isinstance(b, np.ndarray):
+        if not np.issubdtype(b.dtype, np.number):
+            raise TypeError(f"b must hold numbers; got dtype {b.dtype}.")
+        if not np.issubdtype(b.dtype, np.inexact):
+            b = b.astype(np.float64)  # integer right-hand sides compute in float
+    namespace = array_api_compat.array_namespace(b)
+    if not bool(namespace.all(namespace.isfinite(b))):
+        raise ValueError("b contains NaN or infinity.")
     if xp is None:
         xp = array_api_compat.array_namespace(b)
     if b.ndim not in (1, 2):

@@ -89,6 +89,10 @@ def _lanczos_ritz(A, n_steps, rng):
 def _check_training_matrix(A):
     """``A`` as a finite, real, square CSR matrix (the network is real)."""
     A = _check_square_sparse(A, "A")
+    if A.shape[0] < 1 or A.nnz == 0 or not np.any(A.data):
+        raise ValueError(
+            f"A (shape {A.shape}) has no nonzero entry: it has no spectrum to draw "
+            "training vectors from.")
     if np.iscomplexobj(A.data):
         raise TypeError(
             "A is complex but the direction network and its training vectors are "
@@ -341,6 +345,13 @@ def train_direction_model(A, grid_shape, *, n_vectors=1000, epochs=15,
     grid_shape = tuple(int(n) for n in grid_shape)
     if len(grid_shape) != 3 or any(n % 2 for n in grid_shape):
         raise ValueError(f"grid_shape must be 3 even ints; got {grid_shape}.")
+    from ._architecture import weight_shapes
+
+    check_allocation(
+        16.0 * sum(float(np.prod(s, dtype=float))
+                   for s in weight_shapes(int(channels)).values())
+        + 4.0 * channels * batch_size * float(np.prod(grid_shape, dtype=float)) * 4,
+        "channels", what=f"a {channels}-channel network and its activations")
     if n_vectors - max(1, int(round(validation_fraction * n_vectors))) < 1:
         raise ValueError(
             f"validation_fraction={validation_fraction} leaves no training vector "

@@ -17,7 +17,9 @@ from .._backend import get_namespace, to_namespace, to_numpy
 from .._docs import API_PAGE
 from .._sklearn_compat import Interval, StrOptions, fit_context
 from .._validation import (
+    check_finite,
     check_is_fitted,
+    check_real,
     check_same_device,
     power_of_two_scale,
     validate_data,
@@ -280,7 +282,11 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 candidate_clean = xp.take(candidate, clean_index, axis=1)
                 fitted = fcls(X_clean, candidate_clean)
                 error = float(xp.sum((X_clean - fitted @ candidate_clean) ** 2))
-                if best is None or error < best[0]:
+                # A draw must be better beyond rounding to replace the
+                # first: the same pixels found in another order tie, and
+                # rounding alone (data scaled by a non-power of two) must
+                # not reorder the endmembers.
+                if best is None or error < best[0] * (1.0 - 1e-9):
                     best = (error, candidate, fitted)
             _, endmembers, abundances = best
         else:
@@ -470,6 +476,12 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         check_is_fitted(self)
         xp = get_namespace(X)
         abundances = xp.asarray(X)
+        check_real(abundances, "X", xp, reason="abundances are real;")
+        if not xp.isdtype(abundances.dtype, "real floating"):
+            abundances = xp.astype(abundances, xp.float64)
+        if abundances.ndim == 2 and abundances.shape[0] < 1:
+            raise ValueError("X holds no abundances (0 rows).")
+        check_finite(abundances, "X", xp)
         if abundances.ndim != 2 or abundances.shape[1] != self.endmembers_.shape[0]:
             raise ValueError(
                 "abundances must have shape (n_pixels, "

@@ -38,6 +38,9 @@ def _check_pair(X, endmembers, band_weights, xp):
         )
     if endmembers.shape[0] < 1:
         raise ValueError("endmembers must hold at least one endmember.")
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must hold at least one pixel and one band; got shape "
+                         f"{tuple(X.shape)}.")
     check_finite(X, "X", xp)
     check_finite(endmembers, "endmembers", xp)
     if band_weights is not None:

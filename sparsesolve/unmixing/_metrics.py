@@ -21,6 +21,9 @@ def _host_spectra(values, name):
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_spectra, n_bands); got shape "
             f"{values.shape}.")
+    if values.shape[0] < 1 or values.shape[1] < 1:
+        raise ValueError(f"{name} must hold at least one spectrum and one band; got "
+                         f"shape {values.shape}.")
     check_finite(values, name, np)
     return values
 

@@ -72,6 +72,12 @@ def plot_unmixing(endmembers, abundances, *, wavelengths=None, bad_bands=None,
         raise ValueError("endmembers must have shape (n_endmembers, n_bands); got "
                          f"{endmembers.shape}.")
     n_endmembers, n_bands = endmembers.shape
+    if n_endmembers < 1 or n_bands < 1 or abundances.size == 0:
+        raise ValueError(
+            f"endmembers {endmembers.shape} and abundances {abundances.shape} must be "
+            "non-empty.")
+    if not (np.all(np.isfinite(endmembers)) and np.all(np.isfinite(abundances))):
+        raise ValueError("endmembers and abundances must be finite (no NaN or inf).")
     if abundances.ndim == 2:
         if shape is None:
             raise ValueError("per-pixel abundances need shape=(n_rows, n_cols).")

@@ -179,3 +179,19 @@ def test_training_functions_validate_arguments():
         train_direction_model(A, (4, 4, 4), channels=0)
     with pytest.raises(ValueError, match="leaves no training vector"):
         train_direction_model(A, (4, 4, 4), n_vectors=2, validation_fraction=0.9)
+
+
+def test_project_to_range_and_training_refuse_invalid_input():
+    labels, n = floating_components(poisson_matrix((2, 2), boundary="neumann"))
+    with pytest.raises(ValueError, match="b contains NaN"):
+        project_to_range(np.array([1.0, np.nan, 0, 0]), labels, n)
+    with pytest.raises(TypeError, match="b must hold numbers"):
+        project_to_range(np.array(["a"] * 4), labels, n)
+    assert_allclose(project_to_range(np.array([1, 2, 3, 6]), labels, n),
+                    [-2.0, -1.0, 0.0, 3.0])
+    with pytest.raises(ValueError, match="no nonzero entry"):
+        make_training_vectors(sp.csr_matrix((8, 8)), 2)
+    with pytest.raises(ValueError, match="channels asks for"):
+        train_direction_model(poisson_matrix((4, 4, 4)), (4, 4, 4), channels=10**6)
+    net = DirectionNetwork.random(channels=2, random_state=0)
+    assert net(np.ones((2, 2, 2)).tolist()).shape == (2, 2, 2)

@@ -189,3 +189,36 @@ def test_read_envi_validates_scale():
         read_envi("scene.hdr", scale=0.0)
     with pytest.raises(ValueError, match="'header' parameter"):
         read_envi(3)
+
+
+def test_empty_and_invalid_inputs_are_refused():
+    X, E, _ = _mixed()
+    with pytest.raises(ValueError, match="at least one pixel"):
+        fcls(X[:0], E)
+    with pytest.raises(ValueError, match="reference must hold at least one"):
+        spectral_angles(E[:0], E)
+    model = RobustUnmixing(3, max_iter=3, n_init=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        model.inverse_transform(np.full((2, 3), np.nan))
+    with pytest.raises(ValueError, match="0 rows"):
+        model.inverse_transform(np.ones((0, 3)))
+    with pytest.raises(TypeError, match="X must hold real numbers"):
+        model.inverse_transform(np.array([["a", "b", "c"]]))
+    # Integer abundances compute in float (were truncated products).
+    assert_allclose(model.inverse_transform(np.array([[1, 0, 0]])),
+                    model.endmembers_[:1])
+
+
+def test_vca_draw_order_is_stable_under_rounding():
+    # Ties between VCA draws (the same pixels in another order) keep the
+    # first draw, so s * X with s not a power of two gives the same order.
+    X, _, _ = _mixed(n_pixels=60, n_bands=10)
+    params = dict(n_endmembers=3, n_init=4, max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference = RobustUnmixing(**params).fit(X)
+        scaled = RobustUnmixing(**params).fit(1e-150 * X)
+    assert_allclose(scaled.endmembers_ / 1e-150, reference.endmembers_, rtol=1e-6)
