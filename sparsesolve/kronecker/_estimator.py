@@ -319,6 +319,11 @@ class KroneckerSBL(
     def _factors_like(self, Y, xp):
         """Validated dictionaries, moved to the namespace and device of ``Y``."""
         factors = _check_factors(self.dictionaries, "dictionaries")
+        for mode, factor in enumerate(factors):
+            if not bool(get_namespace(factor).any(factor != 0)):
+                raise ValueError(
+                    f"dictionaries[{mode}] is all zeros: its mode measures nothing, "
+                    "so no code can be recovered.")
         if get_namespace(*factors) is not xp:
             factors = [to_namespace(to_numpy(f), xp, like=Y) for f in factors]
         n_measurements = math.prod(int(f.shape[0]) for f in factors)

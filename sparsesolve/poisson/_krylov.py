@@ -333,6 +333,9 @@ def check_system(A, b, name_b="b"):
         )
     if not xp.isdtype(b.dtype, "real floating"):
         raise TypeError(f"{name_b} must be a real floating array; got {b.dtype}.")
+    if b.dtype == xp.float16:
+        raise TypeError(f"{name_b} is float16; the solvers compute in float32 or "
+                        f"float64: cast {name_b} to one of them first.")
     if not bool(xp.all(xp.isfinite(b))):
         raise ValueError(f"{name_b} contains NaN or infinity.")
     return xp

@@ -109,3 +109,10 @@ def test_operator_refuses_nan_and_non_numbers():
     # Complex vectors through real factors keep their imaginary part.
     x = np.arange(100.0) + 1j * np.ones(100)
     assert_allclose(op @ x, np.kron(factors[0], factors[1]) @ x)
+
+
+def test_sbl_refuses_an_all_zero_dictionary():
+    # Used to fit and score NaN.
+    Y, factors, _ = _problem()
+    with pytest.raises(ValueError, match=r"dictionaries\[0\] is all zeros"):
+        KroneckerSBL([np.zeros_like(factors[0]), factors[1]]).fit(Y)

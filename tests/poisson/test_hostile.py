@@ -195,3 +195,9 @@ def test_project_to_range_and_training_refuse_invalid_input():
         train_direction_model(poisson_matrix((4, 4, 4)), (4, 4, 4), channels=10**6)
     net = DirectionNetwork.random(channels=2, random_state=0)
     assert net(np.ones((2, 2, 2)).tolist()).shape == (2, 2, 2)
+
+
+def test_dcdm_refuses_float16_right_hand_side():
+    model = DeepConjugateDirection(grid_shape=(4, 4, 4)).fit(poisson_matrix((4, 4, 4)))
+    with pytest.raises(TypeError, match="b is float16"):
+        model.solve(np.ones(64, dtype=np.float16))
