@@ -600,3 +600,137 @@ def check_same_device(X, estimator, *, attribute, method):
             f"but the estimator was fitted on {fitted_ns!r}; move X to the same "
             "device (cupy.asarray / sparsesolve._backend.to_numpy)."
         )
+
+
+# ---------------------------------------------------------------------------
+# Scale, dtype and resource helpers (i16-fixa: kronecker, unmixing, poisson,
+# datasets). Kept in one block at the end of the module so that parallel
+# additions above merge cleanly.
+# ---------------------------------------------------------------------------
+
+
+def power_of_two_scale(*arrays, xp=None):
+    """A power of two near the largest magnitude in ``arrays`` (1.0 if all zero).
+
+    Dividing by a power of two is exact in binary floating point, so solvers
+    can work on data of magnitude about one (no overflow of squares at
+    ``1e300``, no underflow at ``1e-300``) and multiply their results back
+    without adding any rounding of their own.
+
+    Parameters
+    ----------
+    *arrays : arrays or None
+        Finite arrays of one namespace (``None`` entries are skipped).
+    xp : module, optional
+        Their namespace.
+
+    Returns
+    -------
+    float
+        ``2**e`` with ``2**e <= max|a| < 2**(e + 1)``, or 1.0 when every
+        entry is zero (or there are no entries).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._validation import power_of_two_scale
+    >>> power_of_two_scale(np.array([3.0, -5.0]))
+    4.0
+    >>> power_of_two_scale(np.zeros(3))
+    1.0
+    """
+    import math
+
+    largest = 0.0
+    for array in arrays:
+        if array is None or int(np.prod(array.shape)) == 0:
+            continue
+        namespace = get_namespace(array) if xp is None else xp
+        largest = max(largest, float(namespace.max(namespace.abs(array))))
+    if largest == 0.0 or not math.isfinite(largest):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(largest)[1] - 1)
+
+
+def check_real(X, name, xp=None, *, reason=None):
+    """Raise ``TypeError`` naming ``name`` unless ``X`` holds real numbers.
+
+    Complex input is refused (never cast silently to its real part), as are
+    non-numeric dtypes (strings, objects). Integers and booleans pass.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsesolve._validation import check_real
+    >>> check_real(np.ones(2) + 1j, "X")
+    Traceback (most recent call last):
+    ...
+    TypeError: X is complex (dtype complex128) but must be real; ...
+    """
+    xp = get_namespace(X) if xp is None else xp
+    if xp.isdtype(X.dtype, "complex floating"):
+        why = f" {reason}" if reason else ""
+        raise TypeError(
+            f"{name} is complex (dtype {X.dtype}) but must be real;{why} pass "
+            f"the real part or the magnitude explicitly if that is what you mean."
+        )
+    if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}.")
+
+
+def check_allocation(n_bytes, parameter, *, what="", limit=None, advice=None):
+    """Raise ``ValueError`` naming ``parameter`` when ``n_bytes`` is not sane.
+
+    Used where a parameter sets the size of an allocation: a typo such as
+    ``n_components=10**6`` then fails at once with the memory it would
+    need, instead of a ``MemoryError`` (or swapping) deep in a solver.
+
+    Parameters
+    ----------
+    n_bytes : int or float
+        Bytes the allocation would take.
+    parameter : str
+        The parameter (or parameters) that set its size, for the message.
+    what : str, optional
+        What would be allocated, for the message.
+    limit : int, optional
+        Largest accepted size in bytes; by default the machine's physical
+        memory (64 GiB when it cannot be read).
+    advice : str, optional
+        What to do instead; by default "lower <parameter>".
+
+    Examples
+    --------
+    >>> from sparsesolve._validation import check_allocation
+    >>> check_allocation(8 * 10**18, "n_vectors", what="training vectors")
+    Traceback (most recent call last):
+    ...
+    ValueError: n_vectors asks for training vectors of 6.9 EiB, more than ...
+    """
+    if limit is None:
+        limit = _physical_memory()
+    if n_bytes <= limit:
+        return
+    raise ValueError(
+        f"{parameter} asks for {what + ' of ' if what else ''}"
+        f"{_format_bytes(n_bytes)}, more than this machine's memory "
+        f"({_format_bytes(limit)}); {advice or 'lower ' + parameter}."
+    )
+
+
+def _physical_memory():
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return 64 * 2**30
+
+
+def _format_bytes(n_bytes):
+    value = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} EiB"

@@ -400,6 +400,10 @@ class LaplacianKMeans(HostCopyMixin, ClusterMixin, BaseEstimator):
     _doc_link_module = "sparsesolve"
     _doc_link_template = API_PAGE
 
+    # predict assigns each point to its nearest prototype (no graph term);
+    # fit_predict clusters the batch jointly. Read by distributed.map_rows.
+    _row_independent_methods = frozenset({"predict"})
+
     _parameter_constraints: dict = {
         **_COMMON_CONSTRAINTS,
         "n_clusters": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -824,6 +828,13 @@ class TransductiveFewShotClassifier(HostCopyMixin, ClassifierMixin, BaseEstimato
 
     _doc_link_module = "sparsesolve"
     _doc_link_template = API_PAGE
+
+    # predict and predict_proba cluster the whole query batch together
+    # (transductive inference). Read by distributed.map_rows.
+    _row_independent_methods = frozenset()
+    _row_dependence_reason = (
+        "transductive inference clusters the whole query batch together, so a "
+        "row's label depends on the other rows")
 
     _parameter_constraints: dict = {
         **_COMMON_CONSTRAINTS,

@@ -395,6 +395,10 @@ class LqSparseCoder(_BaseLqCoding):
     _doc_link_module = "sparsesolve"
     _doc_link_template = API_PAGE
 
+    # Each row is coded on its own (own stopping test). Read by
+    # distributed.map_rows.
+    _row_independent_methods = frozenset({"transform", "inverse_transform"})
+
     _parameter_constraints: dict = {
         "dictionary": ["array-like"],
         **_CODING_CONSTRAINTS,
@@ -665,6 +669,10 @@ class LqDictionaryLearning(_BaseLqCoding):
 
     _doc_link_module = "sparsesolve"
     _doc_link_template = API_PAGE
+
+    # Each row is coded on its own over the learned atoms. Read by
+    # distributed.map_rows.
+    _row_independent_methods = frozenset({"transform"})
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left"), None],

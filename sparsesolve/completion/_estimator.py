@@ -302,6 +302,10 @@ class AltMinCompletion(TransformerMixin, BaseEstimator):
     _doc_link_module = "sparsesolve"
     _doc_link_template = API_PAGE
 
+    # Rows are folded in one by one against the fitted column factors
+    # (ratings: one prediction per pair). Read by distributed.map_rows.
+    _row_independent_methods = frozenset({"transform", "predict"})
+
     _parameter_constraints: dict = {
         "rank": [Interval(numbers.Integral, 1, None, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],

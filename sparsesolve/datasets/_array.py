@@ -7,9 +7,17 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._sklearn_compat import Interval, StrOptions, validate_params
+from .._validation import check_allocation, check_finite, check_real
+
 __all__ = ["make_ura_doa", "ula_steering"]
 
 
+@validate_params(
+    {"n_elements": [Interval(Integral, 1, None, closed="left")],
+     "direction_cosines": ["array-like", Real]},
+    prefer_skip_nested_validation=True,
+)
 def ula_steering(n_elements, direction_cosines):
     """Steering vectors of a half-wavelength uniform linear array.
 
@@ -41,7 +49,15 @@ def ula_steering(n_elements, direction_cosines):
     """
     if not isinstance(n_elements, Integral) or n_elements < 1:
         raise ValueError(f"n_elements must be a positive integer; got {n_elements!r}.")
-    u = np.atleast_1d(np.asarray(direction_cosines, dtype=np.float64))
+    u = np.atleast_1d(np.asarray(direction_cosines))
+    check_real(u, "direction_cosines", np, reason="they are direction cosines;")
+    u = u.astype(np.float64)
+    check_finite(u, "direction_cosines", np)
+    if u.size and np.abs(u).max() > 1.0:
+        raise ValueError(f"direction_cosines must lie in [-1, 1]; got values up to "
+                         f"{np.abs(u).max():g} in magnitude.")
+    check_allocation(16.0 * n_elements * u.size, "n_elements",
+                     what=f"{u.size} steering vectors of {n_elements} elements")
     if u.ndim != 1:
         raise ValueError(
             f"direction_cosines must be 1-D; got shape {np.shape(direction_cosines)}.")
@@ -57,6 +73,19 @@ def _separated(points, min_separation):
     return True
 
 
+@validate_params(
+    {
+        "n_sources": [Interval(Integral, 1, None, closed="left")],
+        "layout": [StrOptions({"independent", "separable"})],
+        "array_shape": [tuple, list],
+        "grid_size": [tuple, list],
+        "snr_db": [Interval(Real, None, None, closed="neither")],
+        "n_snapshots": [Interval(Integral, 1, None, closed="left")],
+        "min_separation": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_ura_doa(
     n_sources=3,
     *,
@@ -134,8 +163,16 @@ def make_ura_doa(
             f"n_snapshots must be a positive integer; got {n_snapshots!r}.")
     if not isinstance(snr_db, Real):
         raise TypeError(f"snr_db must be a number; got {snr_db!r}.")
+    for name, pair in (("array_shape", array_shape), ("grid_size", grid_size)):
+        if len(pair) != 2 or not all(isinstance(v, Integral) and v >= 1
+                                     for v in pair):
+            raise ValueError(f"{name} must be a pair of positive ints; got {pair!r}.")
     m1, m2 = (int(m) for m in array_shape)
     n1, n2 = (int(n) for n in grid_size)
+    # Measurements, noise and steering of every snapshot, and the factors.
+    check_allocation(16.0 * (3 * n_snapshots * m1 * m2 + m1 * m2 * n_sources
+                             + m1 * n1 + m2 * n2), "array_shape and n_snapshots",
+                     what=f"{n_snapshots} snapshots of a {m1} x {m2} array")
     rng = check_random_state(random_state)
     cell = np.array([2.0 / n1, 2.0 / n2])
     grids = [-1.0 + cell[0] * np.arange(n1), -1.0 + cell[1] * np.arange(n2)]

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numbers
+from numbers import Integral
 
 import numpy as np
 from sklearn.utils import check_random_state
+
+from .._sklearn_compat import Interval, validate_params
+from .._validation import check_allocation
 
 __all__ = ["make_fewshot_episodes"]
 
@@ -16,6 +20,18 @@ def _positive_int(value, name):
     return int(value)
 
 
+@validate_params(
+    {
+        "X": ["array-like"],
+        "y": ["array-like"],
+        "n_way": [Interval(Integral, 1, None, closed="left")],
+        "n_shot": [Interval(Integral, 1, None, closed="left")],
+        "n_query": [Interval(Integral, 1, None, closed="left")],
+        "n_episodes": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_fewshot_episodes(
     X, y, n_way=5, n_shot=1, n_query=15, n_episodes=100, random_state=None
 ):
@@ -80,6 +96,9 @@ def make_fewshot_episodes(
     n_shot = _positive_int(n_shot, "n_shot")
     n_query = _positive_int(n_query, "n_query")
     n_episodes = _positive_int(n_episodes, "n_episodes")
+    check_allocation(
+        float(n_episodes) * n_way * (n_shot + n_query) * (X.shape[1] * X.itemsize + 8),
+        "n_episodes", what=f"{n_episodes} episodes")
     rng = check_random_state(random_state)
     classes, inverse = np.unique(y, return_inverse=True)
     members = [np.flatnonzero(inverse == c) for c in range(classes.size)]

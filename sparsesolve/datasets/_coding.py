@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numbers
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import check_random_state
+
+from .._sklearn_compat import Interval, StrOptions, validate_params
+from .._validation import check_allocation, check_finite, check_real
 
 __all__ = ["make_image_patches"]
 
@@ -39,6 +43,17 @@ def _whiten(image):
     return np.fft.irfft2(np.fft.rfft2(image) * response, s=image.shape)
 
 
+@validate_params(
+    {
+        "images": ["array-like", None],
+        "patch_size": [tuple, list],
+        "n_patches": [Interval(Integral, 1, None, closed="left")],
+        "whiten": ["boolean"],
+        "min_std": [StrOptions({"median"}), Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_image_patches(
     images=None,
     patch_size=(16, 16),
@@ -117,6 +132,13 @@ def make_image_patches(
     if len(images) == 0:
         raise ValueError("images must hold at least one image.")
     height, width = (int(s) for s in patch_size)
+    # Candidate positions and the patches themselves (float64).
+    check_allocation(float(n_patches) * (8 * height * width + 32), "n_patches",
+                     what=f"{n_patches} patches of {height} x {width}")
+    for index, image in enumerate(images):
+        image = np.asarray(image)
+        check_real(image, f"images[{index}]", np, reason="patches are real;")
+        check_finite(image, f"images[{index}]", np)
     prepared = []
     for image in images:
         image = _grey(image)

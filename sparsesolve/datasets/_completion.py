@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from sklearn.utils import Bunch, check_random_state
 
 from .._sklearn_compat import Interval, StrOptions, validate_params
+from .._validation import check_allocation
 
 __all__ = ["load_movielens_100k", "make_completion_problem"]
 
@@ -124,8 +125,16 @@ def make_completion_problem(
     >>> problem.X_train.shape, problem.X_train.nnz
     ((100, 80), 2400)
     """
+    if rank > min(n_rows, n_cols):
+        raise ValueError(f"rank={rank} exceeds min(n_rows, n_cols)="
+                         f"{min(n_rows, n_cols)}: no matrix of that shape has it.")
     random_state = check_random_state(random_state)
     n_observed = int(round(density * n_rows * n_cols))
+    # Indices, values and the CSR copy of every observed and held-out entry.
+    check_allocation(64.0 * (n_observed + (n_test or min(100_000, n_observed)))
+                     + 8.0 * (n_rows + n_cols) * rank, "density",
+                     what=f"{n_observed} observed entries",
+                     advice="lower density, n_rows or n_cols")
     if n_test is None:
         n_test = min(100_000, n_observed)
     scale = rank ** -0.25
@@ -179,6 +188,10 @@ def _movielens_path():
     return None
 
 
+@validate_params(
+    {"as_frame": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def load_movielens_100k(*, as_frame=False):
     """Load the MovieLens-100K ratings from an installed package (no download).
 

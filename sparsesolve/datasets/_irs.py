@@ -8,6 +8,9 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
+from .._sklearn_compat import Interval, validate_params
+from .._validation import check_allocation
+
 __all__ = ["make_irs_channel"]
 
 
@@ -25,6 +28,20 @@ def _gains(rng, size):
     return (rng.standard_normal(size) + 1j * rng.standard_normal(size)) / math.sqrt(2)
 
 
+@validate_params(
+    {
+        "snr_db": [Interval(Real, None, None, closed="neither")],
+        "n_ms_antennas": [Interval(Integral, 1, None, closed="left")],
+        "n_bs_antennas": [Interval(Integral, 1, None, closed="left")],
+        "n_irs_elements": [Interval(Integral, 1, None, closed="left")],
+        "grid_size": [Interval(Integral, 1, None, closed="left")],
+        "n_pilots": [Interval(Integral, 1, None, closed="left")],
+        "n_patterns": [Interval(Integral, 1, None, closed="left")],
+        "angle_spread": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_irs_channel(
     snr_db,
     *,
@@ -136,6 +153,13 @@ def make_irs_channel(
                          f"got {angle_spread!r}.")
     if not (isinstance(snr_db, Real) and np.isfinite(snr_db)):
         raise ValueError(f"snr_db must be a finite number; got {snr_db!r}.")
+    # Steering dictionaries (n x G each, complex) and the channel matrices.
+    check_allocation(16.0 * (grid_size * (n_ms_antennas + n_bs_antennas
+                                          + n_irs_elements)
+                             + n_irs_elements * (n_ms_antennas + n_bs_antennas
+                                                 + n_patterns)),
+                     "n_irs_elements and grid_size",
+                     what=f"the dictionaries of a {grid_size}-point grid")
     rng = check_random_state(random_state)
     G = grid_size
 

@@ -8,6 +8,9 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._sklearn_compat import Interval, StrOptions, validate_params
+from .._validation import check_allocation
+
 __all__ = ["make_kronecker_sparse"]
 
 
@@ -18,6 +21,18 @@ def _normal(rng, size, complex_values):
     return rng.standard_normal(size)
 
 
+@validate_params(
+    {
+        "mode_shapes": [list, tuple],
+        "n_nonzero_per_mode": [Interval(Integral, 1, None, closed="left"), list, tuple],
+        "snr_db": [Interval(Real, None, None, closed="neither"), None],
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "complex": ["boolean"],
+        "values": [StrOptions({"rank1", "kronsupp"})],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_kronecker_sparse(
     mode_shapes,
     n_nonzero_per_mode,
@@ -102,6 +117,12 @@ def make_kronecker_sparse(
         raise ValueError(f"n_samples must be a positive int; got {n_samples!r}.")
     if values not in ("rank1", "kronsupp"):
         raise ValueError(f"values must be 'rank1' or 'kronsupp'; got {values!r}.")
+    n_codes = math.prod(n for _, n in shapes)
+    n_measured = math.prod(m for m, _ in shapes)
+    check_allocation(16.0 * (sum(m * n for m, n in shapes)
+                             + 2 * n_samples * (n_codes + n_measured)),
+                     "mode_shapes and n_samples",
+                     what=f"{n_samples} samples on a {n_codes}-point grid")
     rng = check_random_state(random_state)
 
     dictionaries = [_normal(rng, shape, complex) for shape in shapes]

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from numbers import Integral
+
 import numpy as np
 from scipy.ndimage import gaussian_filter
 from sklearn.utils import check_random_state
+
+from .._sklearn_compat import StrOptions, validate_params
+from .._validation import check_allocation
 
 __all__ = ["make_poisson_problem"]
 
@@ -96,6 +102,16 @@ def _divergence(shape, solid, boundary, rng):
     return divergence
 
 
+@validate_params(
+    {
+        "shape": [tuple, list],
+        "obstacle": [StrOptions(set(_OBSTACLES))],
+        "boundary": [StrOptions({"dirichlet", "neumann", "open_top"})],
+        "rhs": [StrOptions(set(_RHS))],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_poisson_problem(shape, obstacle="none", *, boundary="dirichlet",
                          rhs="white", random_state=None):
     """Make a Poisson system ``A p = b`` on a grid with a solid obstacle.
@@ -145,8 +161,14 @@ default="none"
     if rhs not in _RHS:
         raise ValueError(f"rhs must be one of {_RHS}; got {rhs!r}.")
     rng = check_random_state(random_state)
-    if not hasattr(shape, "__len__") or len(shape) not in (2, 3):
-        raise ValueError(f"shape must be a tuple of 2 or 3 ints; got {shape!r}.")
+    if not hasattr(shape, "__len__") or len(shape) not in (2, 3) or not all(
+            isinstance(n, Integral) and not isinstance(n, bool) and n >= 1
+            for n in shape):
+        raise ValueError(f"shape must be a tuple of 2 or 3 positive ints; got "
+                         f"{shape!r}.")
+    # The matrix (see poisson_matrix), the masks and right-hand side.
+    check_allocation(450.0 * math.prod(shape), "shape",
+                     what=f"a Poisson problem on a {tuple(shape)} grid")
     solid = _solid_mask(shape, obstacle, rng)
     A = poisson_matrix(tuple(shape), solid, boundary=boundary)
     if rhs == "divergence":

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numbers
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import check_random_state
+
+from .._sklearn_compat import Interval, StrOptions, validate_params
+from .._validation import check_allocation
 
 __all__ = ["load_earthlib_spectra", "make_hyperspectral", "make_measured_hyperspectral"]
 
@@ -117,6 +121,21 @@ def _check_positive_int(value, name, minimum=1):
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
 
 
+@validate_params(
+    {
+        "n_rows": [Interval(Integral, 1, None, closed="left")],
+        "n_cols": [Interval(Integral, 1, None, closed="left")],
+        "n_endmembers": [Interval(Integral, 1, None, closed="left")],
+        "n_bands": [Interval(Integral, 2, None, closed="left")],
+        "snr_db": [Interval(Real, None, None, closed="neither"), None],
+        "corrupted_bands": ["array-like", str, None],
+        "corruption_scale": [Interval(Real, 0, None, closed="left")],
+        "abundance_model": [StrOptions({"smooth", "dirichlet"})],
+        "dirichlet_alpha": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_hyperspectral(
     n_rows=60,
     n_cols=60,
@@ -205,6 +224,10 @@ def make_hyperspectral(
             "abundance_model must be 'smooth' or 'dirichlet'; got "
             f"{abundance_model!r}."
         )
+    # Abundance maps, clean and noisy cubes (float64), with working copies.
+    check_allocation(8.0 * n_rows * n_cols * (2 * n_endmembers + 4 * n_bands),
+                     "n_rows and n_cols",
+                     what=f"a {n_rows} x {n_cols} x {n_bands} cube")
     rng = check_random_state(random_state)
     wavelengths = np.linspace(_FIRST_WAVELENGTH, _LAST_WAVELENGTH, n_bands)
 
@@ -259,7 +282,11 @@ def make_hyperspectral(
             )
         corrupted = np.sort(np.concatenate([water, hot])).astype(np.intp)
     else:
-        corrupted = np.unique(np.asarray(corrupted_bands, dtype=np.intp))
+        given = np.asarray(corrupted_bands)
+        if given.size and not np.issubdtype(given.dtype, np.integer):
+            raise TypeError(f"corrupted_bands must hold integer band indices; got "
+                            f"dtype {given.dtype}.")
+        corrupted = np.unique(given.astype(np.intp))
         if corrupted.size and (corrupted.min() < 0 or corrupted.max() >= n_bands):
             raise ValueError(
                 f"corrupted_bands must be band indices in [0, {n_bands}); got "
@@ -317,6 +344,10 @@ def _read_envi_header(path):
     return fields
 
 
+@validate_params(
+    {"measured_only": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def load_earthlib_spectra(*, measured_only=True):
     """Measured reflectance spectra of the earthlib spectral library.
 
@@ -392,6 +423,12 @@ def _pick_spectra(spectra, classes, n_endmembers, correlated, rng):
 
     # Very dark spectra (char, glass) carry little shape information.
     usable = np.flatnonzero(spectra.mean(axis=1) > 0.04)
+    n_available = usable.size if correlated else np.unique(classes[usable]).size
+    if n_endmembers > n_available:
+        raise ValueError(
+            f"n_endmembers={n_endmembers} exceeds the {n_available} "
+            f"{'usable spectra' if correlated else 'material classes'} of the "
+            "library; lower n_endmembers.")
     for _ in range(2000):
         if correlated:
             first = rng.choice(usable)
@@ -413,6 +450,19 @@ def _pick_spectra(spectra, classes, n_endmembers, correlated, rng):
     )
 
 
+@validate_params(
+    {
+        "n_rows": [Interval(Integral, 1, None, closed="left")],
+        "n_cols": [Interval(Integral, 1, None, closed="left")],
+        "n_endmembers": [Interval(Integral, 1, None, closed="left")],
+        "snr_db": [Interval(Real, None, None, closed="neither"), None],
+        "correlated": ["boolean"],
+        "corruption": [StrOptions({"realistic"}), None],
+        "dirichlet_alpha": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_measured_hyperspectral(
     n_rows=60,
     n_cols=60,
@@ -485,6 +535,9 @@ def make_measured_hyperspectral(
         raise ValueError(f"corruption must be 'realistic' or None; got {corruption!r}.")
     if not isinstance(dirichlet_alpha, numbers.Real) or dirichlet_alpha <= 0:
         raise ValueError(f"dirichlet_alpha must be positive; got {dirichlet_alpha!r}.")
+    # 206 bands (0.40 to 2.45 um), as below.
+    check_allocation(8.0 * n_rows * n_cols * (2 * n_endmembers + 4 * 206),
+                     "n_rows and n_cols", what=f"a {n_rows} x {n_cols} x 206 cube")
     rng = check_random_state(random_state)
     library, library_wavelengths, classes, _ = load_earthlib_spectra()
     chosen = _pick_spectra(library, classes, n_endmembers, correlated, rng)

@@ -91,6 +91,10 @@ def refine_entries(columns, gamma, noise_variance, Y, xp, *, learn_noise=False,
     gamma = xp.asarray(gamma)
     tiny = float(np.finfo(np.float64).tiny)
     for _ in range(max_iter):
+        if keep.size == 0:
+            # Every entry pruned (measurements that are all noise, or zero):
+            # the empty support is the answer.
+            break
         A = xp.take(columns, to_namespace(keep, xp, like=columns), axis=1)
         mean, variance = dense_posterior(A, gamma, noise_variance, Y, xp)
         power = xp.sum(xp.abs(mean) ** 2, axis=0) / n_samples

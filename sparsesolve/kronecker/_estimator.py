@@ -15,7 +15,13 @@ from sklearn.base import (
 from .._backend import get_namespace, to_namespace, to_numpy
 from .._docs import API_PAGE
 from .._sklearn_compat import Interval, StrOptions, fit_context
-from .._validation import check_is_fitted, check_same_device, validate_data
+from .._validation import (
+    check_allocation,
+    check_is_fitted,
+    check_same_device,
+    power_of_two_scale,
+    validate_data,
+)
 from ..utils._device import HostCopyMixin
 from ._algorithm import (
     _dense_columns,
@@ -238,6 +244,10 @@ class KroneckerSBL(
     _doc_link_module = "sparsesolve"
     _doc_link_template = API_PAGE
 
+    # The posterior of each measurement vector under the learned prior is
+    # independent of the others. Read by distributed.map_rows.
+    _row_independent_methods = frozenset({"transform"})
+
     _parameter_constraints: dict = {
         "dictionaries": [list, tuple],
         "method": [StrOptions({"svd", "am", "classic"})],
@@ -309,6 +319,11 @@ class KroneckerSBL(
     def _factors_like(self, Y, xp):
         """Validated dictionaries, moved to the namespace and device of ``Y``."""
         factors = _check_factors(self.dictionaries, "dictionaries")
+        for mode, factor in enumerate(factors):
+            if not bool(get_namespace(factor).any(factor != 0)):
+                raise ValueError(
+                    f"dictionaries[{mode}] is all zeros: its mode measures nothing, "
+                    "so no code can be recovered.")
         if get_namespace(*factors) is not xp:
             factors = [to_namespace(to_numpy(f), xp, like=Y) for f in factors]
         n_measurements = math.prod(int(f.shape[0]) for f in factors)
@@ -391,10 +406,23 @@ class KroneckerSBL(
         if self.steering is not None:
             self._check_steering(factors)  # fail before the EM, not after
         work, out, real_out = self._dtypes(Y, factors, xp)
+        self._check_memory(factors, Y, work, xp)
         # Double precision inside: diag(Sigma) = gamma - (...) cancels badly
         # in single precision at high SNR.
-        factors = [xp.astype(f, work) for f in factors]
+        factors, exponents = _normalised_factors(factors, work, xp)
         Y_work = xp.astype(Y, work)
+        # The model is scale-equivariant: measurements scaled by s give codes
+        # scaled by s, a factor scaled by c codes scaled by 1/c. Data far from
+        # magnitude one (where Gram matrices and evidences of data at 1e300
+        # would overflow, or at 1e-300 underflow) are brought to it by a power
+        # of two, which divides exactly, and the results are scaled back.
+        # EM starts from unit variances, so moderate data keep their units:
+        # their iterates are exactly those of the unscaled problem.
+        y_scale = _working_scale(Y_work, xp)
+        Y_work = Y_work / y_scale
+        self._y_exponent = _exponent(y_scale)
+        self._code_exponent = self._y_exponent - sum(exponents)
+        noise_variance = self._normalised_noise(y_scale)
         threshold = self.prune_threshold
         if threshold == "auto":
             threshold = _AUTO_PRUNE[self.method][self.noise_variance is None]
@@ -402,7 +430,7 @@ class KroneckerSBL(
             factors,
             Y_work,
             method=self.method,
-            noise_variance=self.noise_variance,
+            noise_variance=noise_variance,
             max_iter=self.max_iter,
             tol=self._tol(),
             prune_threshold=threshold,
@@ -425,27 +453,38 @@ class KroneckerSBL(
                 and not coupled):
             self._choose_prior(factors, Y_work, result, xp)
         positions = self._positions()
-        coef = self._zero_fill(result.mean, positions, xp)
+        coef = _times_power_of_two(self._zero_fill(result.mean, positions, xp),
+                                   self._code_exponent)
         self.coef_ = xp.astype(coef[0, :] if one_d else coef, out)
         grids = [[math.prod(sizes)]] if self._dense else [[s] for s in sizes]
+        # Variances scale with the square of the codes; the Kronecker prior is
+        # a product over modes, so the factor is spread over them.
+        shares = _split_exponent(2 * self._code_exponent, len(result.gammas))
         self.gammas_ = [
             xp.astype(
-                self._zero_fill(xp.reshape(g, (1, -1)), self._mode_positions(k, n[0]),
-                                xp)[0, :],
+                _times_power_of_two(
+                    self._zero_fill(xp.reshape(g, (1, -1)),
+                                    self._mode_positions(k, n[0]), xp)[0, :], share),
                 real_out,
             )
-            for g, k, n in zip(result.gammas, result.kept, grids, strict=True)
+            for g, k, n, share in zip(result.gammas, result.kept, grids, shares,
+                                      strict=True)
         ]
         support = np.zeros(math.prod(sizes), dtype=bool)
         support[self._flat_support()] = True
         self.support_ = to_namespace(support, xp, like=Y)
         variance = xp.reshape(xp.astype(result.variance, xp.float64), (1, -1))
         self.posterior_variance_ = xp.astype(
-            self._zero_fill(variance, positions, xp)[0, :], real_out
+            _times_power_of_two(self._zero_fill(variance, positions, xp)[0, :],
+                                2 * self._code_exponent), real_out
         )
-        self.noise_variance_ = float(result.noise_variance)
+        self._noise_normalised = float(result.noise_variance)
+        # In the units of Y (inf or 0 where the square of the data's scale is
+        # beyond float64; the solver itself only uses the normalised value).
+        self.noise_variance_ = float(_times_power_of_two(
+            np.float64(self._noise_normalised), 2 * self._y_exponent))
         if self.steering is not None:
-            self._refine_directions(Y, one_d, sizes, xp)
+            self._refine_directions(Y_work, one_d, sizes, xp)
         self.n_iter_ = result.n_iter
         self.n_moves_ = result.n_moves
         self.history_ = result.history
@@ -462,6 +501,36 @@ class KroneckerSBL(
         if self.refine != "auto":
             return bool(self.refine)
         return self.steering is None
+
+    def _check_memory(self, factors, Y, work, xp):
+        """Refuse grids whose code arrays (or dense dictionary) cannot fit."""
+        n_measurements = math.prod(int(f.shape[0]) for f in factors)
+        n_codes = math.prod(int(f.shape[1]) for f in factors)
+        item = 16 if work == xp.complex128 else 8
+        # Codes of every sample, the posterior variances and the support on
+        # the full grid; method="classic" (and the free prior's candidates)
+        # form the dense M x N dictionary.
+        needed = float(n_codes) * (item * (int(Y.shape[0]) + 2) + 1)
+        if self.method == "classic":
+            needed += float(n_measurements) * n_codes * item
+        shapes = [tuple(int(s) for s in f.shape) for f in factors]
+        check_allocation(needed, "dictionaries",
+                         what=f"codes on the {n_codes}-point grid of {shapes}"
+                         f" (method={self.method!r})",
+                         advice="use dictionaries with fewer columns (a coarser "
+                         "grid)")
+
+    def _normalised_noise(self, y_scale):
+        """The given noise variance in the units of the normalised data."""
+        if self.noise_variance is None:
+            return None
+        value = float(self.noise_variance) / y_scale / y_scale
+        if not (0.0 < value < math.inf):
+            raise ValueError(
+                f"noise_variance={self.noise_variance!r} is out of float64 range "
+                f"relative to the square of the data's scale ({y_scale:g}); give "
+                "it in the units of Y squared, or None to learn it.")
+        return value
 
     def _check_steering(self, factors):
         """Validated ``(steering, grids)`` as host callables and arrays."""
@@ -515,6 +584,10 @@ class KroneckerSBL(
             return
         learn_noise = self.noise_variance is None
         floor = 1e-10 * float(xp.mean(xp.abs(Y) ** 2))
+        if floor == 0.0:
+            # All-zero measurements: no entry can explain anything, and the
+            # noise-relative gains below would divide by zero.
+            return
         penalty = entry_penalty(n_measurements, n_samples, math.prod(self._sizes),
                                 is_complex)
         if 2 * flat.size > n_measurements:
@@ -625,6 +698,8 @@ class KroneckerSBL(
         power = to_numpy(self.prior_variance())
         wrap = periods(steering, grids)
         peaks = find_peaks(power, sizes, [p is not None for p in wrap])
+        # Y is the normalised data (the steering vectors are not): the
+        # amplitudes come out in units of y_scale and are scaled back.
         Y_host = to_numpy(Y)
         if peaks.shape[0] == 0:
             self.directions_ = np.zeros((0, len(sizes)))
@@ -632,9 +707,10 @@ class KroneckerSBL(
             self.source_amplitudes_ = np.zeros((Y_host.shape[0], 0))
         else:
             theta, std, amplitudes = refine_directions(
-                steering, grids, peaks, Y_host, self.noise_variance_, wrap=wrap)
+                steering, grids, peaks, Y_host, self._noise_normalised, wrap=wrap)
             self.directions_, self.direction_std_ = theta, std
-            self.source_amplitudes_ = amplitudes
+            self.source_amplitudes_ = _times_power_of_two(amplitudes,
+                                                          self._y_exponent)
         if one_d:
             self.source_amplitudes_ = self.source_amplitudes_[0]
 
@@ -675,9 +751,11 @@ class KroneckerSBL(
         xp = get_namespace(Y)
         factors = self._factors_like(Y, xp)
         work, out, real_out = self._dtypes(Y, factors, xp)
-        factors = [xp.astype(f, work) for f in factors]
+        factors, _ = _normalised_factors(factors, work, xp)
         gammas = [xp.astype(g, xp.float64) for g in self._kept_gammas]
-        return xp.astype(Y, work), one_d, xp, factors, gammas, (out, real_out)
+        # The fitted state is in the units of the normalised training data.
+        Y = _times_power_of_two(xp.astype(Y, work), -self._y_exponent)
+        return Y, one_d, xp, factors, gammas, (out, real_out)
 
     def transform(self, Y, return_std=False):
         """Return posterior-mean codes of ``Y`` under the learned prior.
@@ -703,16 +781,18 @@ class KroneckerSBL(
         Y, one_d, xp, factors, gammas, (out, real_out) = self._posterior(
             Y, "transform")
         mean, variance = posterior_on_support(
-            factors, self._kept, gammas, self.noise_variance_, Y, xp,
+            factors, self._kept, gammas, self._noise_normalised, Y, xp,
             dense=self._dense,
         )
-        codes = xp.astype(self._zero_fill(mean, self._positions(), xp), out)
+        codes = xp.astype(_times_power_of_two(
+            self._zero_fill(mean, self._positions(), xp), self._code_exponent), out)
         codes = codes[0, :] if one_d else codes
         if not return_std:
             return codes
         variance = self._zero_fill(xp.reshape(variance, (1, -1)), self._positions(),
                                    xp)[0, :]
-        std = xp.astype(xp.sqrt(variance), real_out)
+        std = xp.astype(_times_power_of_two(xp.sqrt(variance), self._code_exponent),
+                        real_out)
         return codes, xp.broadcast_to(std, codes.shape)
 
     def score(self, Y, y=None):
@@ -740,10 +820,15 @@ class KroneckerSBL(
         """
         Y, _, xp, factors, gammas, _ = self._posterior(Y, "score")
         log_evidence = log_evidence_on_support(
-            factors, self._kept, gammas, self.noise_variance_, Y, xp,
+            factors, self._kept, gammas, self._noise_normalised, Y, xp,
             dense=self._dense,
         )
-        return float(xp.mean(log_evidence))
+        # The density of y = s y_n is that of y_n divided by the Jacobian
+        # s^M (s^2M for complex data, M real dimensions each way).
+        real_dimensions = Y.shape[1] * (
+            2 if xp.isdtype(Y.dtype, "complex floating") else 1)
+        return float(xp.mean(log_evidence)) - real_dimensions * self._y_exponent \
+            * math.log(2.0)
 
     def prior_variance(self):
         """Return the learned prior variance of every code coefficient.
@@ -770,3 +855,52 @@ def _device(array):
     import array_api_compat
 
     return array_api_compat.device(array)
+
+
+# Magnitudes inside [2**-64, 2**64] are solved in their own units (see fit).
+_MODERATE_EXPONENT = 64
+
+
+def _working_scale(array, xp):
+    """1.0 for moderate data, else a power of two near its largest entry."""
+    scale = power_of_two_scale(array, xp=xp)
+    return 1.0 if abs(_exponent(scale)) <= _MODERATE_EXPONENT else scale
+
+
+def _exponent(power_of_two):
+    """``e`` such that ``power_of_two == 2**e``."""
+    return math.frexp(power_of_two)[1] - 1
+
+
+def _normalised_factors(factors, dtype, xp):
+    """Factors in ``dtype`` divided by powers of two near their largest entry.
+
+    Returns the factors and the exponents ``e_i`` they were divided by
+    (``2**e_i``), exact in binary floating point.
+    """
+    converted, exponents = [], []
+    for factor in factors:
+        factor = xp.astype(factor, dtype)
+        scale = _working_scale(factor, xp)
+        converted.append(factor / scale)
+        exponents.append(_exponent(scale))
+    return converted, exponents
+
+
+def _split_exponent(total, n_parts):
+    """``n_parts`` integers summing to ``total``, as equal as possible."""
+    base, extra = divmod(total, n_parts)
+    return [base + (1 if i < extra else 0) for i in range(n_parts)]
+
+
+def _times_power_of_two(values, exponent):
+    """``values * 2**exponent`` exactly, overflowing to inf (or 0) only when
+    the result itself is beyond float64."""
+    exponent = int(exponent)
+    # Several steps, each within float64's exponent range for any exponent
+    # the data can produce (|exponent| < 8000).
+    with np.errstate(over="ignore", under="ignore"):
+        for part in _split_exponent(exponent, 8):
+            if part:
+                values = values * math.ldexp(1.0, part)
+    return values

@@ -134,6 +134,15 @@ class KroneckerOperator:
                 f"x must have shape ({expected},) or ({expected}, k); got "
                 f"{tuple(x.shape)}."
             )
+        if not xp.isdtype(x.dtype, ("real floating", "complex floating",
+                                    "integral", "bool")):
+            raise TypeError(f"x must hold real or complex numbers; got dtype "
+                            f"{x.dtype}.")
+        # A linear map of a NaN is NaN everywhere: refuse it here rather than
+        # return a silently useless product.
+        from .._validation import check_finite
+
+        check_finite(x, "x", xp)
         vector = x.ndim == 1
         # Columns of x are independent right-hand sides; mode products work
         # on rows, so transpose in and out.

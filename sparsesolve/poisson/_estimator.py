@@ -194,6 +194,9 @@ class DeepConjugateDirection(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
     _doc_link_module = "sparsesolve"
     _doc_link_template = API_PAGE
 
+    # One solve per right-hand side (row). Read by distributed.map_rows.
+    _row_independent_methods = frozenset({"transform"})
+
     _parameter_constraints: dict = {
         "model": [StrOptions({"default"}), str, os.PathLike, DirectionNetwork],
         "grid_shape": [tuple, list, None],

@@ -37,6 +37,7 @@ from .._backend import (
     sparse_namespace,
     to_numpy,
 )
+from .._sklearn_compat import Interval, validate_params
 from ._ic0_kernels import ic0_factor, ic0_solve
 from ._operator import floating_components, project_to_range
 
@@ -332,6 +333,9 @@ def check_system(A, b, name_b="b"):
         )
     if not xp.isdtype(b.dtype, "real floating"):
         raise TypeError(f"{name_b} must be a real floating array; got {b.dtype}.")
+    if b.dtype == xp.float16:
+        raise TypeError(f"{name_b} is float16; the solvers compute in float32 or "
+                        f"float64: cast {name_b} to one of them first.")
     if not bool(xp.all(xp.isfinite(b))):
         raise ValueError(f"{name_b} contains NaN or infinity.")
     return xp
@@ -590,6 +594,23 @@ def _run_scaled_cg(system, precondition, desc, scale):
                         info=info)
 
 
+# Scalar arguments of the two solvers (arrays and operators are checked
+# where they are classified, since they may be LinearOperators or CuPy).
+_SOLVER_CONSTRAINTS = {
+    "A": "no_validation",
+    "b": "no_validation",
+    "x0": "no_validation",
+    "rtol": [Interval(numbers.Real, 0, 1, closed="left")],
+    "atol": [Interval(numbers.Real, 0, None, closed="left")],
+    "maxiter": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    "callback": [callable, None],
+    "tol": [Interval(numbers.Real, 0, 1, closed="left"), None],
+    "max_iter": [Interval(numbers.Integral, 1, None, closed="left"), None],
+}
+
+
+@validate_params({**_SOLVER_CONSTRAINTS, "M": "no_validation"},
+                 prefer_skip_nested_validation=True)
 def cg(A, b, x0=None, *, rtol=_DEFAULT_RTOL, atol=0.0, maxiter=None, M=None,
        callback=None, tol=None, max_iter=None):
     """Solve ``A x = b`` by (preconditioned) conjugate gradients.
@@ -889,6 +910,14 @@ def _check_factor_matrix(A):
     dtype = np.complex128 if _is_complex_dtype(A.dtype) else np.float64
     A = sp.csr_matrix(_host_matrix(A), dtype=dtype)
     _check_entries_finite(A, "A")
+    negative = np.flatnonzero(A.diagonal().real < 0)
+    if negative.size:
+        # IC(0) factors positive (semi)definite matrices; a negative pivot
+        # would otherwise be replaced silently and precondition nothing.
+        raise ValueError(
+            f"A must have a nonnegative diagonal (IC(0) factors a positive "
+            f"semi-definite matrix); A[{negative[0]}, {negative[0]}] = "
+            f"{A.diagonal()[negative[0]]} < 0 ({negative.size} negative entries).")
     if dtype is np.complex128 and A.nnz:
         # A Hermitian matrix has a real diagonal; the factor's pivots need it.
         tolerance = np.sqrt(np.finfo(np.float64).eps) * abs(A).max()
@@ -899,6 +928,8 @@ def _check_factor_matrix(A):
     return A
 
 
+@validate_params({**_SOLVER_CONSTRAINTS, "preconditioner": "no_validation"},
+                 prefer_skip_nested_validation=True)
 def ic0_pcg(A, b, x0=None, *, rtol=_DEFAULT_RTOL, atol=0.0, maxiter=None,
             callback=None, preconditioner=None, tol=None, max_iter=None):
     """Solve ``A x = b`` by CG preconditioned with incomplete Cholesky IC(0).

@@ -135,6 +135,12 @@ def _upsample2(xp, x):
     return xp.reshape(expanded, (2 * nz, 2 * ny, 2 * nx, c))
 
 
+# Largest input magnitude the float32 network accepts: far above the unit
+# residuals it was trained on, far below the float32 overflow its layers
+# would reach (products of weights and activations grow layer by layer).
+_LARGEST_INPUT = 1e15
+
+
 class DirectionNetwork:
     """Weights of the direction CNN and its forward pass on NumPy or CuPy.
 
@@ -161,6 +167,9 @@ class DirectionNetwork:
     """
 
     def __init__(self, weights, metadata=None, engine="auto"):
+        if not hasattr(weights, "items"):
+            raise TypeError(f"weights must be a mapping of names to arrays; got "
+                            f"{type(weights).__name__}.")
         self.weights = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
         self.metadata = dict(metadata or {})
         self._check()
@@ -272,10 +281,22 @@ class DirectionNetwork:
         network : DirectionNetwork
             An untrained network.
         """
+        from numbers import Integral
+
+        from .._validation import check_allocation
+
+        if not isinstance(channels, Integral) or isinstance(channels, bool) \
+                or channels < 1:
+            raise ValueError(f"channels must be a positive int; got {channels!r}.")
+        shapes = weight_shapes(int(channels))
+        # Float64 draws, then the float32 copy the network keeps.
+        check_allocation(12.0 * sum(float(np.prod(s, dtype=float))
+                                    for s in shapes.values()),
+                         "channels", what=f"the weights of {channels} channels")
         rng = np.random.default_rng(random_state)
 
         weights = {}
-        for name, shape in weight_shapes(channels).items():
+        for name, shape in shapes.items():
             if name.endswith(".weight"):
                 c_in, k = shape[1], shape[2]
                 scale = np.sqrt(2.0 / (c_in * k**3))
@@ -347,12 +368,26 @@ class DirectionNetwork:
         direction : array of shape (nz, ny, nx), float32
             The network's output.
         """
+        from .._validation import check_finite, check_real
+
+        if not hasattr(residual, "ndim"):
+            residual = np.asarray(residual)
         xp = get_namespace(residual)
-        if residual.ndim != 3:
+        if residual.ndim != 3 or min(residual.shape) < 1:
             raise ValueError(
-                f"the network takes a 3D grid; got an array of shape "
+                f"the network takes a non-empty 3D grid; got an array of shape "
                 f"{tuple(residual.shape)}."
             )
+        check_real(residual, "residual", xp,
+                   reason="the network's weights and output are real (float32);")
+        check_finite(residual, "residual", xp)
+        if float(xp.max(xp.abs(residual))) > _LARGEST_INPUT:
+            # The network computes in float32 and is not scale-equivariant
+            # (biases); inputs this large overflow it.
+            raise ValueError(
+                f"residual holds values up to {float(xp.max(xp.abs(residual))):.3g}, "
+                f"beyond what the float32 network takes ({_LARGEST_INPUT:g}); pass "
+                "the normalised residual r / ||r|| as the DCDM solver does.")
         engine = self.engine if engine is None else _check_engine(engine)
         if engine == "auto":
             engine = "numba" if kernel_target(xp) == "cpu" else "matmul"

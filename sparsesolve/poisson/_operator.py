@@ -23,6 +23,12 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from .._backend import to_numpy
+from .._sklearn_compat import Interval, StrOptions, validate_params
+from .._validation import check_allocation
+
+# Peak bytes per cell while poisson_matrix assembles (COO triplets of the
+# 2 * ndim off-diagonals and the diagonal, int64 indices, the CSR copy).
+_ASSEMBLY_BYTES_PER_CELL = 400
 
 __all__ = ["floating_components", "poisson_matrix", "project_to_range"]
 
@@ -59,6 +65,14 @@ def _check_solid(solid, shape):
     return solid
 
 
+@validate_params(
+    {
+        "shape": [tuple, list, np.ndarray],
+        "solid": ["array-like", None],
+        "boundary": [StrOptions(set(_BOUNDARIES))],
+    },
+    prefer_skip_nested_validation=True,
+)
 def poisson_matrix(shape, solid=None, boundary="dirichlet"):
     """Return the cell-centred Poisson matrix ``-Laplacian`` on a 2D or 3D grid.
 
@@ -100,6 +114,8 @@ def poisson_matrix(shape, solid=None, boundary="dirichlet"):
     0.0
     """
     shape = _check_shape(shape)
+    check_allocation(_ASSEMBLY_BYTES_PER_CELL * float(np.prod(shape, dtype=float)),
+                     "shape", what=f"a Poisson matrix on a {shape} grid")
     solid = _check_solid(solid, shape)
     if boundary not in _BOUNDARIES:
         raise ValueError(
@@ -152,6 +168,24 @@ def poisson_matrix(shape, solid=None, boundary="dirichlet"):
     return A
 
 
+def _check_square_sparse(A, name):
+    """``A`` as a finite square CSR matrix (real or complex)."""
+    if not (sp.issparse(A) or isinstance(A, np.ndarray)):
+        raise TypeError(f"{name} must be a sparse matrix or a 2-D NumPy array; got "
+                        f"{type(A).__name__}.")
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"{name} must be a square matrix (n, n); got shape "
+                         f"{A.shape}.")
+    if not np.issubdtype(A.dtype, np.number) or np.issubdtype(A.dtype, np.timedelta64):
+        raise TypeError(f"{name} must hold numbers; got dtype {A.dtype}.")
+    A = sp.csr_matrix(A)
+    if not np.all(np.isfinite(A.data)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return A
+
+
+@validate_params({"A": ["array-like", "sparse matrix"]},
+                 prefer_skip_nested_validation=True)
 def floating_components(A):
     """Label the connected groups of rows of ``A`` whose rows sum to zero.
 
@@ -179,7 +213,7 @@ def floating_components(A):
     >>> n, sorted(set(labels.tolist()))
     (1, [0])
     """
-    A = sp.csr_matrix(A)
+    A = _check_square_sparse(A, "A")
     # The graph comes from |A|, so that complex (Hermitian) couplings count
     # whatever their phase; the zero-row-sum test reads A itself.
     magnitude = abs(A)
@@ -197,6 +231,15 @@ def floating_components(A):
     return relabel[labels], int(np.count_nonzero(floating))
 
 
+@validate_params(
+    {
+        "b": ["array-like"],
+        "labels": ["array-like"],
+        "n_floating": [Interval(numbers.Integral, 0, None, closed="left")],
+        "xp": "no_validation",
+    },
+    prefer_skip_nested_validation=True,
+)
 def project_to_range(b, labels, n_floating, xp=None):
     """Remove from ``b`` its mean over every floating component.
 
@@ -228,11 +271,34 @@ def project_to_range(b, labels, n_floating, xp=None):
     """
     import array_api_compat
 
+    if not hasattr(b, "ndim") or not array_api_compat.is_array_api_obj(b):
+        b = np.asarray(b)
+    if isinstance(b, np.ndarray):
+        if not np.issubdtype(b.dtype, np.number):
+            raise TypeError(f"b must hold numbers; got dtype {b.dtype}.")
+        if not np.issubdtype(b.dtype, np.inexact):
+            b = b.astype(np.float64)  # integer right-hand sides compute in float
+    namespace = array_api_compat.array_namespace(b)
+    if not bool(namespace.all(namespace.isfinite(b))):
+        raise ValueError("b contains NaN or infinity.")
     if xp is None:
         xp = array_api_compat.array_namespace(b)
+    if b.ndim not in (1, 2):
+        raise ValueError(f"b must have shape (n,) or (n, k); got {tuple(b.shape)}.")
+    labels_host = np.asarray(to_numpy(labels))
+    if labels_host.shape != (b.shape[0],) or not (
+            labels_host.size == 0 or np.issubdtype(labels_host.dtype, np.integer)):
+        raise ValueError(
+            f"labels must be integers of shape ({b.shape[0]},) (one per row of b, "
+            f"from floating_components); got {labels_host.dtype} of shape "
+            f"{labels_host.shape}.")
+    if labels_host.size and (labels_host.min() < -1
+                             or labels_host.max() >= n_floating):
+        raise ValueError(
+            f"labels must lie in [-1, n_floating={n_floating}); got values in "
+            f"[{labels_host.min()}, {labels_host.max()}].")
     if n_floating == 0:
         return xp.asarray(b, copy=True)
-    labels_host = np.asarray(labels)
     inside = labels_host >= 0
     # Dense one-hot of the floating components would be n x n_floating; the
     # component sums go through a host-side sparse indicator instead, moved
@@ -243,7 +309,9 @@ def project_to_range(b, labels, n_floating, xp=None):
         shape=(n_floating, labels_host.size),
     )
     counts = np.asarray(indicator.sum(axis=1)).ravel()
-    b_host = np.asarray(to_numpy(b), dtype=np.float64)
+    b_host = np.asarray(to_numpy(b))
+    # Complex right-hand sides (Hermitian systems) keep their imaginary part.
+    b_host = b_host.astype(np.complex128 if np.iscomplexobj(b_host) else np.float64)
     means = (indicator @ b_host) / (counts[:, None] if b_host.ndim == 2 else counts)
     correction = indicator.T @ means
     result = b_host - correction

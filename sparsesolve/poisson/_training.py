@@ -17,15 +17,20 @@ come from Lanczos runs with full re-orthogonalisation, as in the paper.
 
 from __future__ import annotations
 
+import os
 import time
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
+from .._sklearn_compat import Interval, validate_params
+from .._validation import check_allocation
 from ._architecture import INPUT, LAYER_PLAN, Conv, Pool, weight_shapes
 from ._network import DirectionNetwork
+from ._operator import _check_square_sparse
 
 __all__ = ["make_training_vectors", "train_direction_model"]
 
@@ -81,6 +86,32 @@ def _lanczos_ritz(A, n_steps, rng):
     return values, vectors.T @ basis[:m]
 
 
+def _check_training_matrix(A):
+    """``A`` as a finite, real, square CSR matrix (the network is real)."""
+    A = _check_square_sparse(A, "A")
+    if A.shape[0] < 1 or A.nnz == 0 or not np.any(A.data):
+        raise ValueError(
+            f"A (shape {A.shape}) has no nonzero entry: it has no spectrum to draw "
+            "training vectors from.")
+    if np.iscomplexobj(A.data):
+        raise TypeError(
+            "A is complex but the direction network and its training vectors are "
+            "real (float32); train on the real symmetric matrix.")
+    return A
+
+
+@validate_params(
+    {
+        "A": ["array-like", "sparse matrix"],
+        "n_vectors": [Interval(Integral, 1, None, closed="left")],
+        "low_fraction": [Interval(Real, 0, 1, closed="both")],
+        "low_weight": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+        "n_ritz": [Interval(Integral, 2, None, closed="left"), None],
+        "n_lanczos_runs": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_training_vectors(A, n_vectors, low_fraction=0.55, low_weight=9.0,
                           random_state=None, *, n_ritz=None, n_lanczos_runs=1):
     """Unit-norm random combinations of (Ritz) eigenvectors of ``A``.
@@ -127,7 +158,13 @@ def make_training_vectors(A, n_vectors, low_fraction=0.55, low_weight=9.0,
     (20, 512)
     """
     rng = check_random_state(random_state)
-    A = sp.csr_matrix(A)
+    A = _check_training_matrix(A)
+    n = A.shape[0]
+    n_modes = n if n_ritz is None else min(int(n_ritz), n)
+    # Coefficients (n_modes x n_vectors) and the vectors (float64, then a
+    # float32 copy) are the allocations n_vectors sets.
+    check_allocation(8.0 * n_vectors * (n_modes + 1.5 * n), "n_vectors",
+                     what=f"{n_vectors} training vectors of length {n}")
     if n_ritz is None:
         if A.shape[0] > _MAX_DENSE_UNKNOWNS:
             raise ValueError(
@@ -224,6 +261,27 @@ def _direction_loss(torch, A_torch, b, y):
     return ((b - alpha * Ay) ** 2).sum(dim=1).mean()
 
 
+@validate_params(
+    {
+        "A": ["array-like", "sparse matrix"],
+        "grid_shape": [tuple, list],
+        "n_vectors": [Interval(Integral, 2, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "channels": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "time_budget": [Interval(Real, 0, None, closed="neither"), None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "initial_network": [DirectionNetwork, None],
+        "n_ritz": [Interval(Integral, 2, None, closed="left"), None],
+        "n_lanczos_runs": [Interval(Integral, 1, None, closed="left")],
+        "checkpoint": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left"), None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def train_direction_model(A, grid_shape, *, n_vectors=1000, epochs=15,
                           batch_size=10, learning_rate=1e-3, channels=16,
                           validation_fraction=0.1, time_budget=None,
@@ -280,9 +338,24 @@ def train_direction_model(A, grid_shape, *, n_vectors=1000, epochs=15,
         ``train_loss`` and ``validation_loss`` per epoch, ``seconds``.
     """
     torch = _require_torch()
+    A = _check_training_matrix(A)
+    if not all(isinstance(n, Integral) and not isinstance(n, bool) and n >= 2
+               for n in grid_shape):
+        raise ValueError(f"grid_shape must be 3 even ints; got {grid_shape!r}.")
     grid_shape = tuple(int(n) for n in grid_shape)
     if len(grid_shape) != 3 or any(n % 2 for n in grid_shape):
         raise ValueError(f"grid_shape must be 3 even ints; got {grid_shape}.")
+    from ._architecture import weight_shapes
+
+    check_allocation(
+        16.0 * sum(float(np.prod(s, dtype=float))
+                   for s in weight_shapes(int(channels)).values())
+        + 4.0 * channels * batch_size * float(np.prod(grid_shape, dtype=float)) * 4,
+        "channels", what=f"a {channels}-channel network and its activations")
+    if n_vectors - max(1, int(round(validation_fraction * n_vectors))) < 1:
+        raise ValueError(
+            f"validation_fraction={validation_fraction} leaves no training vector "
+            f"of n_vectors={n_vectors}; lower it or raise n_vectors.")
     if A.shape != (int(np.prod(grid_shape)),) * 2:
         raise ValueError(
             f"A has shape {A.shape}; expected {(int(np.prod(grid_shape)),) * 2} "

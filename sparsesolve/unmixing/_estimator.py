@@ -16,7 +16,14 @@ from threadpoolctl import threadpool_limits
 from .._backend import get_namespace, to_namespace, to_numpy
 from .._docs import API_PAGE
 from .._sklearn_compat import Interval, StrOptions, fit_context
-from .._validation import check_is_fitted, check_same_device, validate_data
+from .._validation import (
+    check_finite,
+    check_is_fitted,
+    check_real,
+    check_same_device,
+    power_of_two_scale,
+    validate_data,
+)
 from ..distributed._dispatch import fit_distributed, is_dask_collection
 from ._algorithm import band_noise_levels, robust_unmixing
 from ._fcls import fcls
@@ -185,6 +192,9 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     _doc_link_module = "sparsesolve"
     _doc_link_template = API_PAGE
 
+    # FCLS per pixel and a product per pixel. Read by distributed.map_rows.
+    _row_independent_methods = frozenset({"transform", "inverse_transform"})
+
     _parameter_constraints: dict = {
         "n_endmembers": [Interval(Integral, 1, None, closed="left")],
         "p": [Interval(Real, 0, 1, closed="right")],
@@ -272,7 +282,11 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 candidate_clean = xp.take(candidate, clean_index, axis=1)
                 fitted = fcls(X_clean, candidate_clean)
                 error = float(xp.sum((X_clean - fitted @ candidate_clean) ** 2))
-                if best is None or error < best[0]:
+                # A draw must be better beyond rounding to replace the
+                # first: the same pixels found in another order tie, and
+                # rounding alone (data scaled by a non-power of two) must
+                # not reorder the endmembers.
+                if best is None or error < best[0] * (1.0 - 1e-9):
                     best = (error, candidate, fitted)
             _, endmembers, abundances = best
         else:
@@ -316,6 +330,16 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 f"{n_pixels}, n_features={n_bands}) (pixels, bands) for X of shape "
                 f"{tuple(X.shape)}."
             )
+        if not bool(xp.any(X != 0)):
+            raise ValueError(
+                "X is all zeros: pixels that are all zero carry no endmember "
+                "spectra to learn.")
+        # The model is scale-equivariant (E scales with X, A does not, and
+        # the objective is normalised by the noise level): fit at magnitude
+        # one, so that squares of data at 1e300 do not overflow nor those of
+        # data at 1e-300 underflow; dividing by a power of two is exact.
+        scale = power_of_two_scale(X, xp=xp)
+        X = X / scale
         rng = check_random_state(self.random_state)
         # The products have only n_endmembers columns: multi-threaded BLAS
         # gains nothing on them and, on small or busy machines, its spinning
@@ -324,7 +348,7 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         with threadpool_limits(limits=1, user_api="blas"):
             abundances, endmembers = self._initialise(X, xp, rng)
             result = self._run(X, abundances, endmembers)
-        self.endmembers_ = result["endmembers"]
+        self.endmembers_ = result["endmembers"] * scale
         self.abundances_ = _as_maps(result["abundances"], cube_shape)
         self.guidance_map_ = _as_maps(result["guidance"], cube_shape)
         self.band_weights_ = xp.astype(result["band_weights"], X.dtype)
@@ -422,11 +446,19 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         abundances = self.transform(X)
         X = validate_data(self, X, reset=False)
         xp = get_namespace(X)
-        residual = X - abundances @ xp.astype(self.endmembers_, X.dtype)
+        # Residuals at magnitude one (exact power-of-two scaling), so that
+        # their squares neither overflow nor underflow; the loss is scaled
+        # back at the end.
+        scale = power_of_two_scale(X, self.endmembers_, xp=xp)
+        endmembers = xp.astype(self.endmembers_, X.dtype) / scale
+        residual = X / scale - abundances @ endmembers
         squared = residual * residual
         if self.loss == "l2":
-            return -0.5 * float(xp.sum(squared)) / X.shape[0]
-        return -float(xp.sum(xp.sqrt(xp.mean(squared, axis=0))))
+            # A mean square of data near 1e300 is beyond float64: -inf then.
+            with np.errstate(over="ignore"):
+                return float(np.float64(-0.5 * float(xp.sum(squared)) / X.shape[0])
+                             * scale * scale)
+        return -float(xp.sum(xp.sqrt(xp.mean(squared, axis=0)))) * scale
 
     def inverse_transform(self, X):
         """Spectra ``X @ endmembers_`` reconstructed from abundances ``X``.
@@ -444,6 +476,12 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         check_is_fitted(self)
         xp = get_namespace(X)
         abundances = xp.asarray(X)
+        check_real(abundances, "X", xp, reason="abundances are real;")
+        if not xp.isdtype(abundances.dtype, "real floating"):
+            abundances = xp.astype(abundances, xp.float64)
+        if abundances.ndim == 2 and abundances.shape[0] < 1:
+            raise ValueError("X holds no abundances (0 rows).")
+        check_finite(abundances, "X", xp)
         if abundances.ndim != 2 or abundances.shape[1] != self.endmembers_.shape[0]:
             raise ValueError(
                 "abundances must have shape (n_pixels, "

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import numbers
+from numbers import Real
 
 import array_api_compat
 
 from .._backend import get_namespace, kernel
-from .._validation import check_finite, float_dtype_of
+from .._sklearn_compat import Interval, validate_params
+from .._validation import check_finite, check_real, float_dtype_of, power_of_two_scale
 from . import _kernels  # noqa: F401 - registers the per-pixel solver
 
 __all__ = ["fcls"]
 
 
 def _check_pair(X, endmembers, band_weights, xp):
+    reason = "abundances of the linear mixing model are real;"
+    check_real(X, "X", xp, reason=reason)
+    check_real(endmembers, "endmembers", xp, reason=reason)
+    if band_weights is not None:
+        check_real(band_weights, "band_weights", xp, reason=reason)
     if getattr(X, "ndim", None) != 2:
         raise ValueError(
             "X must be a 2-D array of shape (n_pixels, n_bands); got shape "
@@ -32,6 +38,9 @@ def _check_pair(X, endmembers, band_weights, xp):
         )
     if endmembers.shape[0] < 1:
         raise ValueError("endmembers must hold at least one endmember.")
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must hold at least one pixel and one band; got shape "
+                         f"{tuple(X.shape)}.")
     check_finite(X, "X", xp)
     check_finite(endmembers, "endmembers", xp)
     if band_weights is not None:
@@ -40,9 +49,22 @@ def _check_pair(X, endmembers, band_weights, xp):
                 f"band_weights must have shape ({X.shape[1]},); got "
                 f"{tuple(band_weights.shape)}."
             )
+        check_finite(band_weights, "band_weights", xp)
         if not bool(xp.all(band_weights >= 0)):
             raise ValueError("band_weights must be nonnegative.")
+        if not bool(xp.any(band_weights > 0)):
+            raise ValueError("band_weights are all zero: no band is left to fit.")
 
+
+@validate_params(
+    {
+        "X": ["array-like"],
+        "endmembers": ["array-like"],
+        "band_weights": ["array-like", None],
+        "tol": [Interval(Real, 0, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 
 def fcls(X, endmembers, *, band_weights=None, tol=1e-12):
     """Fully constrained least squares abundances of every pixel.
@@ -97,14 +119,21 @@ def fcls(X, endmembers, *, band_weights=None, tol=1e-12):
     if band_weights is not None:
         band_weights = xp.asarray(band_weights)
     _check_pair(X, endmembers, band_weights, xp)
-    if not isinstance(tol, numbers.Real) or tol < 0:
-        raise ValueError(f"tol must be a nonnegative number; got {tol!r}.")
     dtype = float_dtype_of(X, xp)
     X = xp.astype(X, dtype)
     endmembers = xp.astype(endmembers, dtype)
+    # The abundances do not change when X and the endmembers are scaled
+    # together (nor when all weights are): solve at magnitude one, so that
+    # the Gram matrix of data at 1e300 does not overflow (or at 1e-300
+    # underflow). A power of two divides exactly.
+    scale = power_of_two_scale(X, endmembers, xp=xp)
+    X = X / scale
+    endmembers = endmembers / scale
     if band_weights is not None:
         # Weighted least squares = plain least squares on sqrt(w)-scaled bands.
-        root = xp.sqrt(xp.astype(band_weights, dtype))
+        weights = xp.astype(band_weights, xp.float64)
+        weights = weights / power_of_two_scale(weights, xp=xp)
+        root = xp.astype(xp.sqrt(weights), dtype)
         X = X * root
         endmembers = endmembers * root
     # The Gram matrix is tiny: float64 keeps the KKT solves accurate even
@@ -137,6 +166,17 @@ def simplex_qp(gram, correlations, *, tol=1e-12):
     """
     xp = get_namespace(correlations)
     gram = xp.asarray(gram, dtype=xp.float64)
+    # The compiled kernel indexes gram[i, j] for i, j < correlations.shape[1]
+    # and trusts finite values: check both before it runs.
+    k = correlations.shape[1] if correlations.ndim == 2 else -1
+    if correlations.ndim != 2 or tuple(gram.shape) != (k, k):
+        raise ValueError(
+            f"simplex_qp needs gram of shape (k, k) and correlations of shape "
+            f"(n, k); got {tuple(gram.shape)} and {tuple(correlations.shape)}.")
+    if k < 1:
+        raise ValueError("simplex_qp needs at least one component (k >= 1).")
+    check_finite(gram, "gram", xp)
+    check_finite(correlations, "correlations", xp)
     out = xp.empty(correlations.shape, dtype=correlations.dtype,
                    device=array_api_compat.device(correlations))
     kernel("unmixing_simplex_qp", xp)(correlations.shape[0], gram, correlations,

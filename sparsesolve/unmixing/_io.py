@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from numbers import Real
+
 import numpy as np
+
+from .._sklearn_compat import Interval, validate_params
 
 __all__ = ["read_envi"]
 
@@ -13,6 +18,14 @@ def _float_list(value):
     return np.asarray([float(v) for v in value], dtype=np.float64)
 
 
+@validate_params(
+    {
+        "header": [str, os.PathLike],
+        "image": [str, os.PathLike, None],
+        "scale": [Interval(Real, 0, None, closed="neither"), None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def read_envi(header, *, image=None, scale=None):
     """Read an ENVI image into a cube, with its wavelengths and bad bands.
 

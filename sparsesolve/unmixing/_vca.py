@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-import numbers
+from numbers import Integral, Real
 
 import numpy as np
 from array_api_compat import device
 from sklearn.utils import check_random_state
 
 from .._backend import get_namespace, to_namespace, to_numpy
-from .._validation import check_finite, float_dtype_of
+from .._sklearn_compat import Interval, validate_params
+from .._validation import check_finite, check_real, float_dtype_of, power_of_two_scale
 
 __all__ = ["vca"]
 
@@ -21,10 +22,7 @@ def _check_vca_input(X, n_endmembers, xp):
             "X must be a 2-D array of shape (n_pixels, n_bands); got shape "
             f"{tuple(getattr(X, 'shape', ()))}."
         )
-    if not isinstance(n_endmembers, numbers.Integral) or n_endmembers < 1:
-        raise ValueError(
-            f"n_endmembers must be a positive integer; got {n_endmembers!r}."
-        )
+    check_real(X, "X", xp, reason="VCA finds the vertices of a real simplex;")
     n_pixels, n_bands = X.shape
     if n_endmembers > min(n_pixels, n_bands):
         raise ValueError(
@@ -33,8 +31,21 @@ def _check_vca_input(X, n_endmembers, xp):
             "subspace of that dimension."
         )
     check_finite(X, "X", xp)
+    if not bool(xp.any(X != 0)):
+        raise ValueError(
+            "X is all zeros: its pixels span no simplex, so VCA has no endmember "
+            "to find.")
 
 
+@validate_params(
+    {
+        "X": ["array-like"],
+        "n_endmembers": [Interval(Integral, 1, None, closed="left")],
+        "snr_threshold": [Interval(Real, None, None, closed="both"), None],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def vca(X, n_endmembers, *, snr_threshold=None, random_state=None):
     """Vertex component analysis: the pixels at the corners of the data simplex.
 
@@ -94,8 +105,11 @@ def vca(X, n_endmembers, *, snr_threshold=None, random_state=None):
     n_pixels, n_bands = X.shape
     k = int(n_endmembers)
     # Subspace estimates in float64: the band covariance is small (bands x
-    # bands) and float32 loses the weak directions.
+    # bands) and float32 loses the weak directions. The picks do not depend
+    # on the scale of X: work at magnitude one (an exact power-of-two
+    # division), where the covariance of data at 1e300 does not overflow.
     data = xp.astype(X, xp.float64)
+    data = data / power_of_two_scale(data, xp=xp)
     mean = xp.mean(data, axis=0)
     centered = data - mean
     covariance = centered.T @ centered / n_pixels
