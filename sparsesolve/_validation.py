@@ -39,10 +39,12 @@ __all__ = [
     "check_array_argument",
     "check_finite",
     "check_finite_score",
+    "check_real",
     "check_is_fitted",
     "check_same_device",
     "float_dtype_of",
     "power_of_two_scale",
+    "power_of_two_scale_of",
     "validate_data",
 ]
 
@@ -477,58 +479,6 @@ class AllocationError(MemoryError, ValueError):
     """
 
 
-def _format_bytes(nbytes):
-    nbytes = float(nbytes)
-    if nbytes < 1024:
-        return f"{int(nbytes)} B"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        nbytes /= 1024
-        if nbytes < 1024:
-            return f"{nbytes:.1f} {unit}"
-    return f"{nbytes / 1024:.1f} PiB"
-
-
-def check_allocation(nbytes, *, parameter, value=None, what="The arrays", xp=None):
-    """Raise :class:`AllocationError` when ``nbytes`` cannot fit in memory.
-
-    Call it before allocating arrays whose size a parameter sets (the atoms
-    of ``n_components``, a Gram matrix), so that a typo gives a clear error
-    naming the parameter instead of NumPy's ``Unable to allocate 7.3 TiB``
-    (or the system swapping for minutes first).
-
-    Parameters
-    ----------
-    nbytes : int
-        Bytes the arrays will take together.
-    parameter : str
-        The parameter (or argument) that sets their size.
-    value : object, optional
-        Its value, quoted in the message.
-    what : str, default="The arrays"
-        What the memory is for, starting the message.
-    xp : module, optional
-        Namespace the arrays will live in (CuPy: GPU memory is checked).
-
-    Examples
-    --------
-    >>> from sparsesolve._validation import check_allocation
-    >>> check_allocation(2**20, parameter="n_components")
-    >>> check_allocation(2**60, parameter="n_components", value=10**9)
-    Traceback (most recent call last):
-    ...
-    sparsesolve._validation.AllocationError: The arrays need 1024.0 PiB but only ...
-    """
-    available = available_memory(xp)
-    if available is None or nbytes <= available:
-        return
-    quoted = "" if value is None else f" (got {parameter}={value!r})"
-    raise AllocationError(
-        f"{what} need {_format_bytes(nbytes)} but only "
-        f"{_format_bytes(available)} of memory is available; lower "
-        f"{parameter}{quoted}."
-    )
-
-
 def power_of_two_scale(max_abs, *, even=False):
     """A power of two close to ``max_abs``, to normalise data exactly.
 
@@ -602,15 +552,8 @@ def check_same_device(X, estimator, *, attribute, method):
         )
 
 
-# ---------------------------------------------------------------------------
-# Scale, dtype and resource helpers (i16-fixa: kronecker, unmixing, poisson,
-# datasets). Kept in one block at the end of the module so that parallel
-# additions above merge cleanly.
-# ---------------------------------------------------------------------------
-
-
-def power_of_two_scale(*arrays, xp=None):
-    """A power of two near the largest magnitude in ``arrays`` (1.0 if all zero).
+def power_of_two_scale_of(*arrays, xp=None):
+    """The largest power of two not above ``max |a|`` over ``arrays`` (or 1.0).
 
     Dividing by a power of two is exact in binary floating point, so solvers
     can work on data of magnitude about one (no overflow of squares at
@@ -633,10 +576,10 @@ def power_of_two_scale(*arrays, xp=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from sparsesolve._validation import power_of_two_scale
-    >>> power_of_two_scale(np.array([3.0, -5.0]))
+    >>> from sparsesolve._validation import power_of_two_scale_of
+    >>> power_of_two_scale_of(np.array([3.0, -5.0]))
     4.0
-    >>> power_of_two_scale(np.zeros(3))
+    >>> power_of_two_scale_of(np.zeros(3))
     1.0
     """
     import math
@@ -678,43 +621,60 @@ def check_real(X, name, xp=None, *, reason=None):
         raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}.")
 
 
-def check_allocation(n_bytes, parameter, *, what="", limit=None, advice=None):
-    """Raise ``ValueError`` naming ``parameter`` when ``n_bytes`` is not sane.
+def check_allocation(nbytes, parameter, *, value=None, what="memory", xp=None,
+                     limit=None, advice=None):
+    """Raise :class:`AllocationError` when ``nbytes`` cannot fit in memory.
 
-    Used where a parameter sets the size of an allocation: a typo such as
-    ``n_components=10**6`` then fails at once with the memory it would
-    need, instead of a ``MemoryError`` (or swapping) deep in a solver.
+    Call it before allocating arrays whose size a parameter sets (the atoms
+    of ``n_components``, a Gram matrix, a grid), so that a typo such as
+    ``n_components=10**6`` fails at once with a clear error naming the
+    parameter and the memory it would need, instead of NumPy's ``Unable to
+    allocate 7.3 TiB`` deep in a solver (or the system swapping first).
 
     Parameters
     ----------
-    n_bytes : int or float
-        Bytes the allocation would take.
+    nbytes : int or float
+        Bytes the arrays will take together.
     parameter : str
-        The parameter (or parameters) that set its size, for the message.
-    what : str, optional
-        What would be allocated, for the message.
+        The parameter (or argument) that sets their size.
+    value : object, optional
+        Its value, quoted in the message.
+    what : str, default="memory"
+        What the memory is for.
+    xp : module, optional
+        Namespace the arrays will live in (CuPy: free GPU memory is checked).
     limit : int, optional
-        Largest accepted size in bytes; by default the machine's physical
-        memory (64 GiB when it cannot be read).
+        Largest accepted size in bytes; by default the free memory of the
+        device (the host's physical memory when the platform does not say).
     advice : str, optional
         What to do instead; by default "lower <parameter>".
 
     Examples
     --------
     >>> from sparsesolve._validation import check_allocation
-    >>> check_allocation(8 * 10**18, "n_vectors", what="training vectors")
+    >>> check_allocation(2**20, "n_components")
+    >>> check_allocation(2**60, "n_components", value=10**9, what="the atoms")
     Traceback (most recent call last):
     ...
-    ValueError: n_vectors asks for training vectors of 6.9 EiB, more than ...
+    sparsesolve._validation.AllocationError: n_components asks for the atoms of ...
     """
+    where = "this machine has free"
     if limit is None:
-        limit = _physical_memory()
-    if n_bytes <= limit:
+        limit = available_memory(xp)
+        if limit is None:
+            limit, where = _physical_memory(), "this machine's memory"
+    else:
+        where = "the limit"
+    if nbytes <= limit:
         return
-    raise ValueError(
-        f"{parameter} asks for {what + ' of ' if what else ''}"
-        f"{_format_bytes(n_bytes)}, more than this machine's memory "
-        f"({_format_bytes(limit)}); {advice or 'lower ' + parameter}."
+    if advice is None:
+        advice = f"lower {parameter}"
+        if value is not None:
+            advice += f" (got {parameter}={value!r})"
+    what = what[:1].lower() + what[1:]
+    raise AllocationError(
+        f"{parameter} asks for {what} of {_format_bytes(nbytes)}, more than "
+        f"{where} ({_format_bytes(limit)}); {advice}."
     )
 
 

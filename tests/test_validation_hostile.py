@@ -110,7 +110,7 @@ def test_check_allocation_names_parameter_and_sizes():
         check_allocation(8 * 10**12 * 10**6, parameter="n_components",
                          value=10**6, what="The atoms")
     message = str(info.value)
-    assert message.startswith("The atoms need ")
+    assert message.startswith("n_components asks for the atoms of ")
     assert "lower n_components (got n_components=1000000)" in message
     assert "PiB" in message
     assert isinstance(info.value, MemoryError)

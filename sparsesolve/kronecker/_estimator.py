@@ -19,7 +19,7 @@ from .._validation import (
     check_allocation,
     check_is_fitted,
     check_same_device,
-    power_of_two_scale,
+    power_of_two_scale_of,
     validate_data,
 )
 from ..utils._device import HostCopyMixin
@@ -863,7 +863,7 @@ _MODERATE_EXPONENT = 64
 
 def _working_scale(array, xp):
     """1.0 for moderate data, else a power of two near its largest entry."""
-    scale = power_of_two_scale(array, xp=xp)
+    scale = power_of_two_scale_of(array, xp=xp)
     return 1.0 if abs(_exponent(scale)) <= _MODERATE_EXPONENT else scale
 
 

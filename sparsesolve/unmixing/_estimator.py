@@ -21,7 +21,7 @@ from .._validation import (
     check_is_fitted,
     check_real,
     check_same_device,
-    power_of_two_scale,
+    power_of_two_scale_of,
     validate_data,
 )
 from ..distributed._dispatch import fit_distributed, is_dask_collection
@@ -338,7 +338,7 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         # the objective is normalised by the noise level): fit at magnitude
         # one, so that squares of data at 1e300 do not overflow nor those of
         # data at 1e-300 underflow; dividing by a power of two is exact.
-        scale = power_of_two_scale(X, xp=xp)
+        scale = power_of_two_scale_of(X, xp=xp)
         X = X / scale
         rng = check_random_state(self.random_state)
         # The products have only n_endmembers columns: multi-threaded BLAS
@@ -449,7 +449,7 @@ class RobustUnmixing(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         # Residuals at magnitude one (exact power-of-two scaling), so that
         # their squares neither overflow nor underflow; the loss is scaled
         # back at the end.
-        scale = power_of_two_scale(X, self.endmembers_, xp=xp)
+        scale = power_of_two_scale_of(X, self.endmembers_, xp=xp)
         endmembers = xp.astype(self.endmembers_, X.dtype) / scale
         residual = X / scale - abundances @ endmembers
         squared = residual * residual

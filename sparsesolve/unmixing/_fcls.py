@@ -8,7 +8,12 @@ import array_api_compat
 
 from .._backend import get_namespace, kernel
 from .._sklearn_compat import Interval, validate_params
-from .._validation import check_finite, check_real, float_dtype_of, power_of_two_scale
+from .._validation import (
+    check_finite,
+    check_real,
+    float_dtype_of,
+    power_of_two_scale_of,
+)
 from . import _kernels  # noqa: F401 - registers the per-pixel solver
 
 __all__ = ["fcls"]
@@ -126,13 +131,13 @@ def fcls(X, endmembers, *, band_weights=None, tol=1e-12):
     # together (nor when all weights are): solve at magnitude one, so that
     # the Gram matrix of data at 1e300 does not overflow (or at 1e-300
     # underflow). A power of two divides exactly.
-    scale = power_of_two_scale(X, endmembers, xp=xp)
+    scale = power_of_two_scale_of(X, endmembers, xp=xp)
     X = X / scale
     endmembers = endmembers / scale
     if band_weights is not None:
         # Weighted least squares = plain least squares on sqrt(w)-scaled bands.
         weights = xp.astype(band_weights, xp.float64)
-        weights = weights / power_of_two_scale(weights, xp=xp)
+        weights = weights / power_of_two_scale_of(weights, xp=xp)
         root = xp.astype(xp.sqrt(weights), dtype)
         X = X * root
         endmembers = endmembers * root

@@ -11,7 +11,12 @@ from sklearn.utils import check_random_state
 
 from .._backend import get_namespace, to_namespace, to_numpy
 from .._sklearn_compat import Interval, validate_params
-from .._validation import check_finite, check_real, float_dtype_of, power_of_two_scale
+from .._validation import (
+    check_finite,
+    check_real,
+    float_dtype_of,
+    power_of_two_scale_of,
+)
 
 __all__ = ["vca"]
 
@@ -109,7 +114,7 @@ def vca(X, n_endmembers, *, snr_threshold=None, random_state=None):
     # on the scale of X: work at magnitude one (an exact power-of-two
     # division), where the covariance of data at 1e300 does not overflow.
     data = xp.astype(X, xp.float64)
-    data = data / power_of_two_scale(data, xp=xp)
+    data = data / power_of_two_scale_of(data, xp=xp)
     mean = xp.mean(data, axis=0)
     centered = data - mean
     covariance = centered.T @ centered / n_pixels
