@@ -112,7 +112,7 @@ def test_check_allocation_names_parameter_and_sizes():
     message = str(info.value)
     assert message.startswith("n_components asks for the atoms of ")
     assert "lower n_components (got n_components=1000000)" in message
-    assert "PiB" in message
+    assert "EiB" in message
     assert isinstance(info.value, MemoryError)
     assert isinstance(info.value, ValueError)
 

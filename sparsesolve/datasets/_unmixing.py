@@ -128,7 +128,7 @@ def _check_positive_int(value, name, minimum=1):
         "n_endmembers": [Interval(Integral, 1, None, closed="left")],
         "n_bands": [Interval(Integral, 2, None, closed="left")],
         "snr_db": [Interval(Real, None, None, closed="neither"), None],
-        "corrupted_bands": ["array-like", str, None],
+        "corrupted_bands": ["array-like", Integral, str, None],
         "corruption_scale": [Interval(Real, 0, None, closed="left")],
         "abundance_model": [StrOptions({"smooth", "dirichlet"})],
         "dirichlet_alpha": [Interval(Real, 0, None, closed="neither")],
@@ -171,7 +171,7 @@ def make_hyperspectral(
     snr_db : float or None, default=30.0
         Signal-to-noise ratio of the white Gaussian noise, in dB (``None``:
         no noise).
-    corrupted_bands : None, "water" or array-like of int, default=None
+    corrupted_bands : None, "water", int or array-like of int, default=None
         Bands replaced by outliers ``0.05 * signal + corruption_scale * |N(0,1)|``.
         ``"water"`` corrupts the atmospheric water-vapour windows
         (1.34-1.46 and 1.79-1.96 um) plus six random "hot" bands with three
