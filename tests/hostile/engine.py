@@ -1,8 +1,8 @@
 """Probes: how they are derived from recipes, run, and classified.
 
-A probe is a small call with one attacked argument. It is built the same way
-in the parent and in the workers (``build_probes`` is deterministic), so the
-parent only sends probe ids. ``run_probe`` returns ``(outcome, message)``
+A probe is a small call with one attacked argument, described by a
+:class:`Probe` (entry point, category, name, attacked argument) that the
+parent sends to a worker. ``run_probe`` returns ``(outcome, message)``
 with outcome one of
 
 * ``ok``: the call did what it should (a valid result, or a clear error
@@ -340,7 +340,44 @@ def _transform_sparse(x, category, s):
     raise KeyError(category)
 
 
+HYPOTHESIS_EXAMPLES = 3
+_DRAWN = {}
+
+
+def hypothesis_arrays(shape):
+    """Finite float64 arrays of ``shape`` drawn by Hypothesis, reproducibly.
+
+    ``derandomize=True`` and a fixed example count keep the suite
+    deterministic and bounded; the draws mix magnitudes from subnormal to
+    1e6 and exact zeros, which fixed test data rarely has.
+    """
+    if shape not in _DRAWN:
+        from hypothesis import HealthCheck, Phase, given, settings
+        from hypothesis import strategies as st
+        from hypothesis.extra.numpy import arrays
+
+        drawn = []
+        elements = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False,
+                             allow_infinity=False, allow_subnormal=True)
+
+        @settings(derandomize=True, max_examples=HYPOTHESIS_EXAMPLES * 3,
+                  database=None, phases=[Phase.generate], deadline=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(arrays(np.float64, shape, elements=elements))
+        def collect(a):
+            drawn.append(a)
+
+        collect()
+        # All-zero draws repeat the "zeros" probe; keep the others.
+        drawn = [a for a in drawn if a.any()][::2][:HYPOTHESIS_EXAMPLES]
+        _DRAWN[shape] = drawn or [np.ones(shape)]
+    return _DRAWN[shape]
+
+
 def _apply(value, spec, category, s=None):
+    if category == "hypothesis":
+        drawn = hypothesis_arrays(np.shape(value))
+        return drawn[int(s) % len(drawn)].copy()
     if spec.list_of:
         value = list(value)
         value[-1] = transform(value[-1], category, s)
@@ -590,6 +627,13 @@ def _arg_categories(spec, value):
     return [c for c in cats if c.split(":")[0] not in spec.skip]
 
 
+def _hypothesis_target(value, spec):
+    return (not spec.list_of and isinstance(value, np.ndarray)
+            and value.dtype.kind == "f" and value.size > 0
+            and (spec.only is None or "hypothesis" in spec.only)
+            and "hypothesis" not in spec.skip)
+
+
 def _fn_probes(r):
     e = r.entry
     out = [_probe(e, "baseline", "baseline + no mutation", "")]
@@ -600,6 +644,9 @@ def _fn_probes(r):
     for arg, spec in r.arrays.items():
         for cat in _arg_categories(spec, kwargs[arg]):
             out.append(_probe(e, cat.split(":")[0], f"{arg}: {cat}", arg))
+        if _hypothesis_target(kwargs[arg], spec):
+            for i in range(HYPOTHESIS_EXAMPLES):
+                out.append(_probe(e, "hypothesis", f"{arg}: hypothesis:{i}", arg))
     if r.joint_scale is not None:
         for s in SCALES:
             out.append(_probe(e, "scale", f"all arrays: scale:{s:g}", ""))
@@ -645,6 +692,10 @@ def _est_probes(r):
     fit_name = _fit_arg_name(r)
     for cat in _arg_categories(r.fit_arg, data[r.fit[0]]):
         out.append(_probe(e, cat.split(":")[0], f"fit {fit_name}: {cat}", fit_name))
+    if _hypothesis_target(data[r.fit[0]], r.fit_arg):
+        for i in range(HYPOTHESIS_EXAMPLES):
+            out.append(_probe(e, "hypothesis", f"fit {fit_name}: hypothesis:{i}",
+                              fit_name))
     for method, keys in r.methods.items():
         spec = r.method_args.get(method, Arg())
         arg = _method_arg_name(r, method)
@@ -855,8 +906,10 @@ def _run_fn(r, probe):
         return _outcome(lambda: _fn_call(r, kwargs), names, "accept",
                         lambda out: _expect_accept(out, r, names, _fn_baseline(r),
                                                    r.joint_scale, s))
+    if cat == "hypothesis":
+        s = float(name.rsplit(":", 1)[1])
     spec = r.arrays[arg]
-    expect = ("accept" if cat in ACCEPT or cat == "scale" or spec.allow == "all"
+    expect = ("accept" if cat in ACCEPT + ("scale", "hypothesis") or spec.allow == "all"
               or cat in spec.allow else "reject")
     kwargs[arg] = _apply(kwargs[arg], spec, cat, s)
     ref, law, compare = None, 0, False
@@ -952,8 +1005,11 @@ def _est_baseline(r):
 def _run_est(r, probe):
     kind, name = probe.category, probe.name
     # scikit-learn's validation calls the data argument of every method "X".
-    data_probe = name.split(" ")[0] in ("fit", *r.methods)
+    first = name.split(" ")[0]
+    data_probe = first in ("fit", *r.methods)
     names = (probe.arg, "X") if data_probe else (probe.arg,)
+    if first in r.method_args:
+        names += tuple(r.method_args[first].aliases)
 
     def check_all(outs, ref=None, laws=None, s=1.0, complex_in=False, est=None):
         for m, o in outs.items():
@@ -1051,8 +1107,10 @@ def _run_est(r, probe):
                                               est=res[0]))
     if where.startswith("fit "):
         spec = r.fit_arg
-        expect = ("accept" if cat in ACCEPT or cat == "scale" or cat in spec.allow
-                  else "reject")
+        if cat == "hypothesis":
+            s = float(name.rsplit(":", 1)[1])
+        expect = ("accept" if cat in ACCEPT + ("scale", "hypothesis")
+                  or cat in spec.allow else "reject")
         consistent = expect == "accept"
         keys = (r.fit[0],) + (tuple(r.xlike) if consistent else ())
         for k in keys:

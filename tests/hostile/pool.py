@@ -9,6 +9,7 @@ is started for the next probe.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -142,7 +143,7 @@ def run_probes(probes, n_workers=2, timeout=30.0, start_timeout=300.0,
                         worker.kill()
                         raise RuntimeError(f"hostile suite: {message}")
                     module["path"] = hello["ready"]
-                worker.proc.stdin.write(json.dumps(probe.pid) + "\n")
+                worker.proc.stdin.write(json.dumps(dataclasses.asdict(probe)) + "\n")
                 worker.proc.stdin.flush()
                 limit = timeout * (4 if i == 0 else 1)
                 start = time.monotonic()

@@ -575,17 +575,17 @@ _add(Est(
 ))
 
 
-def _rkf(pairs, n_splits, **kw):
+def _rkf(X, n_splits, **kw):
     from sparsesolve.completion import RatingsKFold
 
-    return [test for _, test in RatingsKFold(n_splits, **kw).split(pairs)]
+    return [test for _, test in RatingsKFold(n_splits, **kw).split(X)]
 
 
 _add(Fn("RatingsKFold", _rkf,
-        lambda: {"pairs": np.array([[u, i] for u in range(3) for i in range(4)]),
+        lambda: {"X": np.array([[u, i] for u in range(3) for i in range(4)]),
                  "n_splits": 2, "random_state": 0},
         # String ids are valid (users and items by name).
-        arrays={"pairs": Arg(only=("nan", "empty", "ndim+1", "ndim-1",
+        arrays={"X": Arg(only=("nan", "empty", "ndim+1", "ndim-1",
                                    "float32", "list", "readonly", "dataframe"))},
         params={"n_splits": "size"}))
 
@@ -999,7 +999,8 @@ _add(Est(
              "inverse_transform": ("abundances",)},
     # An image cube (rows, cols, bands) is valid input, unrolled to pixels.
     fit_arg=Arg(allow={"ndim+1"}),
-    method_args={"transform": Arg(allow={"ndim+1"}), "score": Arg(allow={"ndim+1"})},
+    method_args={"transform": Arg(allow={"ndim+1"}), "score": Arg(allow={"ndim+1"}),
+                 "inverse_transform": Arg(aliases=("abundances",))},
     fit_scale={"transform": 0, "score": None, "inverse_transform": 1},
     params={"p": "pos", "alpha": "nonneg"},
     map_methods=("transform", "inverse_transform"),

@@ -20,8 +20,16 @@ class SuiteRun:
         if select:
             probes = [p for p in probes if select in p.pid]
         self.probes = probes
+        self.seconds_by_entry = Counter()
+
+        self.seconds_by_probe = Counter()
+
+        def progress(probe, result, seconds):
+            self.seconds_by_entry[probe.entry] += seconds
+            self.seconds_by_probe[probe.pid] = seconds
+
         results, self.module = run_probes(probes, n_workers=n_workers,
-                                          timeout=timeout)
+                                          timeout=timeout, progress=progress)
         self.results = {
             p.pid: results.get(p.pid, ("crash", "no result (the harness lost it)"))
             for p in probes
@@ -117,6 +125,10 @@ def markdown(run, command):
         lines.append(f"| {module} | "
                      + " | ".join(str(per_module[module].get(o, 0)) for o in OUTCOMES)
                      + " |")
+    slow = ", ".join(f"{e} {t:.1f} s" for e, t in run.seconds_by_entry.most_common(8))
+    lines.append(f"\nSlowest entry points (probe time, both workers): {slow}.")
+    slow = ", ".join(f"{p} {t:.1f} s" for p, t in run.seconds_by_probe.most_common(8))
+    lines.append(f"Slowest probes: {slow}.")
     for outcome in ("harness", "crash", "silent", "unnamed", "unnamed-allowed"):
         rows = run.failures(outcome)
         if rows:

@@ -9,7 +9,9 @@ fails fast with a ``MemoryError`` instead of swapping the machine.
 import json
 import os
 import resource
+import signal
 import sys
+import time
 
 
 def main():
@@ -20,18 +22,41 @@ def main():
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     import sparsesolve
-    from tests.hostile.engine import build_probes, run_probe
+    from tests.hostile.engine import Probe, run_probe
 
-    probes = {p.pid: p for p in build_probes()}
     protocol.write(json.dumps({"ready": sparsesolve.__file__}) + "\n")
     for line in sys.stdin:
-        pid = json.loads(line)
-        try:
-            outcome, message = run_probe(probes[pid])
-        except BaseException as exc:  # noqa: BLE001 - report, keep serving
-            outcome, message = "harness", f"probe harness: {type(exc).__name__}: {exc}"
+        probe = Probe(**json.loads(line))
+        pid = probe.pid
+        if pid.startswith("selftest|"):
+            # Tests of the pool itself (tests/hostile/test_hostile.py).
+            outcome, message = _selftest(pid.split("|", 1)[1])
+        else:
+            try:
+                outcome, message = run_probe(probe)
+            except BaseException as exc:  # noqa: BLE001 - report, keep serving
+                outcome = "harness"
+                message = f"probe harness: {type(exc).__name__}: {exc}"
         protocol.write(json.dumps({"pid": pid, "outcome": outcome,
                                    "message": str(message)[:400]}) + "\n")
+
+
+def _selftest(what):
+    if what == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif what == "abort":
+        os.abort()
+    elif what == "hang":
+        time.sleep(3600)
+    elif what == "allocate":
+        import numpy as np
+
+        try:
+            np.ones(2**40)  # 8 TiB, beyond RLIMIT_AS
+        except MemoryError as exc:
+            return "ok", f"MemoryError: {exc}"
+        return "silent", "allocated 8 TiB"
+    return "ok", "selftest"
 
 
 if __name__ == "__main__":
