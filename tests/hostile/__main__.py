@@ -15,6 +15,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="watchdog per probe, seconds")
+    parser.add_argument("--json", help="write every probe's outcome here (JSON)")
     parser.add_argument("-k", dest="select", help="only probes whose id contains this")
     parser.add_argument("-v", action="store_true", help="print every non-ok probe")
     args = parser.parse_args(argv)
@@ -27,6 +28,14 @@ def main(argv=None):
     if args.report:
         with open(args.report, "w") as f:
             f.write(text)
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump([{"pid": p.pid, "entry": p.entry, "category": p.category,
+                        "name": p.name, "arg": p.arg,
+                        "outcome": run.outcome(p)[0], "message": run.outcome(p)[1]}
+                       for p in run.probes], f, indent=0)
     counts = run.counts()
     print(f"{len(run.probes)} probes, {run.seconds:.1f} s, package {run.module}")
     print("  ".join(f"{k}={v}" for k, v in sorted(counts.items())))

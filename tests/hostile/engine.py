@@ -436,7 +436,7 @@ def _same_partition(a, b):
         return False
     pairs = {}
     back = {}
-    for u, v in zip(a.tolist(), b.tolist()):
+    for u, v in zip(a.tolist(), b.tolist(), strict=True):
         if pairs.setdefault(u, v) != v or back.setdefault(v, u) != u:
             return False
     return True
@@ -457,7 +457,7 @@ def differ(got, ref, rtol, law=0, s=1.0):
     if len(got) != len(ref):
         return f"{len(got)} output arrays instead of {len(ref)}"
     laws = law if isinstance(law, tuple) else (law,) * len(ref)
-    for i, (g, r) in enumerate(zip(got, ref)):
+    for i, (g, r) in enumerate(zip(got, ref, strict=True)):
         k = laws[i] if i < len(laws) else 0
         if k is None:
             continue
@@ -821,7 +821,9 @@ def _mutated(before, after):
     if kind == "sparse":
         return (old != after).nnz > 0 if old.shape == after.shape else True
     if kind == "list":
-        return any(not np.array_equal(a, b, equal_nan=True) for a, b in zip(old, after))
+        return len(old) != len(after) or any(
+            not np.array_equal(a, b, equal_nan=True)
+            for a, b in zip(old, after, strict=True))
     return not np.array_equal(old, after, equal_nan=old.dtype.kind in "fc")
 
 
@@ -835,17 +837,17 @@ def _fn_baseline(r):
 def _run_fn(r, probe):
     kind, name = probe.category, probe.name
     names = (probe.arg,) + tuple(r.arrays.get(probe.arg, Arg()).aliases)
-    for x in r.extra:
-        if x.name == name:
-            kwargs = r.kwargs()
-            if callable(x.override):
-                x.override(kwargs)
-            else:
-                kwargs.update(x.override)
-                # A message may name the offending value (a path) instead.
-                names += tuple(v for v in x.override.values() if isinstance(v, str))
-            return _outcome(lambda: _fn_call(r, kwargs), names, x.expect,
-                            lambda out: _expect_accept(out, r, names))
+    extra = next((x for x in r.extra if x.name == name), None)
+    if extra is not None:
+        kwargs = r.kwargs()
+        if callable(extra.override):
+            extra.override(kwargs)
+        else:
+            kwargs.update(extra.override)
+            # A message may name the offending value (a path) instead.
+            names += tuple(v for v in extra.override.values() if isinstance(v, str))
+        return _outcome(lambda: _fn_call(r, kwargs), names, extra.expect,
+                        lambda out: _expect_accept(out, r, names))
     if kind == "baseline":
         kwargs = r.kwargs()
         snaps = {k: _snapshot(v) for k, v in kwargs.items()}
@@ -960,7 +962,8 @@ def _threads(compute, rtol, names):
         for got in results:
             why = differ(got, serial, rtol)
             if why:
-                raise _Checked("silent", f"a thread's result differs from serial: {why}")
+                raise _Checked("silent",
+                               f"a thread's result differs from serial: {why}")
     return _outcome(call, names, "accept")
 
 
@@ -977,7 +980,8 @@ def _convergence(call, param):
     if not found:
         return "silent", f"no ConvergenceWarning at {param}=1"
     if not any(_names(str(w.message), (param,)) for w in found):
-        return "unnamed", f"ConvergenceWarning does not name {param}: {found[0].message}"
+        return "unnamed", (f"ConvergenceWarning does not name {param}: "
+                           f"{found[0].message}")
     return "ok", "warned"
 
 
@@ -1024,19 +1028,21 @@ def _run_est(r, probe):
             kept = [a for m, o in outs.items() if m not in r.real_methods
                     for a in flatten(o)]
             if est is not None:
-                kept += [v for v in vars(est).values() if isinstance(v, np.ndarray)]
+                # Fitted attributes only: the parameters hold the input.
+                kept += [v for k, v in vars(est).items()
+                         if k.endswith("_") and isinstance(v, np.ndarray)]
             if not any(a.dtype.kind == "c" for a in kept):
                 return "silent", ("complex input accepted, model and outputs real "
                                   "(imaginary part dropped)")
         return "ok", "accepted"
 
-    for x in r.extra:
-        if x.name == name:
-            data = r.data()
-            params = {}
-            x.override(data, params)
-            return _outcome(lambda: _est_run(r, data, params), names, x.expect,
-                            lambda res: check_all(res[1], est=res[0]))
+    extra = next((x for x in r.extra if x.name == name), None)
+    if extra is not None:
+        data = r.data()
+        params = {}
+        extra.override(data, params)
+        return _outcome(lambda: _est_run(r, data, params), names, extra.expect,
+                        lambda res: check_all(res[1], est=res[0]))
     if kind == "baseline":
         data = r.data()
         snaps = {k: _snapshot(v) for k, v in data.items()}

@@ -9,6 +9,7 @@ is started for the next probe.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -45,7 +46,7 @@ class _Worker:
         env.setdefault("SCIPY_ARRAY_API", "1")
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(var, "1")
-        self.log = tempfile.NamedTemporaryFile(
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in close()
             "w+", dir=log_dir, prefix="worker-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.hostile.worker"], cwd=str(root), env=env,
@@ -87,10 +88,8 @@ class _Worker:
             self.proc.wait()
 
     def close(self):
-        try:
+        with contextlib.suppress(OSError):
             self.proc.stdin.close()
-        except OSError:
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -171,8 +170,6 @@ def run_probes(probes, n_workers=2, timeout=30.0, start_timeout=300.0,
         t.start()
     for t in threads:
         t.join()
-    try:
+    with contextlib.suppress(OSError):
         os.rmdir(log_dir)
-    except OSError:
-        pass
     return results, module.get("path")

@@ -226,7 +226,8 @@ _add(Fn("train_direction_model", _tdm,
         params={"n_vectors": "count", "epochs": "posint", "batch_size": "count",
                 "channels": "size", "learning_rate": "pos"},
         threads=False,
-        extra=(Extra("grid_shape: mismatch", "grid_shape", {"grid_shape": (2, 2, 2)}),)))
+        extra=(Extra("grid_shape: mismatch", "grid_shape",
+                     {"grid_shape": (2, 2, 2)}),)))
 
 
 def _krylov_result():
@@ -446,7 +447,8 @@ _add(Est(
 
 _add(Est(
     "LqDictionaryLearning",
-    lambda d, **p: __import__("sparsesolve.coding", fromlist=["x"]).LqDictionaryLearning(
+    lambda d, **p: __import__(
+        "sparsesolve.coding", fromlist=["x"]).LqDictionaryLearning(
         **{"n_components": 3, "alpha": 0.1, "max_iter": 3, "batch_size": 4,
            "transform_max_iter": 50, "random_state": 0, **p}),
     lambda: {"X": _rng(1).standard_normal((8, 5))},
@@ -630,7 +632,8 @@ _add(Est(
 def _fewshot_data():
     X = _blobs(6)
     y = np.array(["a", "b", "c"] * 2)
-    return {"X": X, "y": y, "Xq": _blobs(12, seed=1), "yq": np.array(["a", "b", "c"] * 4)}
+    return {"X": X, "y": y, "Xq": _blobs(12, seed=1),
+            "yq": np.array(["a", "b", "c"] * 4)}
 
 
 def _tfsc(d, **p):
