@@ -13,7 +13,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tests.hostile")
     parser.add_argument("--report", help="write the findings table (Markdown) here")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=30.0,
+    parser.add_argument("--timeout", type=float, default=60.0,
                         help="watchdog per probe, seconds")
     parser.add_argument("--json", help="write every probe's outcome here (JSON)")
     parser.add_argument("-k", dest="select", help="only probes whose id contains this")
@@ -23,7 +23,7 @@ def main(argv=None):
     from .report import SuiteRun, markdown
 
     run = SuiteRun(n_workers=args.workers, timeout=args.timeout, select=args.select)
-    command = "python -m tests.hostile --report " + (args.report or "FILE")
+    command = "python -m tests.hostile --report FILE"
     text = markdown(run, command)
     if args.report:
         with open(args.report, "w") as f:

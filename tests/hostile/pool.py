@@ -98,7 +98,7 @@ class _Worker:
         os.unlink(self.log.name)
 
 
-def run_probes(probes, n_workers=2, timeout=30.0, start_timeout=300.0,
+def run_probes(probes, n_workers=2, timeout=60.0, start_timeout=300.0,
                progress=None):
     """Run ``probes``; return ``{pid: (outcome, message)}`` and the module path.
 

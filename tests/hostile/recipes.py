@@ -632,8 +632,11 @@ _add(Est(
 def _fewshot_data():
     X = _blobs(6)
     y = np.array(["a", "b", "c"] * 2)
-    return {"X": X, "y": y, "Xq": _blobs(12, seed=1),
-            "yq": np.array(["a", "b", "c"] * 4)}
+    # Noisy queries: transductive inference over blocks of four rows
+    # (map_rows) labels some of them otherwise than over the whole batch.
+    centres = np.array([[0.0, 0.0, 0.0], [4.0, 4.0, 0.0], [0.0, 4.0, 4.0]])
+    Xq = centres[np.arange(12) % 3] + 2.0 * _rng(3).standard_normal((12, 3))
+    return {"X": X, "y": y, "Xq": Xq, "yq": np.array(["a", "b", "c"] * 4)}
 
 
 def _tfsc(d, **p):

@@ -13,7 +13,7 @@ from .pool import run_probes
 class SuiteRun:
     """Results of one run: probes, outcomes, timing, discovery."""
 
-    def __init__(self, n_workers=2, timeout=30.0, select=None):
+    def __init__(self, n_workers=2, timeout=60.0, select=None):
         start = time.monotonic()
         self.entries, self.missing = discover()
         probes = build_probes()
