@@ -894,7 +894,7 @@ def _run_fn(r, probe):
                         lambda out: _expect_accept(out, r, names))
     if kind == "type":
         kwargs = r.kwargs()
-        kwargs[probe.arg] = "bogus"
+        kwargs[probe.arg] = 3.5  # neither an estimator, a class nor a path
         return _outcome(lambda: _fn_call(r, kwargs), names, "reject")
     # An array attack.
     arg, cat = name.split(": ", 1)
@@ -998,6 +998,13 @@ def _est_run(r, data, params=None, est=None, fit=True):
                  for m, keys in r.methods.items()}
 
 
+def _fit_only(r, data, params=None):
+    """Invalid data or parameters must be refused by ``fit`` itself, as in
+    scikit-learn (an error from a later method does not count)."""
+    est = r.make(data, **(params or {}))
+    return est.fit(*[data[k] for k in r.fit], **r.fit_kwargs)
+
+
 def _est_baseline(r):
     key = ("est", r.entry)
     if key not in _CACHE:
@@ -1041,6 +1048,8 @@ def _run_est(r, probe):
         data = r.data()
         params = {}
         extra.override(data, params)
+        if extra.expect == "reject":
+            return _outcome(lambda: _fit_only(r, data, params), names, "reject")
         return _outcome(lambda: _est_run(r, data, params), names, extra.expect,
                         lambda res: check_all(res[1], est=res[0]))
     if kind == "baseline":
@@ -1096,6 +1105,9 @@ def _run_est(r, probe):
         p, label = name.split("=", 1)
         value, expect = next((v, x) for lab, v, x in HYPER[est_params(r)[p]]
                              if lab == label)
+        if expect == "reject":
+            return _outcome(lambda: _fit_only(r, r.data(), {p: value}), names,
+                            "reject")
         return _outcome(lambda: _est_run(r, r.data(), {p: value})[1], names,
                         expect, check_all)
     where, cat = name.split(": ", 1)
@@ -1108,6 +1120,8 @@ def _run_est(r, probe):
         expect = ("accept" if cat in ACCEPT or cat == "scale" or cat in spec.allow
                   else "reject")
         data[key] = _apply(data[key], spec, cat, s)
+        if expect == "reject":
+            return _outcome(lambda: _fit_only(r, data), names, "reject")
         return _outcome(lambda: _est_run(r, data), names, expect,
                         lambda res: check_all(res[1], complex_in=cat == "complex",
                                               est=res[0]))
@@ -1122,10 +1136,8 @@ def _run_est(r, probe):
         for k in keys:
             data[k] = _apply(data[k], spec, cat, s)
         if expect == "reject":
-            def call():
-                est = r.make(data)
-                return est.fit(*[data[k] for k in r.fit], **r.fit_kwargs)
-            return _outcome(call, names, "reject", single_array=True)
+            return _outcome(lambda: _fit_only(r, data), names, "reject",
+                            single_array=True)
         ref, laws = None, None
         if cat in EQUAL_TO_BASELINE or (cat == "sparse" and spec.sparse_equal):
             ref = _est_baseline(r)[1]

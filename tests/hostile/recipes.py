@@ -423,7 +423,8 @@ _add(Fn("threshold", _thr,
         params={"penalty": "choice", "lam": "nonneg", "step": "pos"},
         extra=(Extra("atom_norms: wrong length", "atom_norms",
                      {"atom_norms": np.ones(3)}),
-               Extra("atom_norms: zero", "atom_norms", {"atom_norms": np.zeros(4)}),
+               Extra("atom_norms: zero", "atom_norms", {"atom_norms": np.zeros(4)},
+                     "accept"),
                *(Extra(f"penalty {p}: NaN x", "x", {"penalty": p, "atom_norms": None,
                                                     "x": np.array([np.nan, 1.0])})
                  for p in ("l0", "l1", "l1/2", "cel0")))))
