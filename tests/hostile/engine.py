@@ -138,6 +138,9 @@ class Extra:
     override: object  # dict, or callable(kwargs/data) -> None that edits in place
     expect: str = "reject"  # or "accept"
     category: str = "special"
+    # Estimators: "fit" (fit alone must refuse it) or "all" (fit, then every
+    # method: the attacked input is a method's).
+    phase: str = "fit"
 
 
 @dataclass
@@ -1048,7 +1051,7 @@ def _run_est(r, probe):
         data = r.data()
         params = {}
         extra.override(data, params)
-        if extra.expect == "reject":
+        if extra.expect == "reject" and extra.phase == "fit":
             return _outcome(lambda: _fit_only(r, data, params), names, "reject")
         return _outcome(lambda: _est_run(r, data, params), names, extra.expect,
                         lambda res: check_all(res[1], est=res[0]))

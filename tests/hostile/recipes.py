@@ -574,7 +574,7 @@ _add(Est(
     extra=(Extra("fit X: nothing observed", "X", _observed_nothing),
            Extra("fit X: one row observed", "X", _one_row_observed, "accept"),
            Extra("predict_entries: out of range", "rows",
-                 lambda d, p: d.update(rows=np.array([0, 99, 2])))),
+                 lambda d, p: d.update(rows=np.array([0, 99, 2])), phase="all")),
 ))
 
 
