@@ -19,6 +19,13 @@ with outcome one of
   threaded...), or a missing ``ConvergenceWarning``;
 * ``unnamed``: a clean error raised by sparsesolve whose message does not
   name the attacked argument.
+
+An error raised by scikit-learn's input validation (``check_array``,
+``validate_data``, ``validate_params``) on behalf of sparsesolve is a clean
+error. For the one data argument of an estimator method its messages
+("Expected 2D array, got 1D array instead", "Found array with 0 sample(s)",
+"could not convert string to float") leave no doubt which argument is meant
+and count as naming it; elsewhere the message must name the argument.
 """
 
 from __future__ import annotations
@@ -500,15 +507,23 @@ def differ(got, ref, rtol, law=0, s=1.0):
 
 
 def _origin(exc):
+    """Who raised: "sparsesolve", "validation" (scikit-learn's input
+    validation, called by sparsesolve) or "internal"; and where."""
     frames = traceback.extract_tb(exc.__traceback__)
     if not frames:
         return "internal", "?"
     last = frames[-1]
     where = f"{os.path.basename(last.filename)}:{last.lineno}"
-    path = os.path.abspath(last.filename)
-    if path.startswith(_sparsesolve_dir() + os.sep):
+    paths = [os.path.abspath(f.filename) for f in frames]
+    own = _sparsesolve_dir() + os.sep
+    if paths[-1].startswith(own):
         return "sparsesolve", where
-    if any(path.endswith(v) for v in _VALIDATION_FILES):
+    validation = [i for i, p in enumerate(paths)
+                  if any(p.endswith(v) for v in _VALIDATION_FILES)]
+    # check_array's own conversion (np.asarray of strings, SciPy refusing a
+    # dtype) counts as validation: the error comes out of the validation
+    # call, not out of sparsesolve's algorithm.
+    if validation and not any(p.startswith(own) for p in paths[validation[-1]:]):
         return "validation", where
     return "internal", where
 
@@ -534,7 +549,7 @@ def classify_exception(exc, names, single_array=False):
         issubclass(kind, CLEAN_TYPES)
         and kind.__module__.split(".")[0] not in _INTERNAL_MODULES
         and origin != "internal"
-        and not _INTERNAL_MESSAGES.search(str(exc))
+        and not (origin == "sparsesolve" and _INTERNAL_MESSAGES.search(str(exc)))
     )
     if not clean:
         return "crash", f"{label} [raised at {where}]"
