@@ -77,6 +77,10 @@ _INTERNAL_MESSAGES = re.compile(
         r"buffer source array is read-only", r"array must not contain infs",
         r"division by zero", r"math domain error", r"takes \d+ positional",
         r"unexpected keyword", r"missing \d+ required",
+        r"cannot be interpreted as an integer", r"range\(\) arg",
+        r"doesn't define __round__", r"cannot convert float NaN to integer",
+        r"vars\(\) argument", r"object is not callable",
+        r"matrix contains invalid numeric entries",
     ])
 )
 
