@@ -64,16 +64,17 @@ _INTERNAL_MODULES = ("numpy", "scipy", "numba", "llvmlite", "pandas")
 # deliberate check, even when the last Python frame is sparsesolve's.
 _INTERNAL_MESSAGES = re.compile(
     "|".join([
-        r"operands could not be broadcast", r"could not convert",
-        r"setting an array element", r"zero-size array", r"not aligned",
-        r"matmul: Input operand", r"out of bounds", r"invalid literal for",
-        r"cannot reshape array", r"has no len", r"unhashable type",
-        r"must be real number", r"not supported between", r"only integer",
-        r"can't multiply sequence", r"[Cc]annot cast", r"ufunc",
-        r"object has no attribute", r"unsupported operand", r"not subscriptable",
-        r"object is not iterable", r"argument of type", r"dimension mismatch",
-        r"inconsistent shapes", r"Unable to allocate", r"tuple index",
-        r"list index", r"index \d+ is out", r"too many indices",
+        r"operands could not be broadcast", r"could not convert string to",
+        r"setting an array element", r"zero-size array to reduction",
+        r"shapes .* not aligned", r"matmul: ", r"is out of bounds for axis",
+        r"invalid literal for", r"cannot reshape array", r"has no len\(\)",
+        r"unhashable type", r"must be real number, not",
+        r"not supported between instances", r"only integer scalar arrays",
+        r"can't multiply sequence", r"Cannot cast (ufunc|array)", r"ufunc '",
+        r"object has no attribute", r"unsupported operand type",
+        r"object is not subscriptable", r"object is not iterable",
+        r"argument of type", r"tuple index out of range",
+        r"list index out of range", r"too many indices",
         r"buffer source array is read-only", r"array must not contain infs",
         r"division by zero", r"math domain error", r"takes \d+ positional",
         r"unexpected keyword", r"missing \d+ required",
@@ -738,6 +739,7 @@ def _est_probes(r):
         out.append(_probe(e, x.category, x.name, x.arg))
     out.append(_probe(e, "pickle", "pickle round trip", ""))
     out.append(_probe(e, "threads", "4 threads == serial", ""))
+    out.append(_probe(e, "mutation", "methods leave the fitted model unchanged", ""))
     if "random_state" in r.make(data).get_params():
         out.append(_probe(e, "determinism", "clone/refit with random_state",
                           "random_state"))
@@ -1099,6 +1101,20 @@ def _run_est(r, probe):
                 why = differ(flatten(outs2[m]), outs[m], _REPEAT_RTOL)
                 if why:
                     raise _Checked("silent", f"{m} after unpickling differs: {why}")
+        return _outcome(call, names, "accept")
+    if kind == "mutation":
+        def call():
+            est, _ = _est_run(r, r.data())
+            before = {k: copy.deepcopy(v) for k, v in vars(est).items()}
+            _est_run(r, r.data(), est=est, fit=False)
+            after = vars(est)
+            if set(after) != set(before):
+                raise _Checked("silent", "a method added or removed attributes: "
+                               f"{sorted(set(after) ^ set(before))}")
+            for k, v in before.items():
+                if isinstance(v, np.ndarray) and not np.array_equal(
+                        v, after[k], equal_nan=v.dtype.kind in "fc"):
+                    raise _Checked("silent", f"a method changed the fitted {k}")
         return _outcome(call, names, "accept")
     if kind == "threads":
         def compute():

@@ -8,6 +8,15 @@ A class probed through a method has a key ``"Class.method"``.
 
 Inputs are tiny (a few rows) so that about two thousand probes run in well
 under two minutes.
+
+Adding a public function or class: add a recipe here. ``Fn(entry, call,
+kwargs, arrays=..., params=...)`` for a function (``arrays`` names the array
+arguments, with :class:`~tests.hostile.engine.Arg` saying which attacks are
+valid input and how the output scales; ``params`` gives the kind of each
+scalar hyperparameter, see ``engine.HYPER``); ``Est(entry, make, data, fit,
+methods, ...)`` for an estimator (its hyperparameters come from
+``get_params()``). Every category is then generated for it. ``python -m
+tests.hostile -k <entry> -v`` runs only its probes.
 """
 
 from __future__ import annotations
