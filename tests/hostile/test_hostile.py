@@ -89,9 +89,10 @@ def test_allowlist_is_short_and_current(suite):
 
 
 def test_pool_survives_segfault_abort_and_hang():
-    probes = [Probe(f"selftest|{what}", f"selftest-{i}", "selftest", what, "")
-              for i, what in enumerate(["segfault", "ok", "abort", "hang",
-                                        "allocate", "ok"])]
+    # One entry point, so the probes run in this order in one worker slot.
+    probes = [Probe(f"selftest|{what}", "selftest", "selftest", what, "")
+              for what in ["ok", "segfault", "abort", "hang", "allocate"]]
+    probes.append(Probe("selftest|ok|after", "selftest", "selftest", "after", ""))
     results, _ = run_probes(probes, n_workers=1, timeout=3.0, start_timeout=120)
     outcome = {p.name: results[p.pid] for p in probes}
     assert outcome["segfault"][0] == "crash"
@@ -103,6 +104,7 @@ def test_pool_survives_segfault_abort_and_hang():
     # The memory cap turns an 8 TiB request into a MemoryError.
     assert outcome["allocate"][0] == "ok", outcome["allocate"]
     assert outcome["ok"][0] == "ok"
+    assert outcome["after"][0] == "ok"  # a fresh worker took over
 
 
 def _raise_from_numpy():

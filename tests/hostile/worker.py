@@ -30,7 +30,7 @@ def main():
         pid = probe.pid
         if pid.startswith("selftest|"):
             # Tests of the pool itself (tests/hostile/test_hostile.py).
-            outcome, message = _selftest(pid.split("|", 1)[1])
+            outcome, message = _selftest(pid.split("|")[1])
         else:
             try:
                 outcome, message = run_probe(probe)
