@@ -174,6 +174,9 @@ class Fn:
     threads: bool = True
     rtol: float = 1e-6
     record: bool = False  # a plain container: baseline and pickle only
+    # (kwargs, output) -> None, or why the output is wrong: an independent
+    # check of accepted calls (a solver's residual, for instance).
+    verify: object = None
 
 
 @dataclass
@@ -786,8 +789,9 @@ def run_probe(probe):
     from .recipes import RECIPES
 
     recipe = RECIPES[probe.entry]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _CACHE["warnings"] = caught
         try:
             if isinstance(recipe, Est):
                 return _run_est(recipe, probe)
@@ -797,7 +801,7 @@ def run_probe(probe):
 
 
 def _expect_accept(out, recipe, names, ref=None, law=0, s=1.0, compare=True,
-                   complex_in=False):
+                   complex_in=False, kwargs=None):
     arrays = flatten(out)
     if not getattr(recipe, "nan_out_ok", False) and nonfinite(arrays):
         return "silent", "NaN/inf in the output, no error"
@@ -809,6 +813,15 @@ def _expect_accept(out, recipe, names, ref=None, law=0, s=1.0, compare=True,
         why = differ(arrays, ref, recipe.rtol, law, s)
         if why:
             return "silent", f"differs from the reference call: {why}"
+    if kwargs is not None and getattr(recipe, "verify", None) is not None:
+        why = _reference(lambda: recipe.verify(kwargs, out))
+        if why:
+            from sklearn.exceptions import ConvergenceWarning
+
+            if any(issubclass(w.category, ConvergenceWarning)
+                   for w in _CACHE.get("warnings", ())):
+                return "ok", f"not converged, and a ConvergenceWarning said so ({why})"
+            return "silent", f"wrong result, no ConvergenceWarning: {why}"
     return "ok", "accepted"
 
 
@@ -874,7 +887,7 @@ def _run_fn(r, probe):
             # A message may name the offending value (a path) instead.
             names += tuple(v for v in extra.override.values() if isinstance(v, str))
         return _outcome(lambda: _fn_call(r, kwargs), names, extra.expect,
-                        lambda out: _expect_accept(out, r, names))
+                        lambda out: _expect_accept(out, r, names, kwargs=kwargs))
     if kind == "baseline":
         kwargs = r.kwargs()
         snaps = {k: _snapshot(v) for k, v in kwargs.items()}
@@ -883,7 +896,7 @@ def _run_fn(r, probe):
             for k, snap in snaps.items():
                 if snap is not None and _mutated(snap, kwargs[k]):
                     return "silent", f"input {k} mutated"
-            return _expect_accept(out, r, names)
+            return _expect_accept(out, r, names, kwargs=kwargs)
 
         return _outcome(lambda: _fn_call(r, kwargs), names, "accept", check)
     if kind == "pickle":
@@ -918,7 +931,7 @@ def _run_fn(r, probe):
         kwargs = r.kwargs()
         kwargs[p] = value
         return _outcome(lambda: _fn_call(r, kwargs), names, expect,
-                        lambda out: _expect_accept(out, r, names))
+                        lambda out: _expect_accept(out, r, names, kwargs=kwargs))
     if kind == "type":
         kwargs = r.kwargs()
         kwargs[probe.arg] = 3.5  # neither an estimator, a class nor a path
@@ -934,7 +947,7 @@ def _run_fn(r, probe):
                 kwargs[k] = s * v
         return _outcome(lambda: _fn_call(r, kwargs), names, "accept",
                         lambda out: _expect_accept(out, r, names, _fn_baseline(r),
-                                                   r.joint_scale, s))
+                                                   r.joint_scale, s, kwargs=kwargs))
     if cat == "hypothesis":
         s = float(name.rsplit(":", 1)[1])
     spec = r.arrays[arg]
@@ -955,7 +968,7 @@ def _run_fn(r, probe):
         compare = ref is not None
     return _outcome(lambda: _fn_call(r, kwargs), names, expect,
                     lambda out: _expect_accept(out, r, names, ref, law, s or 1.0,
-                                               compare, cat == "complex"))
+                                               compare, cat == "complex", kwargs))
 
 
 def _reference(compute):

@@ -78,13 +78,28 @@ def _x(result):
     return result.x
 
 
+def _residual(kwargs, x):
+    """The solution must solve the system it was given (reference check)."""
+    A, b = kwargs["A"], kwargs["b"]
+    A = A if sp.issparse(A) else np.asarray(A)
+    b = np.asarray(b, dtype=np.result_type(np.asarray(b).dtype, np.float64))
+    x = np.asarray(x)
+    with np.errstate(all="ignore"):
+        r = np.linalg.norm(b - A @ x)
+        size = np.linalg.norm(b)
+    rtol = max(float(kwargs.get("rtol", 1e-6)), 1e-10)
+    if not r <= 100 * rtol * size + float(kwargs.get("atol", 0.0)) * 100:
+        return f"|b - A x| = {r:.3g} for |b| = {size:.3g}"
+    return None
+
+
 for _name, _call in (("cg", _cg), ("ic0_pcg", _ic0_pcg)):
     _add(Fn(
         _name, _call, _spd_kwargs,
         arrays={"A": Arg(scale=-1),
                 "b": Arg(scale=1)},
         params={"rtol": "nonneg", "atol": "nonneg", "maxiter": "posint"},
-        post=_x, rtol=1e-5,
+        post=_x, rtol=1e-5, verify=_residual,
         # Scaling A and b together leaves x unchanged.
         joint_scale=0,
         max_iter={"maxiter": {"rtol": 1e-14}},
