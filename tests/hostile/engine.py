@@ -202,6 +202,7 @@ class Est:
     extra: tuple = ()
     complex_real_ok: str = ""
     real_methods: tuple = ("score",)  # real output whatever the input
+    verify: object = None  # (data, {method: output}) -> None or why it is wrong
     rtol: float = 1e-6
     fit_kwargs: dict = field(default_factory=dict)
 
@@ -813,16 +814,24 @@ def _expect_accept(out, recipe, names, ref=None, law=0, s=1.0, compare=True,
         why = differ(arrays, ref, recipe.rtol, law, s)
         if why:
             return "silent", f"differs from the reference call: {why}"
-    if kwargs is not None and getattr(recipe, "verify", None) is not None:
-        why = _reference(lambda: recipe.verify(kwargs, out))
-        if why:
-            from sklearn.exceptions import ConvergenceWarning
-
-            if any(issubclass(w.category, ConvergenceWarning)
-                   for w in _CACHE.get("warnings", ())):
-                return "ok", f"not converged, and a ConvergenceWarning said so ({why})"
-            return "silent", f"wrong result, no ConvergenceWarning: {why}"
+    if kwargs is not None:
+        return _verify(recipe, kwargs, out)
     return "ok", "accepted"
+
+
+def _verify(recipe, inputs, out):
+    """The recipe's independent check of an accepted call, if it has one."""
+    if getattr(recipe, "verify", None) is None:
+        return "ok", "accepted"
+    why = _reference(lambda: recipe.verify(inputs, out))
+    if not why:
+        return "ok", "accepted"
+    from sklearn.exceptions import ConvergenceWarning
+
+    if any(issubclass(w.category, ConvergenceWarning)
+           for w in _CACHE.get("warnings", ())):
+        return "ok", f"not converged, and a ConvergenceWarning said so ({why})"
+    return "silent", f"wrong result: {why}"
 
 
 def _outcome(call, names, expect, check=None, single_array=False):
@@ -1062,7 +1071,8 @@ def _run_est(r, probe):
     if first in r.method_args:
         names += tuple(r.method_args[first].aliases)
 
-    def check_all(outs, ref=None, laws=None, s=1.0, complex_in=False, est=None):
+    def check_all(outs, ref=None, laws=None, s=1.0, complex_in=False, est=None,
+                  data=None):
         for m, o in outs.items():
             law = (laws or {}).get(m, 0)
             res = _expect_accept(o, r, names, None if ref is None else ref[m],
@@ -1081,6 +1091,8 @@ def _run_est(r, probe):
             if not any(a.dtype.kind == "c" for a in kept):
                 return "silent", ("complex input accepted, model and outputs real "
                                   "(imaginary part dropped)")
+        if data is not None:
+            return _verify(r, data, outs)
         return "ok", "accepted"
 
     extra = next((x for x in r.extra if x.name == name), None)
@@ -1091,7 +1103,7 @@ def _run_est(r, probe):
         if extra.expect == "reject" and extra.phase == "fit":
             return _outcome(lambda: _fit_only(r, data, params), names, "reject")
         return _outcome(lambda: _est_run(r, data, params), names, extra.expect,
-                        lambda res: check_all(res[1], est=res[0]))
+                        lambda res: check_all(res[1], est=res[0], data=data))
     if kind == "baseline":
         data = r.data()
         snaps = {k: _snapshot(v) for k, v in data.items()}
@@ -1103,7 +1115,7 @@ def _run_est(r, probe):
             for k, snap in snaps.items():
                 if snap is not None and _mutated(snap, data[k]):
                     return "silent", f"input {k} mutated"
-            return check_all(outs)
+            return check_all(outs, data=data)
         return _outcome(call, names, "accept", check)
     if kind == "pickle":
         def call():
@@ -1163,8 +1175,9 @@ def _run_est(r, probe):
         if expect == "reject":
             return _outcome(lambda: _fit_only(r, r.data(), {p: value}), names,
                             "reject")
-        return _outcome(lambda: _est_run(r, r.data(), {p: value})[1], names,
-                        expect, check_all)
+        data = r.data()
+        return _outcome(lambda: _est_run(r, data, {p: value})[1], names,
+                        expect, lambda outs: check_all(outs, data=data))
     where, cat = name.split(": ", 1)
     s = float(cat.split(":")[1]) if cat.startswith("scale:") else None
     cat = cat.split(":")[0]
@@ -1179,7 +1192,7 @@ def _run_est(r, probe):
             return _outcome(lambda: _fit_only(r, data), names, "reject")
         return _outcome(lambda: _est_run(r, data), names, expect,
                         lambda res: check_all(res[1], complex_in=cat == "complex",
-                                              est=res[0]))
+                                              est=res[0], data=data))
     if where.startswith("fit "):
         spec = r.fit_arg
         if cat == "hypothesis":
@@ -1207,7 +1220,7 @@ def _run_est(r, probe):
                                       for m, o in _est_run(r, base)[1].items()})
         return _outcome(lambda: _est_run(r, data), names, "accept",
                         lambda res: check_all(res[1], ref, laws, s or 1.0,
-                                              cat == "complex", res[0]),
+                                              cat == "complex", res[0], data),
                         single_array=True)
     # A method input attack on a fitted estimator.
     method, arg = where.split(" ", 1)

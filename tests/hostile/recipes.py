@@ -288,8 +288,17 @@ def _fcls(X, endmembers, **kw):
     return fcls(X, endmembers, **kw)
 
 
+def _on_simplex(kwargs, abundances):
+    """FCLS abundances are nonnegative and sum to one, whatever the data."""
+    a = np.asarray(abundances)
+    if a.size and (a.min() < -1e-8 or np.abs(a.sum(axis=-1) - 1).max() > 1e-6):
+        return f"abundances off the simplex (min {a.min():.3g})"
+    return None
+
+
 _add(Fn("fcls", _fcls, lambda: {"X": _pixels(), "endmembers": _em(),
                                 "band_weights": np.ones(6)},
+        verify=_on_simplex,
         arrays={"X": Arg(), "endmembers": Arg(), "band_weights": Arg()},
         params={"tol": "nonneg"},
         joint_scale=0, rtol=1e-5,
@@ -353,8 +362,17 @@ def _sa(reference, estimate):
     return spectral_angles(reference, estimate)
 
 
+def _angles_in_range(kwargs, angles):
+    """Spectral angles, in degrees, lie in [0, 180]."""
+    a = np.asarray(angles)
+    if a.size and (a.min() < 0 or a.max() > 180 + 1e-9):
+        return f"angles outside [0, 180] degrees: {a.min():.3g}..{a.max():.3g}"
+    return None
+
+
 _add(Fn("spectral_angles", _sa,
         lambda: {"reference": _em(), "estimate": _em(seed=3)},
+        verify=_angles_in_range,
         arrays={"reference": Arg(scale=0), "estimate": Arg(scale=0)},
         joint_scale=0, rtol=1e-6,
         complex_real_ok="an angle is real",
@@ -1010,6 +1028,11 @@ _add(Est(
     map_methods=("transform",),
     max_iter={"max_iter": {"tol": 1e-14}},
     rtol=1e-4,
+    verify=lambda d, outs: (_residual({"A": d["A"], "b": d["b"], "rtol": 1e-6},
+                                      outs["solve"])
+                            or _residual({"A": d["A"], "b": np.asarray(d["B"]).T,
+                                          "rtol": 1e-6},
+                                         np.asarray(outs["transform"]).T)),
 ))
 
 
