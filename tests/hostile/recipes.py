@@ -34,6 +34,24 @@ from .engine import Arg, Est, Extra, Fn
 RECIPES = {}
 
 
+def _dense(a):
+    return a.toarray() if sp.issparse(a) else np.asarray(a)
+
+
+def _close(got, want, what):
+    got, want = np.asarray(got), np.asarray(want)
+    with np.errstate(all="ignore"):
+        if got.shape != want.shape:
+            return f"{what}: shape {got.shape}, expected {want.shape}"
+        if np.array_equal(got, want, equal_nan=True):
+            return None
+        err = np.linalg.norm((got - want).ravel())
+        size = np.linalg.norm(want.ravel())
+    if not err <= 1e-6 * size + 1e-300:
+        return f"{what} off by {err / size if size else err:.3g} (relative)"
+    return None
+
+
 def _add(recipe):
     assert recipe.entry not in RECIPES, recipe.entry
     RECIPES[recipe.entry] = recipe
@@ -316,7 +334,14 @@ def _vca(X, n_endmembers, **kw):
     return vca(X, n_endmembers, **kw)
 
 
+def _vca_rows(kwargs, out):
+    """VCA's endmembers are the pixels at the returned indices."""
+    endmembers, indices = out
+    return _close(endmembers, _dense(kwargs["X"])[np.asarray(indices)], "endmembers")
+
+
 _add(Fn("vca", _vca, lambda: {"X": _pixels(), "n_endmembers": 3, "random_state": 0},
+        verify=_vca_rows,
         arrays={"X": Arg(scale=(1, 0))},
         params={"n_endmembers": "size", "snr_threshold": "real"}, rtol=1e-5,
         extra=(Extra("n_endmembers > n_bands", "n_endmembers",
@@ -330,7 +355,15 @@ def _ctp(cube):
 
 
 # A reshape: values (NaN, strings) and empty cubes pass through unchanged.
+def _unrolled(kwargs, out):
+    cube = np.asarray(kwargs["cube"])
+    if cube.dtype.kind not in "fc":
+        return None
+    return _close(out, cube.reshape(-1, cube.shape[-1]), "pixels")
+
+
 _add(Fn("cube_to_pixels", _ctp, lambda: {"cube": _rng().rand(2, 3, 4)},
+        verify=_unrolled,
         arrays={"cube": Arg(scale=1, allow={"nan", "inf", "empty", "object-str"})},
         nan_out_ok=True, complex_real_ok=""))
 
@@ -485,6 +518,11 @@ _add(Est(
         "sparse": "a dense dictionary", "dataframe": "-", "list": "-"}))},
     map_methods=("transform", "inverse_transform"),
     max_iter={"max_iter": {"tol": 1e-14}},
+    # The reconstruction of given codes is codes @ dictionary.
+    verify=lambda d, outs: _close(
+        outs["inverse_transform"],
+        np.asarray(d["codes"], float) @ np.asarray(d["dictionary"]),
+        "inverse_transform"),
 ))
 
 
@@ -516,8 +554,25 @@ def _kop(factors, x):
     return KroneckerOperator(factors).matvec(x)
 
 
+def _kron(factors):
+    out = np.ones((1, 1))
+    for f in factors:
+        out = np.kron(out, _dense(f))
+    return out
+
+
+def _kron_matvec(kwargs, out):
+    return _close(out, _kron(kwargs["factors"]) @ np.asarray(kwargs["x"]), "A x")
+
+
+def _kron_rmatvec(kwargs, out):
+    return _close(out, _kron(kwargs["factors"]).conj().T @ np.asarray(kwargs["y"]),
+                  "A^H y")
+
+
 _add(Fn("KroneckerOperator.matvec", _kop,
         lambda: {"factors": _factors(), "x": _rng(1).standard_normal(12)},
+        verify=_kron_matvec,
         arrays={"factors": Arg(list_of=True, scale=1, sparse_equal=True),
                 "x": Arg(scale=1, allow={"ndim+1"})},
         extra=(Extra("x: wrong length", "x", {"x": np.ones(5)}),
@@ -534,6 +589,7 @@ def _kop_r(factors, y):
 
 _add(Fn("KroneckerOperator.rmatvec", _kop_r,
         lambda: {"factors": _factors(), "y": _rng(1).standard_normal(6)},
+        verify=_kron_rmatvec,
         arrays={"y": Arg(scale=1, allow={"ndim+1"})},
         extra=(Extra("y: wrong length", "y", {"y": np.ones(5)}),)))
 
@@ -718,7 +774,16 @@ def _knn(X, **kw):
     return knn_affinity(X, **kw)
 
 
+def _affinity_ok(kwargs, W):
+    """A symmetrized k-NN affinity is symmetric and nonnegative."""
+    W = _dense(W)
+    if W.size and (W.min() < 0 or not np.allclose(W, W.T)):
+        return "affinity not symmetric and nonnegative"
+    return None
+
+
 _add(Fn("knn_affinity", _knn, lambda: {"X": _blobs(), "n_neighbors": 3},
+        verify=_affinity_ok,
         arrays={"X": Arg()},
         params={"n_neighbors": "size"},
         extra=(Extra("n_neighbors >= n_samples", "n_neighbors", {"n_neighbors": 12}),
@@ -884,8 +949,16 @@ def _ula(n_elements, direction_cosines):
     return ula_steering(n_elements, direction_cosines)
 
 
+def _unit_modulus(kwargs, a):
+    a = np.asarray(a)
+    if a.size and not np.allclose(np.abs(a), 1.0):
+        return "steering vectors are not of unit modulus"
+    return None
+
+
 _add(Fn("ula_steering", _ula,
         lambda: {"n_elements": 4, "direction_cosines": np.array([0.0, 0.5])},
+        verify=_unit_modulus,
         arrays={"direction_cosines": Arg(allow={"empty"}, only=(
             "nan", "inf", "empty", "ndim+1", "object-str", "complex", "int",
             "float32", "list", "readonly"))},
