@@ -31,6 +31,7 @@ and count as naming it; elsewhere the message must name the argument.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import pickle
 import re
@@ -43,6 +44,9 @@ import numpy as np
 import scipy.sparse as sp
 
 OUTCOMES = ("ok", "crash", "silent", "unnamed")
+# A probe of an entry point whose optional dependency is not installed (its
+# documented ImportError is all it can do) is "unavailable": reported, not
+# counted as a failure.
 
 # Inputs that must be refused, and inputs that may be accepted (then the
 # output must be finite, and equal the reference where one is given).
@@ -174,6 +178,7 @@ class Fn:
     threads: bool = True
     rtol: float = 1e-6
     record: bool = False  # a plain container: baseline and pickle only
+    requires: tuple = ()  # optional modules the entry point needs
     # (kwargs, output) -> None, or why the output is wrong: an independent
     # check of accepted calls (a solver's residual, for instance).
     verify: object = None
@@ -203,6 +208,7 @@ class Est:
     complex_real_ok: str = ""
     real_methods: tuple = ("score",)  # real output whatever the input
     verify: object = None  # (data, {method: output}) -> None or why it is wrong
+    requires: tuple = ()
     rtol: float = 1e-6
     fit_kwargs: dict = field(default_factory=dict)
 
@@ -790,6 +796,10 @@ def run_probe(probe):
     from .recipes import RECIPES
 
     recipe = RECIPES[probe.entry]
+    needs = tuple(recipe.requires) + (("dask",) if probe.category == "map_rows" else ())
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
+    if missing:
+        return "unavailable", f"needs {', '.join(missing)} (not installed)"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _CACHE["warnings"] = caught

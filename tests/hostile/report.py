@@ -112,7 +112,7 @@ def markdown(run, command):
         "| outcome | count |",
         "|---|---|",
     ]
-    for outcome in (*OUTCOMES, "unnamed-allowed", "harness"):
+    for outcome in (*OUTCOMES, "unnamed-allowed", "harness", "unavailable"):
         lines.append(f"| {outcome} | {counts.get(outcome, 0)} |")
     if run.missing:
         lines.append(f"\n**Public entry points without a recipe:** {run.missing}")
@@ -129,7 +129,8 @@ def markdown(run, command):
     lines.append(f"\nSlowest entry points (probe time, both workers): {slow}.")
     slow = ", ".join(f"{p} {t:.1f} s" for p, t in run.seconds_by_probe.most_common(8))
     lines.append(f"Slowest probes: {slow}.")
-    for outcome in ("harness", "crash", "silent", "unnamed", "unnamed-allowed"):
+    for outcome in ("harness", "crash", "silent", "unnamed", "unnamed-allowed",
+                    "unavailable"):
         rows = run.failures(outcome)
         if rows:
             lines.append(f"\n## {outcome} ({len(rows)})")

@@ -57,6 +57,13 @@ def test_probe_count(suite):
 def test_every_probe_ran(suite):
     rows = suite.failures("harness")
     _fail_with(rows, suite, "probes failed inside the harness (a recipe bug)")
+    unavailable = sorted({p.entry for p, _ in suite.failures("unavailable")})
+    if unavailable:
+        # An optional dependency is missing: say so, the probes did not run.
+        import warnings
+
+        warnings.warn(f"not probed, optional dependency missing: {unavailable}",
+                      stacklevel=1)
 
 
 def test_no_crashes(suite):
@@ -143,3 +150,11 @@ def test_outputs_are_compared():
     assert engine.differ([np.array([1, 1, 0])], [np.array([0, 0, 1])], 0,
                          "labels") is None
     assert engine.nonfinite([np.array([1.0, np.nan])])
+
+
+def test_missing_optional_dependency_is_reported_not_run(monkeypatch):
+    from tests.hostile.recipes import RECIPES
+
+    monkeypatch.setattr(RECIPES["threshold"], "requires", ("no_such_module_here",))
+    probe = next(p for p in engine.build_probes() if p.entry == "threshold")
+    assert engine.run_probe(probe)[0] == "unavailable"
