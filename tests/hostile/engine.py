@@ -755,7 +755,8 @@ def _est_probes(r):
                           "random_state"))
     for p in r.max_iter:
         out.append(_probe(e, "max_iter", f"{p}=1 warns", p))
-    for method in r.map_methods:
+    # score is not per row: map_rows must refuse it (or the results differ).
+    for method in (*r.map_methods, *(("score",) if "score" in r.methods else ())):
         out.append(_probe(e, "map_rows", f"map_rows(.., {method!r})", method))
     return out
 
@@ -1264,10 +1265,15 @@ def _map_rows(r, method):
         data = r.data()
         keys = r.methods[method]
         X = data[keys[0]]
-        expected = flatten(getattr(est, method)(X))
+        # The in-memory call with X alone (score may need y: then map_rows
+        # must refuse too).
+        expected = _reference(lambda: flatten(getattr(est, method)(X)))
         lazy = map_rows(est, da.from_array(X, chunks=(max(1, len(X) // 3), -1)),
                         method)
         got = flatten(np.asarray(lazy.compute()))
+        if expected is None:
+            raise _Checked("silent", f"map_rows accepted {method}, which fails "
+                           "in memory on the same X")
         why = differ(got, expected, r.rtol)
         if why:
             raise _Checked("silent", f"map_rows result differs from in-memory: {why}")
