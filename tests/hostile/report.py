@@ -31,7 +31,7 @@ class SuiteRun:
         results, self.module = run_probes(probes, n_workers=n_workers,
                                           timeout=timeout, progress=progress)
         self.results = {
-            p.pid: results.get(p.pid, ("crash", "no result (the harness lost it)"))
+            p.pid: results.get(p.pid, ("harness", "no result (a worker slot failed)"))
             for p in probes
         }
         self.seconds = time.monotonic() - start
