@@ -80,6 +80,7 @@ _INTERNAL_MESSAGES = re.compile(
         r"argument of type", r"tuple index out of range",
         r"list index out of range", r"too many indices",
         r"buffer source array is read-only", r"array must not contain infs",
+        r"destination is read-only", r"output array is read-only",
         r"division by zero", r"math domain error", r"takes \d+ positional",
         r"unexpected keyword", r"missing \d+ required",
         r"cannot be interpreted as an integer", r"range\(\) arg",
