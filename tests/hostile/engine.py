@@ -987,9 +987,18 @@ def _run_fn(r, probe):
                      else base[arg].astype(float))
         ref = _reference(lambda: flatten(_fn_call(r, base)))
         compare = ref is not None
-    return _outcome(lambda: _fn_call(r, kwargs), names, expect,
-                    lambda out: _expect_accept(out, r, names, ref, law, s or 1.0,
-                                               compare, cat == "complex", kwargs))
+    snaps = {k: _snapshot(v) for k, v in kwargs.items()}
+
+    def check(out):
+        # The attacked input in its new form (Fortran, int, scaled...) must
+        # not be modified either.
+        for k, snap in snaps.items():
+            if snap is not None and _mutated(snap, kwargs[k]):
+                return "silent", f"input {k} mutated"
+        return _expect_accept(out, r, names, ref, law, s or 1.0, compare,
+                              cat == "complex", kwargs)
+
+    return _outcome(lambda: _fn_call(r, kwargs), names, expect, check)
 
 
 def _reference(compute):
