@@ -105,9 +105,38 @@ def _block_candidates(block, first, other, other_first, n_neighbors):
         # A point is never its own neighbour.
         np.fill_diagonal(squared, np.inf)
     keep = min(n_neighbors, other.shape[0])
-    nearest = np.argsort(squared, axis=1, kind="stable")[:, :keep]
+    nearest = _smallest_stable(squared, keep)
     return (np.take_along_axis(squared, nearest, axis=1),
             (nearest + other_first).astype(np.int64))
+
+
+def _smallest_stable(values, keep):
+    """``np.argsort(values, axis=1, kind="stable")[:, :keep]``, without the full sort.
+
+    The entries up to each row's ``keep``-th smallest value are found by a
+    partition; a row where exactly ``keep`` entries qualify keeps them in the
+    stable order (by value, then column). Rows with ties at the boundary are
+    sorted in full, so the result is the full stable sort's.
+    """
+    if keep == 0:
+        return np.zeros((values.shape[0], 0), dtype=np.intp)
+    if keep >= values.shape[1]:
+        return np.argsort(values, axis=1, kind="stable")[:, :keep]
+    kth = np.partition(values, keep - 1, axis=1)[:, keep - 1:keep]
+    inside = values <= kth
+    counts = np.count_nonzero(inside, axis=1)
+    nearest = np.empty((values.shape[0], keep), dtype=np.intp)
+    plain = counts == keep
+    if np.any(plain):
+        # Row-major nonzero: the columns of every row in increasing order.
+        columns = np.nonzero(inside[plain])[1].reshape(-1, keep)
+        order = np.argsort(np.take_along_axis(values[plain], columns, axis=1),
+                           axis=1, kind="stable")
+        nearest[plain] = np.take_along_axis(columns, order, axis=1)
+    if not np.all(plain):
+        nearest[~plain] = np.argsort(values[~plain], axis=1,
+                                     kind="stable")[:, :keep]
+    return nearest
 
 
 def _merge_candidates(n_neighbors, *candidates):

@@ -230,3 +230,16 @@ def test_auto_neighbours_above_the_approximate_threshold_are_refused(client):
     with pytest.raises(ValueError, match="neighbors_method='exact'"):
         LaplacianKMeans(5).fit(da.zeros((n, 4), chunks=(n // 2 + 1, 4)))
 
+
+
+def test_partial_selection_is_the_stable_sort():
+    # Integer distances tie everywhere, inf plays the point itself: the
+    # partition shortcut must pick what the full stable sort picks.
+    rng = np.random.RandomState(0)
+    for _ in range(100):
+        n, m = rng.randint(1, 30, size=2)
+        values = rng.randint(0, 5, (n, m)).astype(float)
+        values[:, rng.randint(m)] = np.inf
+        keep = int(rng.randint(0, m + 1))
+        assert_array_equal(_clustering._smallest_stable(values, keep),
+                           np.argsort(values, axis=1, kind="stable")[:, :keep])
