@@ -973,6 +973,17 @@ class SizedCpuKernel:
             return self.serial(*args)
         return self.parallel(*args)
 
+    def __reduce__(self):
+        # Pickled by reference, as a plain function is: estimators that hold
+        # a kernel (a fitted multigrid level) pickle and load in another
+        # process, which compiles or loads it from its own cache.
+        return (_module_attribute, (self.__module__, self.__qualname__))
+
+
+def _module_attribute(module, name):
+    """``module.name`` (unpickles a :class:`SizedCpuKernel`)."""
+    return getattr(importlib.import_module(module), name)
+
 
 def cpu_kernel(function=None, *, parallel=False, inline=False, serial_below=None,
                work=None):

@@ -297,6 +297,8 @@ def psd_shift(W):
     # Eigenvalues scale with W: solve for W divided by a power of two
     # (exact) so that Gershgorin sums of 1e300 weights do not overflow.
     largest = float(np.max(np.abs(W.data)))
+    if largest == 0.0:  # only explicit zeros: the zero matrix is PSD
+        return 0.0
     if not 2.0**-500 < largest < 2.0**500:
         scale = power_of_two_scale(largest)
         return psd_shift(W / scale) * scale

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from numbers import Integral, Real
 
 import numpy as np
@@ -189,7 +190,8 @@ def make_ura_doa(
                     and _separated(v[:, None], min_separation * cell[1])):
                 break
         else:  # pragma: no cover - only for absurd separations
-            raise ValueError("min_separation too large for the grid.")
+            raise ValueError(f"n_sources={n_sources} sources at least min_separation="
+                             f"{min_separation} apart do not fit on the grid.")
         directions = np.array([(a, b) for a in u for b in v])
     else:
         for _ in range(10000):
@@ -197,7 +199,8 @@ def make_ura_doa(
             if _separated(directions / cell, min_separation):
                 break
         else:  # pragma: no cover
-            raise ValueError("min_separation too large for the grid.")
+            raise ValueError(f"n_sources={n_sources} sources at least min_separation="
+                             f"{min_separation} apart do not fit on the grid.")
     steering = np.stack(
         [np.kron(ula_steering(m1, [a])[:, 0], ula_steering(m2, [b])[:, 0])
          for a, b in directions], axis=1)
@@ -215,7 +218,8 @@ def make_ura_doa(
         "signals": signals,
         "noise_variance": noise_variance,
         "cell": cell,
-        "steering": [lambda t, m=m1: ula_steering(m, t),
-                     lambda t, m=m2: ula_steering(m, t)],
+        # Partials of a module function (not lambdas): the Bunch pickles.
+        "steering": [functools.partial(ula_steering, m1),
+                     functools.partial(ula_steering, m2)],
     }
     return Y, dictionaries, info

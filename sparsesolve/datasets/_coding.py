@@ -144,7 +144,7 @@ def make_image_patches(
         image = _grey(image)
         if image.shape[0] < height or image.shape[1] < width:
             raise ValueError(
-                f"An image of shape {image.shape} is smaller than patch_size "
+                f"images: an image of shape {image.shape} is smaller than patch_size "
                 f"{patch_size}."
             )
         image = _whiten(image) if whiten else (image - image.mean()) / max(

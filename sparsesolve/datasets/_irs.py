@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from numbers import Integral, Real
 
@@ -217,11 +218,8 @@ def make_irs_channel(
         scale_ms * scale_bs * np.outer(irs_gains, bs_gains)[:, None, :])
     channel_factors = [F_irs, np.conj(A_ms), A_bs]
 
-    def channels_of(code):
-        # C_t[b, m] = sum_{k, j, l} F_irs[t, k] conj(A_ms)[m, j] A_bs[b, l] x[k, j, l]
-        tensor = np.reshape(np.asarray(code), (G, G, G))
-        return np.einsum("tk,mj,bl,kjl->tbm", *channel_factors, tensor,
-                         optimize=True)
+    # A partial of a module function (not a closure): the Bunch pickles.
+    channels_of = functools.partial(_channels_of, channel_factors, G)
 
     return Y, [F_irs, F_ms, A_bs], X.reshape(1, -1), Bunch(
         noise_variance=noise_variance,
@@ -230,3 +228,12 @@ def make_irs_channel(
         pilots=pilots,
         irs_patterns=patterns,
     )
+
+
+def _channels_of(channel_factors, G, code):
+    """Channels of a code.
+
+    ``C_t[b, m] = sum_{k, j, l} F_irs[t, k] conj(A_ms)[m, j] A_bs[b, l] x[k, j, l]``.
+    """
+    tensor = np.reshape(np.asarray(code), (G, G, G))
+    return np.einsum("tk,mj,bl,kjl->tbm", *channel_factors, tensor, optimize=True)

@@ -139,7 +139,8 @@ def map_rows(estimator, X, method="transform"):
     function = getattr(estimator, method, None)
     if not callable(function):
         raise AttributeError(
-            f"{type(estimator).__name__} has no method {method!r} to map over rows."
+            f"estimator ({type(estimator).__name__}) has no method {method!r} to "
+            "map over rows."
         )
     allowed = row_independent_methods(estimator)
     if method not in allowed:
@@ -152,6 +153,9 @@ def map_rows(estimator, X, method="transform"):
             f"{sorted(allowed) or 'none'}. Compute X into memory and call "
             f"{method} on it directly."
         )
+    if X.shape[0] == 0:
+        raise ValueError(f"X is empty (shape {X.shape}): map_rows needs at least "
+                         "one row.")
     X = X.rechunk({1: -1})
     # One real row tells the output width and dtype without computing X.
     sample = function(X[:1].compute())

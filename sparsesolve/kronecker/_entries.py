@@ -196,6 +196,11 @@ def addition_gains(factors, columns, gamma, noise_variance, Y, xp):
 
 
 def _gains(s, Q, n_samples):
-    best = np.maximum(Q / n_samples - s, 0.0) / s ** 2
+    # An atom the others already explain (or a zero atom) has s = 0 up to
+    # round-off: it can explain nothing new, its gain is 0 (not 0 / 0).
+    excess = np.maximum(Q / n_samples - s, 0.0)
+    squared = s ** 2
+    best = np.divide(excess, squared, out=np.zeros_like(excess),
+                     where=squared > 0)
     gain = -(n_samples * np.log1p(best * s) - best * Q / (1.0 + best * s))
     return np.maximum(gain, 0.0), best

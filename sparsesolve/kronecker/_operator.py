@@ -126,23 +126,23 @@ class KroneckerOperator:
         """List of ``(m_i, n_i)`` per mode."""
         return [tuple(f.shape) for f in self.factors]
 
-    def _apply(self, factors, x, expected):
+    def _apply(self, factors, x, expected, name="x"):
         xp = self._xp
         x = xp.asarray(x)
         if x.ndim not in (1, 2) or x.shape[0] != expected:
             raise ValueError(
-                f"x must have shape ({expected},) or ({expected}, k); got "
+                f"{name} must have shape ({expected},) or ({expected}, k); got "
                 f"{tuple(x.shape)}."
             )
         if not xp.isdtype(x.dtype, ("real floating", "complex floating",
                                     "integral", "bool")):
-            raise TypeError(f"x must hold real or complex numbers; got dtype "
+            raise TypeError(f"{name} must hold real or complex numbers; got dtype "
                             f"{x.dtype}.")
         # A linear map of a NaN is NaN everywhere: refuse it here rather than
         # return a silently useless product.
         from .._validation import check_finite
 
-        check_finite(x, "x", xp)
+        check_finite(x, name, xp)
         vector = x.ndim == 1
         # Columns of x are independent right-hand sides; mode products work
         # on rows, so transpose in and out.
@@ -157,7 +157,7 @@ class KroneckerOperator:
 
     def rmatvec(self, y):
         """Return the adjoint product ``(A_1 ⊗ ⋯ ⊗ A_I)^H @ y``."""
-        return self._apply(self.adjoint().factors, y, self.shape[0])
+        return self._apply(self.adjoint().factors, y, self.shape[0], name="y")
 
     matmat = matvec
 

@@ -290,6 +290,10 @@ class DeepConjugateDirection(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         host = sparse_to_host(operator)
         if host.nnz and not np.all(np.isfinite(host.data)):
             raise ValueError("A contains NaN or infinity.")
+        if host.nnz == 0 or not np.any(host.data):
+            raise ValueError(
+                "A is all zero: a Poisson operator has a nonzero diagonal (the "
+                "solve A x = b is undefined).")
         asymmetry = abs(host - host.T).max() if host.nnz else 0.0
         if asymmetry > 1e-10 * max(abs(host).max(), 1e-300):
             raise ValueError(

@@ -906,6 +906,9 @@ def _check_factor_matrix(A):
             f"A must be a sparse matrix or a dense array; got {type(A).__name__}."
         )
     _check_shape_square(A, "A")
+    if A.shape[0] == 0:
+        raise ValueError("A is empty (shape (0, 0)): IC(0) factors a matrix with "
+                         "at least one row.")
     _check_numeric_dtype(A.dtype, "A")
     dtype = np.complex128 if _is_complex_dtype(A.dtype) else np.float64
     A = sp.csr_matrix(_host_matrix(A), dtype=dtype)
@@ -918,6 +921,15 @@ def _check_factor_matrix(A):
             f"A must have a nonnegative diagonal (IC(0) factors a positive "
             f"semi-definite matrix); A[{negative[0]}, {negative[0]}] = "
             f"{A.diagonal()[negative[0]]} < 0 ({negative.size} negative entries).")
+    row_sums = np.asarray(abs(A).sum(axis=1)).ravel()
+    empty_pivot = np.flatnonzero((A.diagonal() == 0) & (row_sums > 0))
+    if empty_pivot.size:
+        # A zero row (a solid cell) is allowed and left out; a zero diagonal
+        # with coupled neighbours makes A indefinite (x^T A x < 0 for some x).
+        raise ValueError(
+            f"A has a zero diagonal entry in a nonzero row (A[{empty_pivot[0]}, "
+            f"{empty_pivot[0]}] = 0): IC(0) needs a positive definite matrix "
+            "apart from empty rows.")
     if dtype is np.complex128 and A.nnz:
         # A Hermitian matrix has a real diagonal; the factor's pivots need it.
         tolerance = np.sqrt(np.finfo(np.float64).eps) * abs(A).max()

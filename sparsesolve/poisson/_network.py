@@ -375,7 +375,7 @@ class DirectionNetwork:
         xp = get_namespace(residual)
         if residual.ndim != 3 or min(residual.shape) < 1:
             raise ValueError(
-                f"the network takes a non-empty 3D grid; got an array of shape "
+                f"residual must be a non-empty 3D grid; got an array of shape "
                 f"{tuple(residual.shape)}."
             )
         check_real(residual, "residual", xp,

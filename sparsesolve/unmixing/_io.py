@@ -67,6 +67,15 @@ def read_envi(header, *, image=None, scale=None):
             "read_envi needs the 'spectral' package (Spectral Python): "
             "pip install spectral."
         ) from error
+    # Spectral Python also searches SPECTRAL_DATA for relative names; a path
+    # that exists neither as given nor there is reported with its argument.
+    for name, path in (("header", header), ("image", image)):
+        if path is not None and not os.path.exists(str(path)) and not any(
+                os.path.exists(os.path.join(folder, str(path)))
+                for folder in os.environ.get("SPECTRAL_DATA", "").split(os.pathsep)
+                if folder):
+            raise FileNotFoundError(f"read_envi: {name} file {str(path)!r} does "
+                                    "not exist.")
     opened = envi.open(str(header), None if image is None else str(image))
     # Raw values (Spectral Python would apply the scale factor itself, in
     # float32); float32 files stay float32, everything else becomes float64.

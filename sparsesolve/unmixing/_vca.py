@@ -29,6 +29,9 @@ def _check_vca_input(X, n_endmembers, xp):
         )
     check_real(X, "X", xp, reason="VCA finds the vertices of a real simplex;")
     n_pixels, n_bands = X.shape
+    if n_pixels == 0 or n_bands == 0:
+        raise ValueError(f"X is empty (shape {tuple(X.shape)}); VCA needs pixels "
+                         "and bands.")
     if n_endmembers > min(n_pixels, n_bands):
         raise ValueError(
             f"n_endmembers={n_endmembers} exceeds min(n_pixels, n_bands)="

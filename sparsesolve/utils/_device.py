@@ -70,6 +70,9 @@ def to_cpu(estimator):
     >>> type(model.cluster_centers_).__name__
     'ndarray'
     """
+    if not hasattr(estimator, "__dict__"):
+        raise TypeError("to_cpu: estimator must be an estimator (an object with "
+                        f"attributes); got {type(estimator).__name__}.")
     moved = copy.copy(estimator)
     seen = {id(estimator): moved}
     for name, item in vars(estimator).items():

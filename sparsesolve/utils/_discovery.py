@@ -75,6 +75,15 @@ def estimator_checks_for(estimator_class):
     expected_failed : dict
         ``{check name: reason}`` for this class.
     """
+    from sklearn.base import BaseEstimator
+
+    if not (isinstance(estimator_class, type)
+            and issubclass(estimator_class, BaseEstimator)):
+        raise TypeError(
+            "estimator_class must be an estimator class (from all_estimators()), "
+            f"not {type(estimator_class).__name__!r}"
+            + (" (pass type(estimator) for an instance)"
+               if isinstance(estimator_class, BaseEstimator) else "") + ".")
     family = ".".join(estimator_class.__module__.split(".")[:2])
     try:
         checks = importlib.import_module(f"{family}._estimator_checks")
