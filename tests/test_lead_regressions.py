@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 
 
 def test_psd_shift_of_explicit_zeros_is_zero():
@@ -59,7 +60,7 @@ def test_kronecker_sbl_with_a_zero_atom_stays_finite():
     A2[:, 3] = 0.0
     Y = rng.standard_normal((2, 9))
     model = KroneckerSBL([A1, A2], max_iter=30)
-    with pytest.warns(Warning):
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
         model.fit(Y)
     assert np.isfinite(model.score(Y))
     assert np.isfinite(model.noise_variance_)
