@@ -866,6 +866,33 @@ def _copy_function(function, namespace, qualname):
 _COMPILED: dict = {}
 
 
+def reassociable(function):
+    """Mark a plain body whose floating-point sums may be evaluated in any order.
+
+    numba compiles without ``fastmath``, so a running sum such as a dot
+    product is one chain of dependent additions that the CPU executes one at
+    a time; allowing reassociation (and fused multiply-adds) lets LLVM keep
+    several partial sums in SIMD registers, as BLAS does. Only the CPU copy
+    changes (a GPU thread runs one scalar chain either way), and only in the
+    last bits of the result. Use it on small helpers (dot products), not on
+    whole kernels whose order of operations matters.
+
+    Examples
+    --------
+    >>> from sparsesolve._backend import reassociable
+    >>> @reassociable
+    ... def dot(x, y, n):
+    ...     total = x[0] * y[0]
+    ...     for i in range(1, n):
+    ...         total += x[i] * y[i]
+    ...     return total
+    >>> dot([1.0, 2.0], [3.0, 4.0], 2)
+    11.0
+    """
+    function.reassociate = True
+    return function
+
+
 def compile_body(function, target, *, inline=False, bindings=None):
     """Compile the plain Python ``function`` for ``target`` ("cpu" or "cuda").
 
@@ -914,6 +941,10 @@ def compile_body(function, target, *, inline=False, bindings=None):
                    "error_model": "numpy"}
         if inline:
             options["inline"] = "always"
+        if getattr(function, "reassociate", False):
+            # See reassociable: LLVM may reorder this body's sums (and so
+            # vectorise them); NaN and infinity keep their IEEE meaning.
+            options["fastmath"] = {"reassoc", "contract"}
         compiled = njit(**options)(_copy_function(function, namespace, qualname))
     elif target == "cuda":
         namespace["cuda"] = _numba_cuda()

@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.utils.extmath import randomized_svd
 
 from .._backend import kernel, to_namespace
-from . import _kernels  # noqa: F401 - registers the row kernels
+from . import _implicit_kernels, _kernels  # noqa: F401 - register the row kernels
 
 __all__ = [
     "alternating_minimization",
@@ -474,37 +474,20 @@ def fold_in_rows(xp, observed, right, alpha, value_scale, col_bias=None,
     return left, row_bias
 
 
-def _augmented_rows(csr_host, n_virtual, confidence, dtype):
-    """CSR of one side for confidence-weighted ALS, with ``n_virtual`` extra
-    entries per row pointing at rows ``n_cols .. n_cols + n_virtual - 1`` of
-    the augmented other factor (see :func:`implicit_alternating_minimization`).
+def _implicit_sides(csr_host, confidence, dtype):
+    """CSR arrays of one side for confidence-weighted ALS.
 
-    Real entries carry weight ``c - 1 = confidence * r`` and value
-    ``c / (c - 1)`` (0 where ``r = 0``, whose weight is 0 anyway), so that the
-    kernels' ``sum_j w_j y_j y_j^T`` and ``sum_j w_j v_j y_j`` are
-    ``Y^T (C_i - I) Y`` and ``Y^T C_i p_i``; virtual entries carry weight 1
-    and value 0.
+    Returns ``(indptr, indices, values, weights)`` with ``weights = c - 1 =
+    confidence * r`` and ``values = c p`` (``1 + confidence * r`` where ``r >
+    0``, else 0) of every stored entry, as the implicit row kernels take them.
     """
-    n_rows, n_cols = csr_host.shape
-    counts = np.diff(csr_host.indptr)
-    indptr = csr_host.indptr.astype(np.int64) + n_virtual * np.arange(n_rows + 1)
-    total = int(indptr[-1])
-    row_of_entry = np.repeat(np.arange(n_rows), counts)
-    real = np.arange(csr_host.nnz) + n_virtual * row_of_entry
-    indices = np.empty(total, dtype=np.int64)
-    weights = np.ones(total, dtype=dtype)
-    values = np.zeros(total, dtype=dtype)
-    indices[real] = csr_host.indices
     raw = csr_host.data.astype(np.float64)
-    weights[real] = confidence * raw
-    values[real] = np.where(raw > 0, (1.0 + confidence * raw)
-                            / np.where(raw > 0, confidence * raw, 1.0), 0.0)
-    virtual = np.ones(total, dtype=bool)
-    virtual[real] = False
-    indices[virtual] = n_cols + np.tile(np.arange(n_virtual), n_rows)
-    index_dtype = np.int32 if total < 2**31 - 1 else np.int64
-    return (indptr.astype(index_dtype), indices.astype(index_dtype), values,
-            weights)
+    weights = confidence * raw
+    values = np.where(raw > 0, 1.0 + weights, 0.0)
+    index_dtype = np.int32 if max(csr_host.nnz, csr_host.shape[1]) < 2**31 - 1 \
+        else np.int64
+    return (csr_host.indptr.astype(index_dtype), csr_host.indices.astype(index_dtype),
+            values.astype(dtype), weights.astype(dtype))
 
 
 def implicit_alternating_minimization(xp, csr_host, left, right, *, solver, reg,
@@ -517,12 +500,10 @@ def implicit_alternating_minimization(xp, csr_host, left, right, *, solver, reg,
     confidence * r_ij``. A row's normal equations are
     ``(Y^T Y + Y_i^T (C_i - I) Y_i + reg I) x = Y_i^T C_i p_i``: ``Y^T Y`` is
     shared by every row and the rest only involves the observed entries
-    (the "Gram trick" of the paper). Here ``Y^T Y = L L^T`` is written as a
-    sum of ``k`` outer products of the columns of its Cholesky factor, which
-    enter every row as ``k`` extra entries of unit weight and zero value
-    against ``k`` extra rows of the other factor. The unchanged row kernels
-    (exact or CG) then solve the implicit problem, at ``O(nnz k^2 + n k^3)``
-    per sweep for the exact solver and ``O((nnz + n k) k)`` per CG step.
+    (the "Gram trick" of the paper). ``Y^T Y + reg I`` is formed once per
+    half-sweep (one BLAS product) and handed to the implicit row kernels of
+    :mod:`._implicit_kernels`, which apply it densely: ``O(nnz k^2 + n k^3)``
+    per sweep for the exact solver and ``O(nnz k + n k^2)`` per CG step.
 
     ``csr_host`` holds the raw interaction strengths ``r_ij >= 0``; returns
     ``(left, right, history, converged)``, ``history`` holding the mean
@@ -534,44 +515,38 @@ def implicit_alternating_minimization(xp, csr_host, left, right, *, solver, reg,
     sides = []
     for host in (csr_host, csr_host.T.tocsr()):
         host.sort_indices()
-        arrays = _augmented_rows(host, rank, confidence, dtype)
         sides.append(tuple(to_namespace(np.ascontiguousarray(a), xp, like=like)
-                           for a in arrays))
-    reg_rows = to_namespace(np.full(n_rows, reg, dtype=dtype), xp, like=like)
-    reg_cols = to_namespace(np.full(n_cols, reg, dtype=dtype), xp, like=like)
-    coo = csr_host.tocoo()
-    rows = to_namespace(coo.row.astype(np.int64), xp, like=like)
-    cols = to_namespace(coo.col.astype(np.int64), xp, like=like)
-    raw = to_namespace(coo.data.astype(dtype), xp, like=like)
-    observed_confidence = 1.0 + confidence * raw
-    positive = xp.astype(raw > 0, dtype)
+                           for a in _implicit_sides(host, confidence, dtype)))
     cg_tol = 1e-10 if dtype == np.float64 else 1e-5
-    eye = xp.eye(rank, dtype=dtype, device=_device(left))
+    ridge = reg * xp.eye(rank, dtype=dtype, device=_device(left))
+    loss_rows = xp.empty(n_rows, dtype=xp.float64, device=_device(left))
 
-    def augmented(other):
-        gram = other.T @ other
-        # A relative jitter keeps the factor finite when ``other`` is rank
-        # deficient (a rank larger than the data support).
-        jitter = 1e-12 * float(xp.max(xp.abs(xp.linalg.diagonal(gram)))) + 1e-300
-        factor = xp.linalg.cholesky(gram + jitter * eye)
-        return xp.concat([other, factor.T], axis=0)
+    def solve(side, gram, x, other):
+        indptr, indices, values, weights = side
+        if solver == "exact":
+            kernel("completion_implicit_exact", xp)(
+                x.shape[0], indptr, indices, values, weights, other, gram, x)
+        else:
+            kernel("completion_implicit_cg", xp)(
+                x.shape[0], indptr, indices, values, weights, other, gram, x,
+                int(cg_steps), float(cg_tol))
 
     history = []
     converged = False
+    gram_right = right.T @ right
     for _ in range(max_iter):
-        for (indptr, indices, values, weights), reg_side, x, other in (
-                (sides[0], reg_rows, left, right), (sides[1], reg_cols, right, left)):
-            _row_pass(xp, solver, indptr, indices, values, weights,
-                      augmented(other), reg_side, x, cg_steps, cg_tol, None, None,
-                      0)
+        solve(sides[0], gram_right + ridge, left, right)
+        gram_left = left.T @ left
+        solve(sides[1], gram_left + ridge, right, left)
+        gram_right = right.T @ right
         # sum over all entries of c (p - x)^2 = sum_all x^2
         #   + sum_observed [c (p - x)^2 - x^2], and sum_all x^2 =
-        #   trace(U^T U V^T V).
-        predicted = predict_entries(xp, rows, cols, left, right)
-        everywhere = float(xp.sum((left.T @ left) * (right.T @ right)))
-        correction = float(xp.sum(observed_confidence * (positive - predicted) ** 2
-                                  - predicted**2))
-        current = (everywhere + correction) / (n_rows * n_cols)
+        #   trace(U^T U V^T V), from the Gram matrices of the solves.
+        kernel("completion_implicit_loss", xp)(n_rows, *sides[0], left, right,
+                                               loss_rows)
+        everywhere = float(xp.sum(xp.astype(gram_left, xp.float64)
+                                  * xp.astype(gram_right, xp.float64)))
+        current = (everywhere + float(xp.sum(loss_rows))) / (n_rows * n_cols)
         progress.update(loss=current)
         if sweeps_converged(history, current, tol):
             converged = True
