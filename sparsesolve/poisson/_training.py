@@ -337,7 +337,8 @@ def train_direction_model(A, grid_shape, *, n_vectors=1000, epochs=15,
     history : dict
         ``train_loss`` and ``validation_loss`` per epoch, ``seconds``.
     """
-    torch = _require_torch()
+    # Arguments first: a wrong call fails the same way with or without
+    # PyTorch installed.
     A = _check_training_matrix(A)
     if not all(isinstance(n, Integral) and not isinstance(n, bool) and n >= 2
                for n in grid_shape):
@@ -361,6 +362,7 @@ def train_direction_model(A, grid_shape, *, n_vectors=1000, epochs=15,
             f"A has shape {A.shape}; expected {(int(np.prod(grid_shape)),) * 2} "
             f"for grid_shape {grid_shape}."
         )
+    torch = _require_torch()
     rng = check_random_state(random_state)
     torch.manual_seed(int(rng.randint(2**31 - 1)))
     start = time.perf_counter()
