@@ -78,3 +78,12 @@ def test_argument_errors_name_the_argument(tmp_path):
         to_cpu(1.0)
     with pytest.raises(ValueError, match="X is empty"):
         vca(np.zeros((0, 5)), 3)
+
+
+def test_ula_steering_is_periodic_past_the_ends():
+    # KroneckerSBL's off-grid refinement evaluates the steering just past
+    # u = +-1 (finite differences at the grid's ends) and wraps back.
+    from sparsesolve.datasets import ula_steering
+
+    np.testing.assert_allclose(ula_steering(6, [1.0 + 1e-7, 2.5]),
+                               ula_steering(6, [-1.0 + 1e-7, 0.5]), atol=1e-12)

@@ -24,7 +24,11 @@ def ula_steering(n_elements, direction_cosines):
 
     ``a(u)[k] = exp(j pi k u)`` for element ``k = 0, ..., n_elements - 1``
     and direction cosine ``u`` in ``[-1, 1)``: unit-modulus entries, so
-    ``||a(u)||^2 = n_elements``. A uniform rectangular array of
+    ``||a(u)||^2 = n_elements``. The steering is periodic in ``u`` with
+    period 2 (a half-wavelength array aliases ``u`` and ``u + 2``), so any
+    finite ``u`` is accepted: the off-grid refinement of
+    :class:`~sparsesolve.kronecker.KroneckerSBL` steps just past the ends of
+    the grid and wraps its estimates back. A uniform rectangular array of
     ``m_1 x m_2`` elements has steering ``kron(a_1(u), a_2(v))``.
 
     Parameters
@@ -54,9 +58,6 @@ def ula_steering(n_elements, direction_cosines):
     check_real(u, "direction_cosines", np, reason="they are direction cosines;")
     u = u.astype(np.float64)
     check_finite(u, "direction_cosines", np)
-    if u.size and np.abs(u).max() > 1.0:
-        raise ValueError(f"direction_cosines must lie in [-1, 1]; got values up to "
-                         f"{np.abs(u).max():g} in magnitude.")
     check_allocation(16.0 * n_elements * u.size, "n_elements",
                      what=f"{u.size} steering vectors of {n_elements} elements")
     if u.ndim != 1:
