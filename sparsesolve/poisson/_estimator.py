@@ -18,7 +18,13 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from .._backend import get_namespace, is_device_sparse, sparse_to_host, to_namespace
+from .._backend import (
+    get_namespace,
+    is_device_sparse,
+    kernel_threads,
+    sparse_to_host,
+    to_namespace,
+)
 from .._docs import API_PAGE
 from .._progress import Progress
 from .._sklearn_compat import Interval, StrOptions, fit_context
@@ -304,7 +310,10 @@ class DeepConjugateDirection(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         self.network_ = self._load_network()
         self.operator_ = operator
         if self.method == "multilevel":
-            self._fit_multilevel(host)
+            # Power iterations and smoothing kernels alternate with vector
+            # products, as in the solve.
+            with kernel_threads(None, get_namespace(host.data)):
+                self._fit_multilevel(host)
         else:
             self._fit_network_levels(host)
         # The null space of A depends on A alone: found once here, on the
@@ -442,6 +451,14 @@ class DeepConjugateDirection(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         return result
 
     def _solve_scaled(self, b, x0, callback):
+        # One BLAS thread around the numba kernels of the cycle (see
+        # kernel_threads): the vector products in between are memory-bound,
+        # and BLAS threads fighting numba's spinning workers made a 32^3
+        # solve on 2 threads 3-6x slower than on one.
+        with kernel_threads(None, get_namespace(b)):
+            return self._solve_scaled_here(b, x0, callback)
+
+    def _solve_scaled_here(self, b, x0, callback):
         xp = get_namespace(b)
         b_range, norm_b = prepare_rhs(self.operator_, b, xp, self.tol,
                                       components=self._components)
